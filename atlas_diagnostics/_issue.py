@@ -1,0 +1,122 @@
+"""Issues: what a check found, and the findings rules return."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._codec import encode
+
+__all__ = ["CATEGORIES", "SEVERITIES", "SEVERITY_WEIGHT", "Finding", "Issue"]
+
+SEVERITIES = ("critical", "warning", "info")
+SEVERITY_WEIGHT = {"critical": 20, "warning": 7, "info": 2}
+CATEGORIES = ("loss", "throughput", "memory", "profiler", "logs", "system", "architecture", "sustainability")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What one rule found in one evaluation. The engine turns findings into :class:`Issue` objects.
+
+    ``key`` tells apart several issues of one check (a layer, a rank, a GPU); it defaults to the layer.
+    ``severity`` overrides the rule's default (a rule with two levels, such as ``wasted_carbon``).
+    """
+
+    title: str
+    description: str
+    suggestion: str
+    metric_key: str | None = None
+    metric_value: float | int | str | None = None
+    thresholds: Mapping[str, float | int] = field(default_factory=dict)
+    layer: str | None = None
+    step: int | None = None
+    key: str | None = None
+    severity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem in a run. An issue that persists across epochs is one issue with a first and last epoch."""
+
+    check: str
+    severity: str
+    category: str
+    title: str
+    description: str
+    suggestion: str
+    epoch: int | None = None  # the epoch it was last judged on
+    step: int | None = None
+    layer: str | None = None
+    metric_key: str | None = None
+    metric_value: float | int | str | None = None
+    thresholds: Mapping[str, float | int] = field(default_factory=dict)
+    first_seen_epoch: int | None = None
+    last_seen_epoch: int | None = None
+    active: bool = True
+    key: str | None = None  # identity within the check (layer, rank, GPU); not part of the JSON
+
+    @property
+    def ident(self) -> tuple[str, str | None]:
+        return (self.check, self.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields of ``atlas issues --json`` (the caller adds ``run``). Absent values are ``None``."""
+        return {
+            "check": self.check,
+            "severity": self.severity,
+            "category": self.category,
+            "title": self.title,
+            "description": self.description,
+            "epoch": self.epoch,
+            "step": self.step,
+            "layer": self.layer,
+            "metric_key": self.metric_key,
+            "metric_value": encode(self.metric_value),
+            "thresholds": encode(dict(self.thresholds)),
+            "suggestion": self.suggestion,
+            "first_seen_epoch": self.first_seen_epoch,
+            "last_seen_epoch": self.last_seen_epoch,
+            "active": self.active,
+        }
+
+    def fix_prompt(self, context: str | None = None) -> str:
+        """A ready-to-paste request asking an LLM for a fix, with this run's numbers in it."""
+        where = []
+        if self.layer:
+            where.append(f"layer `{self.layer}`")
+        if self.first_seen_epoch is not None:
+            span = (f"epoch {self.first_seen_epoch}" if self.first_seen_epoch == self.last_seen_epoch
+                    else f"epochs {self.first_seen_epoch}-{self.last_seen_epoch}")
+            where.append(span)
+        if self.step is not None:
+            where.append(f"step {self.step}")
+        lines = [
+            "I am training a PyTorch model and an automatic diagnostic flagged a problem.",
+            "",
+            f"Check: {self.check} ({self.severity}, {self.category})" + (f" at {', '.join(where)}" if where else ""),
+            f"Finding: {self.title}. {self.description}",
+        ]
+        if self.metric_key is not None:
+            lines.append(f"Metric: {self.metric_key} = {_fmt(self.metric_value)}")
+        if self.thresholds:
+            judged = ", ".join(f"{k}={_fmt(v)}" for k, v in self.thresholds.items())
+            lines.append(f"Judged against: {judged}")
+        lines.append(f"Current suggestion: {self.suggestion}")
+        if context:
+            lines += ["", "Context:", context]
+        lines += [
+            "",
+            "Explain the most likely cause given these numbers, and give the smallest code change to my training",
+            "loop or model that fixes it, as a short PyTorch snippet. Say how I can confirm the fix worked.",
+        ]
+        return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        return f"{value:.6g}"
+    return str(value)

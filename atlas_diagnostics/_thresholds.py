@@ -1,0 +1,182 @@
+"""Every threshold the checks judge by, in one frozen dataclass.
+
+Defaults come from the diagnostics guide (docs ``diagnostics-guide.md`` sections 5-7 and 11.11) and the system
+reference's check tables (section 5.5). Checks the guide only sketches take their defaults from published rule sets,
+cited next to the field:
+
+- SageMaker Debugger built-in rules, https://docs.aws.amazon.com/sagemaker/latest/dg/debugger-built-in-rules.html
+  (DeadRelu ``threshold_layer`` 50 %, SaturatedActivation ``threshold_layer`` 50 %, VanishingGradient ``threshold``
+  1e-7, WeightUpdateRatio ``small_threshold`` 1e-8 / ``large_threshold`` 10, StalledTrainingRule ``threshold``
+  1800 s, ExplodingTensor: any NaN/inf).
+- AUTOTRAINER (Zhang et al., ICSE 2021) for oscillating loss as the symptom of a too-high learning rate and slow
+  monotone progress as the symptom of a too-low one.
+
+Fractions are in [0, 1] unless the name ends in ``_pct`` (also a fraction: 0.2 means 20 %); ratios are plain
+multiples; ``*_epochs`` are counts of epochs; times are seconds; memory is MB.
+
+Per-run overrides and the collector's TOML file go through :meth:`Thresholds.from_mapping`, which refuses unknown
+keys and wrong types with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._exceptions import ThresholdError
+
+__all__ = ["Thresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Every threshold of every check. Defaults are the reference values; see the module docstring for sources."""
+
+    # --- loss -------------------------------------------------------------------------------------------------
+    loss_explosion_ratio: float = 2.0  # train_mean(e) / train_mean(e-1) above this is an explosion (guide 5.2)
+    loss_divergence_epochs: int = 2  # consecutive rising epochs (guide 5.1)
+    loss_divergence_min_rise_pct: float = 0.01  # a rise smaller than 1 % of the previous loss is noise, not a rise
+    loss_plateau_window: int = 3  # epochs looked back (guide 5.3)
+    loss_plateau_min_improvement_pct: float = 0.01  # < 1 % relative improvement over the window is a plateau
+    overfitting_epochs: int = 2  # epochs with val up while train down (guide 5.4) ...
+    overfitting_window: int = 5  # ... within this many trailing epochs
+    high_loss_variance_cv: float = 0.5  # train_std / train_mean (guide 5.5)
+    loss_spread_min_loss_pct: float = 0.10  # variance/spike checks judge only while train_mean >= 10 % of the
+    # first epoch's loss: near zero, a few misclassified batches make std/mean and max/mean large in healthy runs
+    gradient_instability_ratio: float = 20.0  # train_max / train_mean (guide 5.6)
+    lr_oscillation_window: int = 6  # epochs looked at for an oscillating loss (AUTOTRAINER "oscillating loss")
+    lr_oscillation_sign_changes: int = 4  # direction changes of the loss within the window
+    lr_oscillation_min_swing_pct: float = 0.02  # mean |relative change| per epoch; smaller swings are noise
+    lr_too_low_value: float = 1e-6  # the largest param-group LR below this ...
+    lr_too_low_window: int = 3  # ... while the loss fell monotonically for this many epochs ...
+    lr_too_low_max_improvement_pct: float = 0.01  # ... by less than 1 % in total (AUTOTRAINER "slow convergence")
+    exploding_grad_norm: float = 1e5  # a gradient norm above this is extreme (ExplodingTensor treats inf/NaN)
+    exploding_grad_ratio: float = 1000.0  # ... or above this multiple of the recent median gradient norm
+    exploding_grad_history: int = 64  # gradient norms kept for that median (steps)
+    data_leakage_val_train_ratio: float = 0.5  # val_loss below half the train loss ...
+    data_leakage_epochs: int = 3  # ... for this many consecutive epochs
+    data_leakage_accuracy: float = 0.999  # or a validation accuracy this high in the first epoch
+
+    # --- system -----------------------------------------------------------------------------------------------
+    throughput_drop_pct: float = 0.20  # below (1 - 0.2) x peak samples/s (guide 5.7) ...
+    throughput_drop_epochs: int = 2  # ... for this many consecutive epochs
+    memory_growth_pct: float = 0.25  # RSS growth against the baseline epoch (guide 5.8) ...
+    memory_growth_min_mb: float = 100.0  # ... and at least this many MB (small processes jitter by tens of MB)
+    memory_baseline_epoch: int = 1  # index of the epoch used as baseline (epoch 0 still warms allocators up)
+    gpu_memory_growth_pct: float = 0.25  # same rule for CUDA allocated memory
+    gpu_memory_growth_min_mb: float = 256.0
+    slow_epoch_factor: float = 1.5  # duration above 1.5 x median of recent epochs (guide 5.9)
+    slow_epoch_window: int = 20  # epochs the median is taken over
+    slow_epoch_min_history: int = 3  # epochs needed before judging
+    high_cpu_percent: float = 90.0  # % (guide 5.10)
+    low_gpu_utilization_percent: float = 40.0  # mean GPU utilization below this % ...
+    low_gpu_utilization_epochs: int = 2  # ... for this many consecutive epochs
+    step_time_outlier_ratio: float = 10.0  # step_time_max / step_time_p50, from the second epoch on
+    straggler_ratio: float = 1.25  # a rank slower than 1.25 x the median of the other ranks
+    stalled_seconds: float = 1800.0  # no data for this long (SageMaker StalledTrainingRule default)
+
+    # --- profiler ---------------------------------------------------------------------------------------------
+    profiler_hotspot_pct: float = 0.40  # one layer above 40 % of profiled time (guide 5.12)
+    profiler_consistent_pct: float = 0.25  # one layer above 25 % ...
+    profiler_consistent_epochs: int = 3  # ... in this many consecutive profiled epochs (reference 5.5)
+    profiler_min_layers: int = 4  # models with fewer profiled layers always have a dominant one: not judged
+    backward_dominance_pct: float = 0.45  # backward share of total CPU time (guide 5.13)
+    fwd_bwd_min_ratio: float = 0.15  # forward / backward time below this (guide 5.14)
+
+    # --- sustainability ---------------------------------------------------------------------------------------
+    diminishing_returns_pct: float = 0.05  # marginal / cumulative improvement (guide 6.1)
+    diminishing_returns_warn_epochs: int = 5  # consecutive epochs before the info becomes a warning
+    early_stopping_patience: int = 3  # epochs without improvement past the best one (guide 6.2, EarlyStopping)
+    early_stopping_min_delta_pct: float = 0.001  # relative improvement needed to count as a new best
+    over_parameterized_ratio: float = 10.0  # param % / compute % (guide 6.4)
+    over_parameterized_min_param_pct: float = 0.10  # only layers holding at least 10 % of the parameters
+    compute_inefficient_ratio: float = 10.0  # compute % / param % (guide 6.5) ...
+    compute_inefficient_min_compute_pct: float = 0.10  # ... for layers using at least 10 % of compute
+    compute_inefficient_warn_ratio: float = 100.0  # warning instead of info above this ratio ...
+    compute_inefficient_warn_compute_pct: float = 0.25  # ... and this compute share
+    device_cuda_cpu_ratio: float = 0.1  # profiled CUDA time / CPU time below this on a GPU run (reference 5.5)
+    carbon_spike_ratio: float = 10.0  # epoch CO2 above 10 x mean of previous epochs (reference 5.5)
+    wasted_carbon_warn_pct: float = 0.20  # wasted CO2 share above which wasted_carbon is a warning
+    gpu_idle_utilization_percent: float = 20.0  # GPU powered but below this % utilization (reference 5.5)
+    cpu_dominant_energy_ratio: float = 5.0  # CPU energy above 5 x GPU energy (reference 5.5)
+
+    # --- layer health -----------------------------------------------------------------------------------------
+    dead_layer_zero_fraction: float = 0.5  # fraction of units always exactly zero (SageMaker DeadRelu 50 %) ...
+    dead_layer_epochs: int = 2  # ... in this many consecutive epochs (critical: one epoch may be init noise)
+    vanishing_gradient_norm: float = 1e-7  # mean gradient norm (SageMaker VanishingGradient) ...
+    vanishing_gradient_epochs: int = 2  # ... for this many consecutive epochs (reference 5.5)
+    depth_gradient_ratio: float = 100.0  # last-layer / first-layer gradient norm (reference 5.5)
+    frozen_output_var: float = 1e-8  # activation variance of batch means (reference 5.5)
+    activation_collapse_std: float = 1e-5  # activation std ...
+    activation_collapse_epochs: int = 2  # ... for this many consecutive epochs (reference 5.5)
+    redundant_correlation: float = 0.95  # activation correlation of consecutive equal-width layers (guide 6.10)
+    saturated_fraction: float = 0.5  # fraction of saturated units (SageMaker SaturatedActivation 50 %)
+
+    # --- architecture -----------------------------------------------------------------------------------------
+    fc_dominates_pct: float = 0.92  # one Linear holding > 92 % of the parameters in a CNN (guide 7.1)
+    conv_bottleneck_pct: float = 0.60  # one conv holding > 60 % of the parameters (guide 7.2)
+    missing_pooling_convs: int = 3  # consecutive convs without pooling or stride (guide 7.3)
+    large_kernel_size: int = 7  # kernel side (guide 7.4) ...
+    large_kernel_min_input: int = 64  # ... judged only for inputs smaller than this side (or unknown, not stem)
+    grayscale_max_channels: int = 32  # first conv from 1 channel to more than this (guide 7.5)
+    attention_min_head_dim: int = 16  # head dimension below this is info (guide 11.1)
+    embedding_dim_vocab_ratio: float = 1.0  # embedding_dim / num_embeddings above this (guide 11.1)
+    rnn_max_layers: int = 4  # stacked recurrent layers (guide 11.1)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            _check_value(f.name, f.type, value)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every threshold name, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, overrides: Mapping[str, Any] | None = None, *, base: Thresholds | None = None) -> Thresholds:
+        """Defaults (or ``base``) with ``overrides`` applied.
+
+        Raises :class:`ThresholdError` naming the key for an unknown key (listing the allowed ones), a value of the
+        wrong type, or an impossible value (negative, NaN).
+        """
+        start = base if base is not None else cls()
+        if not overrides:
+            return start
+        if not isinstance(overrides, Mapping):
+            raise ThresholdError(f"threshold overrides must be a mapping, got {type(overrides).__name__}")
+        allowed = cls.names()
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if key not in allowed:
+                raise ThresholdError(
+                    f"unknown threshold {key!r}; allowed: {', '.join(allowed)}"
+                )
+            f_type = next(f.type for f in dataclasses.fields(cls) if f.name == key)
+            if f_type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            changes[key] = value
+        return dataclasses.replace(start, **changes)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def pick(self, *names: str) -> dict[str, float | int]:
+        """The named thresholds as a dict, for an issue's ``thresholds`` field."""
+        return {name: getattr(self, name) for name in names}
+
+
+def _check_value(name: str, type_name: object, value: object) -> None:
+    if type_name == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ThresholdError(f"threshold {name!r} must be an int, got {value!r}")
+        if value < 0:
+            raise ThresholdError(f"threshold {name!r} must be >= 0, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ThresholdError(f"threshold {name!r} must be a number, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ThresholdError(f"threshold {name!r} must be a non-negative number, got {value!r}")
