@@ -1,0 +1,35 @@
+"""Atlas inside the trainer: capture telemetry and stream it to an Atlas collector.
+
+    from atlas_callback import AtlasCallback
+    trainer = Trainer(callbacks=[AtlasCallback(project="mnist", run_name="baseline")])
+
+Names resolve lazily (PEP 562), so torch-free modules of this package (the spool reader used by
+`atlas sync`) import without torch or Lightning.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["AtlasCallback", "AtlasConfig"]
+
+_WHERE = {
+    "AtlasCallback": "._lightning",
+    "AtlasConfig": "._config",
+}
+
+if TYPE_CHECKING:
+    from ._config import AtlasConfig
+    from ._lightning import AtlasCallback
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

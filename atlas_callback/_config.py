@@ -1,0 +1,134 @@
+"""What the trainer plugin captures (`AtlasConfig`) and where it sends it (environment).
+
+Inside a training process nothing may crash the run: a bad `ATLAS_*` environment value is logged once
+and the default is used (as the OpenTelemetry SDK does). Explicit constructor arguments are validated
+at once and raise `ValueError` naming the argument, what is allowed and what came."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+from typing import Any, Mapping
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COLLECTOR = "localhost:50051"
+MODES = ("online", "offline", "disabled")
+ON_CRITICAL = ("warn", "pause", "stop")
+
+
+@dataclasses.dataclass(frozen=True)
+class AtlasConfig:
+    """Per-channel switches and sampling. Every field is validated on construction.
+
+    Attributes:
+        track_loss: per-step loss samples and per-epoch mean/std/min/max/count, validation metrics.
+        track_throughput: samples/s, batches/s, tokens/s (when a sequence length is known), step-time
+            distribution (p50/p95/max) per epoch.
+        track_system: process RSS, CPU %, RAM % (psutil), CUDA allocated/reserved/peak when present.
+        track_hyperparameters: the module's/accelerator's hyperparameters in RunStart.
+        loss_sync_every: on an accelerator, per-step losses stay on the device and are copied to the
+            host in groups of this many steps (one synchronisation per group). On the CPU every step
+            is read at once (no synchronisation cost).
+        step_flush_seconds: the longest a per-step sample waits on the trainer side before it is
+            handed to the sender.
+        flush_timeout_s: the most the end of training (or interpreter exit) waits for the collector to
+            acknowledge what was sent.
+        max_queue: records buffered in memory before the oldest are dropped (and counted).
+    """
+
+    track_loss: bool = True
+    track_throughput: bool = True
+    track_system: bool = True
+    track_hyperparameters: bool = True
+    loss_sync_every: int = 16
+    step_flush_seconds: float = 1.0
+    flush_timeout_s: float = 10.0
+    max_queue: int = 10_000
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("bool", bool) and not isinstance(value, bool):
+                raise ValueError(f"`AtlasConfig.{f.name}` must be True or False, got {value!r}")
+        _positive_int("AtlasConfig.loss_sync_every", self.loss_sync_every, 1, 10_000)
+        _positive_int("AtlasConfig.max_queue", self.max_queue, 100, 10_000_000)
+        _positive_float("AtlasConfig.step_flush_seconds", self.step_flush_seconds)
+        _positive_float("AtlasConfig.flush_timeout_s", self.flush_timeout_s)
+
+
+def _positive_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"`{name}` must be an integer from {low} to {high}, got {value!r}")
+
+
+def _positive_float(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"`{name}` must be a number > 0, got {value!r}")
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, msg: str, *args: Any) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(msg, *args)
+
+
+def env_mode(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    raw = env.get("ATLAS_MODE", "").strip().lower()
+    if not raw:
+        return "online"
+    if raw not in MODES:
+        _warn_once("ATLAS_MODE", "ignoring ATLAS_MODE=%r: allowed values are %s; using 'online'", raw, ", ".join(MODES))
+        return "online"
+    return raw
+
+
+def env_home(env: Mapping[str, str] | None = None) -> pathlib.Path:
+    env = os.environ if env is None else env
+    return pathlib.Path(env.get("ATLAS_HOME") or "~/.atlas").expanduser()
+
+
+def check_target(target: str) -> str | None:
+    """None when `target` looks like HOST:PORT, else the reason it does not."""
+    host, sep, port = target.rpartition(":")
+    if not sep or not host:
+        return "must be HOST:PORT, e.g. localhost:50051"
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        return "its port must be a number from 1 to 65535"
+    return None
+
+
+def resolve_collector(explicit: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The collector target: the argument (validated, raises), else ATLAS_COLLECTOR (logged once if
+    bad), else localhost:50051."""
+    env = os.environ if env is None else env
+    if explicit is not None:
+        reason = check_target(explicit)
+        if reason:
+            raise ValueError(f"`collector` {reason}, got {explicit!r}")
+        return explicit
+    raw = env.get("ATLAS_COLLECTOR", "").strip()
+    if raw:
+        reason = check_target(raw)
+        if reason is None:
+            return raw
+        _warn_once("ATLAS_COLLECTOR", "ignoring ATLAS_COLLECTOR=%r: it %s; using %s", raw, reason, DEFAULT_COLLECTOR)
+    return DEFAULT_COLLECTOR
+
+
+def resolve_tls_ca(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    if explicit is not None:
+        if not pathlib.Path(explicit).is_file():
+            raise ValueError(f"`tls_ca` must be a readable PEM file, got {explicit!r}")
+        return explicit
+    raw = env.get("ATLAS_TLS_CA", "").strip()
+    if raw and not pathlib.Path(raw).is_file():
+        _warn_once("ATLAS_TLS_CA", "ignoring ATLAS_TLS_CA=%r: not a readable file; connecting without TLS", raw)
+        return None
+    return raw or None

@@ -1,0 +1,307 @@
+"""The framework-agnostic core every adapter (Lightning, Accelerate, plain loops) is a thin shell over.
+
+It owns one run for one rank: builds RunStart, turns per-step calls into step samples and per-epoch
+summaries, hands records to the `Transport`, and applies commands from the collector. Every public
+method is safe to call from the training loop: internal errors are logged (rate-limited) and swallowed,
+so Atlas can never crash or block a training step."""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import platform
+import socket
+import subprocess
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Callable, Mapping, TypeVar
+
+from atlas_proto.v1 import telemetry_pb2 as tpb
+
+from ._config import ON_CRITICAL, AtlasConfig, env_mode, resolve_collector, resolve_tls_ca
+from ._stats import EpochAccumulator, system_snapshot
+from ._transport import Transport, _RateLimitedLog
+
+log = logging.getLogger(__name__)
+_errors = _RateLimitedLog()
+
+PROTOCOL_VERSION = tpb.PROTOCOL_VERSION_1
+FRAMEWORKS = {"lightning": tpb.FRAMEWORK_LIGHTNING, "accelerate": tpb.FRAMEWORK_ACCELERATE,
+              "pytorch": tpb.FRAMEWORK_PYTORCH}
+_ON_CRITICAL = {"warn": tpb.ON_CRITICAL_WARN, "pause": tpb.ON_CRITICAL_PAUSE, "stop": tpb.ON_CRITICAL_STOP}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def never_raises(fn: F) -> F:
+    """Atlas must not crash training: log (rate-limited) and return None on any internal error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - the trainer comes first
+            _errors.warning(fn.__qualname__, "atlas: internal error in %s (training continues)",
+                            fn.__qualname__, exc_info=True)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _validate_identity(project: str, run_name: str | None, run_id: str | None, tags: Any, on_critical: str,
+                       pause_timeout: float) -> list[str]:
+    if not isinstance(project, str) or not project.strip() or len(project) > 200:
+        raise ValueError(f"`project` must be a non-empty string of at most 200 characters, got {project!r}")
+    if run_name is not None and (not isinstance(run_name, str) or len(run_name) > 200):
+        raise ValueError(f"`run_name` must be a string of at most 200 characters, got {run_name!r}")
+    if run_id is not None:
+        try:
+            uuid.UUID(str(run_id))
+        except ValueError:
+            raise ValueError(f"`run_id` must be a UUID (e.g. {uuid.uuid4()}), got {run_id!r}") from None
+    if on_critical not in ON_CRITICAL:
+        raise ValueError(f"`on_critical` must be one of 'warn', 'pause', 'stop', got {on_critical!r}")
+    if isinstance(pause_timeout, bool) or not isinstance(pause_timeout, (int, float)) or not pause_timeout > 0:
+        raise ValueError(f"`pause_timeout` must be a number of seconds > 0, got {pause_timeout!r}")
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
+        raise ValueError(f"`tags` must be a list of non-empty strings, got {tags!r}")
+    return list(tags)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value if math.isfinite(value) else repr(float(value))
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    item = getattr(value, "item", None)  # numpy / torch scalars
+    if callable(item) and getattr(value, "ndim", 1) == 0:
+        try:
+            return _jsonable(item())
+        except Exception:  # noqa: BLE001
+            pass
+    return str(value)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist, key in (("torch", "torch"), ("lightning", "lightning"), ("pytorch-lightning", "pytorch_lightning"),
+                      ("accelerate", "accelerate"), ("atlas-observatory", "atlas")):
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _git_commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2,
+                              cwd=os.getcwd())
+        return done.stdout.strip() if done.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class RunCore:
+    """One run, one rank. Adapters call `start`, `step`, `epoch_end`, `end`; they read `should_stop`."""
+
+    def __init__(
+        self,
+        *,
+        framework: str,
+        project: str = "default",
+        run_name: str | None = None,
+        collector: str | None = None,
+        token: str | None = None,
+        tls_ca: str | None = None,
+        run_id: str | None = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+        on_critical: str = "warn",
+        pause_timeout: float = 3600.0,
+        config: AtlasConfig | None = None,
+    ) -> None:
+        self.tags = _validate_identity(project, run_name, run_id, tags, on_critical, pause_timeout)
+        if config is not None and not isinstance(config, AtlasConfig):
+            raise ValueError(f"`config` must be an AtlasConfig, got {type(config).__name__}")
+        if token is not None and not isinstance(token, str):
+            raise ValueError(f"`token` must be a string, got {type(token).__name__}")
+        self.framework = framework
+        self.project = project
+        self.run_name = run_name
+        self.collector = resolve_collector(collector)
+        self.token = token if token is not None else (os.environ.get("ATLAS_TOKEN") or None)
+        self.tls_ca = resolve_tls_ca(tls_ca)
+        self.run_id = str(run_id) if run_id is not None else None
+        self.on_critical = on_critical
+        self.pause_timeout = float(pause_timeout)
+        self.config = config or AtlasConfig()
+        self.mode = env_mode()
+        self.session = str(uuid.uuid4())
+        self.rank = 0
+        self.world_size = 1
+        self.transport: Transport | None = None
+        self.started = False
+        self.ended = False
+        self._acc: EpochAccumulator | None = None
+        self._stop = threading.Event()
+        self.stop_reason = ""
+        self.global_step = 0
+        self.epoch = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "disabled"
+
+    @property
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def new_run_id(self) -> str:
+        if self.run_id is None:
+            self.run_id = str(uuid.uuid4())
+        return self.run_id
+
+    # ------------------------------------------------------------------------------------ run
+
+    @never_raises
+    def start(
+        self,
+        *,
+        hyperparameters: Mapping[str, Any] | None = None,
+        device_kind: str = "cpu",
+        device_name: str = "",
+        accelerator_available: bool = False,
+        device_count: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if self.started or not self.enabled:
+            return
+        self.rank, self.world_size = rank, world_size
+        self.new_run_id()
+        rs = tpb.RunStart(
+            protocol_version=PROTOCOL_VERSION,
+            project=self.project,
+            run_name=self.run_name or "",
+            framework=FRAMEWORKS[self.framework],
+            world_size=world_size,
+            on_critical=_ON_CRITICAL[self.on_critical],
+            pause_timeout_s=self.pause_timeout,
+            git_commit=_git_commit(),
+            pid=os.getpid(),
+        )
+        rs.started_at.GetCurrentTime()
+        rs.tags.extend(self.tags)
+        rs.versions.update(_versions())
+        rs.device.kind = device_kind
+        rs.device.name = device_name or platform.processor() or platform.machine()
+        rs.device.count = device_count
+        rs.device.accelerator_available = accelerator_available
+        rs.device.hostname = socket.gethostname()
+        if hyperparameters and self.config.track_hyperparameters:
+            rs.hyperparameters.update(_jsonable(dict(hyperparameters)))
+        self.transport = Transport(
+            self.collector, rs, run_id=self.run_id, rank=rank, session=self.session, token=self.token,
+            tls_ca=self.tls_ca, max_queue=self.config.max_queue, on_command=self._on_command,
+            connect=self.mode == "online",
+        )
+        self._acc = EpochAccumulator(self.config, on_samples=self._send_samples)
+        self.started = True
+        log.info("atlas: run %s (%s/%s) streaming to %s", self.run_id, self.project, self.run_name or "-",
+                 self.collector if self.mode == "online" else f"nowhere (ATLAS_MODE={self.mode})")
+
+    @never_raises
+    def epoch_start(self, epoch: int) -> None:
+        if self._acc is not None:
+            self.epoch = epoch
+            self._acc.begin(epoch)
+
+    def step(
+        self,
+        loss: Any = None,
+        *,
+        batch_size: int | None = None,
+        seq_len: int | None = None,
+        lr: float | None = None,
+        global_step: int | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        """Hot path: record one optimisation step. Never blocks, never raises."""
+        acc = self._acc
+        if acc is None:
+            return
+        try:
+            self.global_step = global_step if global_step is not None else self.global_step + 1
+            acc.step(loss, step=self.global_step, batch_size=batch_size, seq_len=seq_len, lr=lr, metrics=metrics)
+        except Exception:  # noqa: BLE001
+            _errors.warning("step", "atlas: internal error while recording a step (training continues)",
+                            exc_info=True)
+
+    @never_raises
+    def epoch_end(
+        self,
+        epoch: int | None = None,
+        *,
+        val_metrics: Mapping[str, Any] | None = None,
+        train_metrics: Mapping[str, Any] | None = None,
+        lrs: list[float] | None = None,
+    ) -> None:
+        if self._acc is None or self.transport is None:
+            return
+        summary = self._acc.finish(
+            self.epoch if epoch is None else epoch,
+            global_step=self.global_step,
+            val_metrics=val_metrics or {},
+            train_metrics=train_metrics or {},
+            lrs=lrs or [],
+        )
+        if self.config.track_system:
+            system_snapshot(summary)
+        self.transport.send("epoch_summary", summary)
+
+    @never_raises
+    def end(self, status: str = "completed", exc: BaseException | None = None) -> None:
+        """Send RunEnd and flush (bounded by `config.flush_timeout_s`). Safe to call twice."""
+        if self.ended or not self.started or self.transport is None:
+            return
+        self.ended = True
+        if self._acc is not None:
+            self._acc.flush_samples()
+        end = tpb.RunEnd(status={"completed": tpb.RUN_STATUS_COMPLETED, "failed": tpb.RUN_STATUS_FAILED,
+                                 "stopped": tpb.RUN_STATUS_STOPPED}[status],
+                         total_steps=self.global_step, epochs=self.epoch + 1)
+        end.ended_at.GetCurrentTime()
+        if exc is not None:
+            end.error_type = type(exc).__qualname__
+            end.error_message = str(exc)[:10_000]
+            end.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-50_000:]
+        self.transport.send("run_end", end)
+        t0 = time.monotonic()
+        flushed = self.transport.shutdown(self.config.flush_timeout_s)
+        if not flushed and self.mode == "online":
+            log.warning("atlas: could not deliver every record of run %s to %s within %.1fs",
+                        self.run_id, self.collector, time.monotonic() - t0)
+
+    # ------------------------------------------------------------------------------- internals
+
+    def _send_samples(self, samples: list[tpb.StepSample]) -> None:
+        if self.transport is not None:
+            for sample in samples:
+                self.transport.send("step", sample)
+
+    def _on_command(self, command: tpb.Command) -> None:  # sender thread
+        if command.kind == tpb.COMMAND_KIND_STOP:
+            self.stop_reason = command.reason or "stopped by the collector"
+            log.warning("atlas: STOP received for run %s: %s", self.run_id, self.stop_reason)
+            self._stop.set()

@@ -1,0 +1,234 @@
+"""`AtlasCallback`: the Lightning adapter, a thin shell over `RunCore`.
+
+It derives from the Callback class of every Lightning package that is installed (`lightning.pytorch`
+and `pytorch_lightning`), so either package's Trainer accepts it."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from typing_extensions import override
+
+from ._config import AtlasConfig
+from ._core import RunCore, never_raises
+
+log = logging.getLogger(__name__)
+
+
+def _callback_bases() -> tuple[type, ...]:
+    bases: list[type] = []
+    try:
+        from lightning.pytorch import Callback as _LCallback
+
+        bases.append(_LCallback)
+    except ImportError:
+        pass
+    try:
+        from pytorch_lightning import Callback as _PLCallback
+
+        if _PLCallback not in bases:
+            bases.append(_PLCallback)
+    except ImportError:
+        pass
+    if not bases:
+        raise ImportError("AtlasCallback needs `lightning` or `pytorch_lightning`: pip install lightning")
+    return tuple(bases)
+
+
+def _batch_size(batch: Any) -> int | None:
+    shape = getattr(batch, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else None
+    if isinstance(batch, (list, tuple)):
+        for item in batch:
+            size = _batch_size(item)
+            if size is not None:
+                return size
+    elif isinstance(batch, Mapping):
+        for item in batch.values():
+            size = _batch_size(item)
+            if size is not None:
+                return size
+    return None
+
+
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if getattr(value, "numel", lambda: 1)() != 1:
+            continue
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError, RuntimeError):
+            continue
+    return out
+
+
+class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
+    """Stream a Lightning run's telemetry to an Atlas collector.
+
+    Example::
+
+        trainer = Trainer(callbacks=[AtlasCallback(project="mnist", run_name="baseline")])
+
+    Args:
+        project: the project the run belongs to (created on first use).
+        run_name: a human name for the run; several runs may share it.
+        collector: HOST:PORT of the collector (default: ``ATLAS_COLLECTOR`` or ``localhost:50051``).
+        token: bearer token (default: ``ATLAS_TOKEN``).
+        tls_ca: PEM file of the CA that signed the collector's certificate (default: ``ATLAS_TLS_CA``).
+        run_id: a UUID to name the run explicitly or to continue an existing run.
+        tags: labels to filter runs by.
+        on_critical: what a critical issue does: ``"warn"`` (default), ``"pause"`` or ``"stop"``.
+        pause_timeout: seconds a paused run waits for RESUME before it stops.
+        config: an :class:`AtlasConfig` (which channels to capture).
+    """
+
+    def __init__(
+        self,
+        project: str = "default",
+        run_name: str | None = None,
+        collector: str | None = None,
+        *,
+        token: str | None = None,
+        tls_ca: str | None = None,
+        run_id: str | None = None,
+        tags: list[str] | None = None,
+        on_critical: str = "warn",
+        pause_timeout: float = 3600.0,
+        config: AtlasConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self._core = RunCore(
+            framework="lightning", project=project, run_name=run_name, collector=collector, token=token,
+            tls_ca=tls_ca, run_id=run_id, tags=tags, on_critical=on_critical, pause_timeout=pause_timeout,
+            config=config,
+        )
+        self._val_metrics: dict[str, float] = {}
+        self._val_keys: set[str] = set()
+        self._stopped_by_atlas = False
+
+    @property
+    def run_id(self) -> str | None:
+        return self._core.run_id
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(project=self._core.project, run_name=self._core.run_name)
+
+    # ------------------------------------------------------------------------------------ hooks
+
+    @override
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if stage == "fit" and self._core.enabled:
+            self._share_run_id(trainer)
+
+    @override
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._start(trainer, pl_module)
+
+    @override
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._core.epoch_start(trainer.current_epoch)
+
+    @override
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._step(trainer, outputs, batch)
+
+    @override
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        self._capture_validation(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._epoch_end(trainer)
+
+    @override
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        self._core.end("stopped" if self._stopped_by_atlas else "completed")
+
+    @override
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._core.end("failed", exception)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self._core.run_id, "global_step": self._core.global_step}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        run_id = state_dict.get("run_id")
+        if run_id and not self._core.started:
+            self._core.run_id = run_id
+        self._core.global_step = int(state_dict.get("global_step", self._core.global_step))
+
+    # ---------------------------------------------------------------------------------- workers
+
+    @never_raises
+    def _share_run_id(self, trainer: Any) -> None:
+        run_id = self._core.new_run_id() if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            run_id = trainer.strategy.broadcast(run_id, src=0)
+        self._core.run_id = run_id
+
+    @never_raises
+    def _start(self, trainer: Any, pl_module: Any) -> None:
+        import torch
+
+        hparams: dict[str, Any] = {}
+        if getattr(pl_module, "hparams", None):
+            hparams.update(dict(pl_module.hparams))
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "hparams", None):
+            hparams.update({f"datamodule.{k}": v for k, v in dict(datamodule.hparams).items()})
+        device = pl_module.device
+        cuda = torch.cuda.is_available()
+        self._core.start(
+            hyperparameters=hparams,
+            device_kind=device.type,
+            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "",
+            accelerator_available=cuda,
+            device_count=torch.cuda.device_count() if cuda else 0,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+        )
+
+    def _step(self, trainer: Any, outputs: Any, batch: Any) -> None:
+        core = self._core
+        if not core.started:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        lr = None
+        optimizers = trainer.optimizers
+        if optimizers:
+            lr = optimizers[0].param_groups[0].get("lr")
+        core.step(loss, batch_size=_batch_size(batch), lr=lr, global_step=trainer.global_step)
+        if core.should_stop and not trainer.should_stop:
+            self._apply_stop(trainer)
+
+    @never_raises
+    def _apply_stop(self, trainer: Any) -> None:
+        log.warning("atlas: stopping training: %s", self._core.stop_reason)
+        trainer.should_stop = True
+        self._stopped_by_atlas = True
+
+    @never_raises
+    def _capture_validation(self, trainer: Any) -> None:
+        if trainer.sanity_checking or not self._core.started:
+            return
+        results = getattr(trainer, "_results", None)  # the validation loop's own results: exactly its metrics
+        metrics = results.metrics(False)["callback"] if results is not None else {}
+        if not metrics:
+            metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val")}
+        self._val_metrics = _scalars(metrics)
+        self._val_keys.update(self._val_metrics)
+
+    @never_raises
+    def _epoch_end(self, trainer: Any) -> None:
+        if not self._core.started:
+            return
+        val = self._val_metrics
+        self._val_metrics = {}
+        train = {k: v for k, v in _scalars(trainer.callback_metrics).items() if k not in self._val_keys}
+        lrs = [group.get("lr", 0.0) for opt in trainer.optimizers for group in opt.param_groups]
+        self._core.epoch_end(trainer.current_epoch, val_metrics=val, train_metrics=train, lrs=lrs)

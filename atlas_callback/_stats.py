@@ -1,0 +1,207 @@
+"""Per-epoch accumulation of the cheap channels: loss, step samples, throughput, step times, system.
+
+The step path does O(1) work: on the CPU the loss is read at once (no synchronisation to avoid); on an
+accelerator loss tensors stay on the device and are copied to the host in groups of
+`config.loss_sync_every` (one synchronisation per group)."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Callable, Mapping
+
+from atlas_proto.v1 import telemetry_pb2 as tpb
+
+from ._config import AtlasConfig
+
+MAX_STEP_TIMES = 100_000  # per epoch; beyond this, the distribution is of the first 100k steps
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return math.nan
+    k = (len(sorted_values) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+class EpochAccumulator:
+    def __init__(self, config: AtlasConfig, on_samples: Callable[[list[tpb.StepSample]], None]) -> None:
+        self._config = config
+        self._on_samples = on_samples
+        self._pending: list[tuple[tpb.StepSample, Any]] = []  # samples whose loss is still on a device
+        self._ready: list[tpb.StepSample] = []
+        self._last_handoff = time.monotonic()
+        self.begin(0)
+
+    def begin(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.t_start = time.time()
+        self.t_first = time.perf_counter()
+        self.t_last = self.t_first
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+        self.count = 0
+        self.nonfinite = 0
+        self.batches = 0
+        self.samples = 0
+        self.tokens = 0
+        self.step_times: list[float] = []
+
+    # ---------------------------------------------------------------------------------- step
+
+    def step(self, loss: Any, *, step: int, batch_size: int | None, seq_len: int | None, lr: float | None,
+             metrics: Mapping[str, float] | None) -> None:
+        now = time.perf_counter()
+        if self.batches and len(self.step_times) < MAX_STEP_TIMES:
+            self.step_times.append(now - self.t_last)
+        self.t_last = now
+        self.batches += 1
+        if batch_size:
+            self.samples += batch_size
+            if seq_len:
+                self.tokens += batch_size * seq_len
+        if not self._config.track_loss:
+            return
+        sample = tpb.StepSample(step=step, epoch=self.epoch)
+        sample.time.GetCurrentTime()
+        if batch_size:
+            sample.batch_size = batch_size
+        if lr is not None:
+            sample.lr = float(lr)
+        if self.step_times and self.batches > 1:
+            sample.step_time_s = self.step_times[-1]
+        if metrics:
+            for key, value in metrics.items():
+                try:
+                    sample.metrics[str(key)] = float(value)
+                except (TypeError, ValueError):
+                    pass
+        if loss is None:
+            self._ready.append(sample)
+        elif hasattr(loss, "detach"):
+            tensor = loss.detach()
+            if tensor.device.type == "cpu":
+                self._record_loss(sample, float(tensor))
+                self._ready.append(sample)
+            else:
+                self._pending.append((sample, tensor))
+                if len(self._pending) >= self._config.loss_sync_every:
+                    self._sync_pending()
+        else:
+            self._record_loss(sample, float(loss))
+            self._ready.append(sample)
+        if self._ready and (time.monotonic() - self._last_handoff >= self._config.step_flush_seconds
+                            or not math.isfinite(sample.loss if sample.HasField("loss") else 0.0)):
+            self._handoff()
+
+    def _record_loss(self, sample: tpb.StepSample, value: float) -> None:
+        sample.loss = value
+        if not math.isfinite(value):
+            self.nonfinite += 1
+            return
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    def _sync_pending(self) -> None:
+        if not self._pending:
+            return
+        import torch
+
+        values = torch.stack([t.float().reshape(()) for _, t in self._pending]).cpu().tolist()
+        for (sample, _), value in zip(self._pending, values):
+            self._record_loss(sample, value)
+            self._ready.append(sample)
+        self._pending.clear()
+
+    def _handoff(self) -> None:
+        ready, self._ready = self._ready, []
+        self._last_handoff = time.monotonic()
+        self._on_samples(ready)
+
+    def flush_samples(self) -> None:
+        self._sync_pending()
+        if self._ready:
+            self._handoff()
+
+    # --------------------------------------------------------------------------------- epoch
+
+    def finish(self, epoch: int, *, global_step: int, val_metrics: Mapping[str, Any],
+               train_metrics: Mapping[str, Any], lrs: list[float]) -> tpb.EpochSummary:
+        self.flush_samples()
+        now = time.time()
+        out = tpb.EpochSummary(epoch=epoch, global_step=global_step, duration_seconds=max(0.0, now - self.t_start))
+        out.started_at.FromNanoseconds(int(self.t_start * 1e9))
+        out.ended_at.FromNanoseconds(int(now * 1e9))
+        if self._config.track_loss:
+            loss = out.loss
+            loss.count = self.count
+            loss.nonfinite_count = self.nonfinite
+            if self.count:
+                loss.mean = self.mean if not self.nonfinite else math.nan
+                loss.std = math.sqrt(self.m2 / self.count)
+                loss.min = self.min
+                loss.max = self.max
+            elif self.nonfinite:
+                loss.mean = math.nan
+            _put_metrics(out.val_metrics, val_metrics)
+            _put_metrics(out.train_metrics, train_metrics)
+        out.lr.extend(float(x) for x in lrs)
+        if self._config.track_throughput and self.batches:
+            t = out.throughput
+            t.batches = self.batches
+            t.samples_processed = self.samples
+            train_time = self.t_last - self.t_first
+            if train_time > 0:
+                t.batches_per_sec = self.batches / train_time
+                if self.samples:
+                    t.samples_per_sec = self.samples / train_time
+                if self.tokens:
+                    t.tokens_per_sec = self.tokens / train_time
+            if self.step_times:
+                st = sorted(self.step_times)
+                t.step_time_p50_s = _percentile(st, 0.5)
+                t.step_time_p95_s = _percentile(st, 0.95)
+                t.step_time_max_s = st[-1]
+        self.begin(epoch + 1)
+        return out
+
+
+def _put_metrics(target: Any, metrics: Mapping[str, Any]) -> None:
+    for key, value in metrics.items():
+        try:
+            target[str(key)] = float(value)
+        except (TypeError, ValueError, RuntimeError):
+            continue
+
+
+_process: Any = None
+
+
+def system_snapshot(out: tpb.EpochSummary) -> None:
+    """Process RSS, CPU % since the last snapshot, RAM %, CUDA memory when CUDA is initialised."""
+    global _process
+    import psutil
+
+    if _process is None or _process.pid != os.getpid():
+        _process = psutil.Process()
+        _process.cpu_percent(None)
+    out.memory.process_rss_mb = _process.memory_info().rss / 2**20
+    out.system.cpu_percent = _process.cpu_percent(None)
+    out.system.ram_percent = psutil.virtual_memory().percent
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            out.memory.cuda_allocated_mb = torch.cuda.memory_allocated() / 2**20
+            out.memory.cuda_reserved_mb = torch.cuda.memory_reserved() / 2**20
+            out.memory.cuda_peak_allocated_mb = torch.cuda.max_memory_allocated() / 2**20
+    except Exception:  # noqa: BLE001 - CUDA memory is best effort
+        pass

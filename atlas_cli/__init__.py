@@ -1,0 +1,14 @@
+"""The `atlas` command line: runs, issues, health, live watch, control, and the agent.
+
+Reads runs only through the collector's query service; never imports torch."""
+from __future__ import annotations
+
+from ._app import cli
+from . import _runs as _runs  # noqa: F401  (registers commands)
+from . import _demo as _demo  # noqa: F401
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    cli(prog_name="atlas")

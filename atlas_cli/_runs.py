@@ -1,0 +1,96 @@
+"""`atlas runs`, `atlas runs show`, `atlas runs delete`."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ._app import Ctx, cli, output, render_table
+
+RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("project", "PROJECT"), ("status", "STATUS"), ("epochs", "EPOCHS"),
+               ("steps", "STEPS"), ("health_score", "HEALTH"), ("framework", "FRAMEWORK"),
+               ("started_at", "STARTED")]
+STATUSES = ("running", "paused", "stopped", "completed", "failed", "stale")
+
+
+def list_runs(obj: Ctx, *, project: str = "", status: str = "", tag: str = "", limit: int = 50) -> list[dict[str, Any]]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import STATUS_VALUES, run_row
+
+    req = qpb.ListRunsRequest(project=project or "", tag=tag or "", limit=limit,
+                              status=STATUS_VALUES[status] if status else 0)
+    resp = obj.client().call("ListRuns", req)
+    return [run_row(r) for r in resp.runs]
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--project", help="Only runs of this project.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@click.option("--tag", help="Only runs with this tag.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="At most this many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def runs(ctx: click.Context, project: str | None, status: str | None, tag: str | None, limit: int,
+         as_json: bool) -> None:
+    """List runs, newest first.
+
+    \b
+    Examples:
+      atlas runs --project mnist --status running
+      atlas runs --json | jq '.[0].id'
+    """
+    if ctx.invoked_subcommand is not None:
+        if as_json:
+            ctx.obj.json = True
+        return
+    rows = list_runs(ctx.obj, project=project or "", status=status or "", tag=tag or "", limit=limit)
+    if as_json or ctx.obj.json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        render_table([{**r, "id": r["id"][:8]} for r in rows], RUN_COLUMNS)
+
+
+def get_run(obj: Ctx, run: str, project: str = "") -> dict[str, Any]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import run_detail
+
+    return run_detail(obj.client().call("GetRun", qpb.RunRef(run=run, project=project or "")))
+
+
+@runs.command("show")
+@click.argument("run")
+@click.option("--project", help="Resolve a run name within this project.")
+@output(kv=True)
+def show(obj: Ctx, run: str, project: str | None) -> dict[str, Any]:
+    """Show one run: status, hyperparameters, device, versions, final metrics.
+
+    RUN is an id, a unique id prefix (6+ characters), a run name (the latest of that name) or `latest`.
+
+    \b
+    Example:
+      atlas runs show latest --json
+    """
+    return get_run(obj, run, project or "")
+
+
+@runs.command("delete")
+@click.argument("run")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def delete(obj: Ctx, run: str, yes: bool) -> None:
+    """Delete a run and everything stored for it.
+
+    \b
+    Example:
+      atlas runs delete 3f2a9c1b --yes
+    """
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    detail = get_run(obj, run)
+    if not yes:
+        click.confirm(f"Delete run {detail['id']} ({detail['name']}, {detail['epochs']} epochs)?", abort=True)
+    obj.client().call("DeleteRun", qpb.RunRef(run=detail["id"]))
+    click.echo(f"deleted run {detail['id']}")

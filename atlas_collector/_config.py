@@ -1,0 +1,141 @@
+"""Collector configuration, resolved in one order: flag, then `ATLAS_*` environment, then the TOML file
+named by `--config`/`ATLAS_CONFIG`, then the defaults below. Anything invalid is refused at start with
+one message naming the setting, where it came from and what is allowed."""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import pathlib
+import tomllib
+from typing import Any, Mapping
+
+from ._exceptions import ConfigError
+from ._store import default_db_url
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def atlas_home(env: Mapping[str, str] | None = None) -> pathlib.Path:
+    env = os.environ if env is None else env
+    return pathlib.Path(env.get("ATLAS_HOME") or "~/.atlas").expanduser()
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorConfig:
+    listen: str = "127.0.0.1:50051"
+    db: str = ""  # empty: sqlite file atlas.db under ATLAS_HOME
+    token: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    otlp_endpoint: str = ""
+    log_level: str = "INFO"
+    max_message_mb: int = 16  # largest client message accepted; larger ones get RESOURCE_EXHAUSTED
+    max_inflight: int = 4096  # messages received but not yet committed, over all streams (backpressure)
+    stale_after_s: float = 300.0  # a run with no data for this long becomes `stale`
+    shutdown_grace_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check_listen(self.listen)
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        object.__setattr__(self, "log_level", self.log_level.upper())
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together: set both (or neither)")
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
+            if path and not pathlib.Path(path).is_file():
+                raise ConfigError(f"{name} {path!r} is not a readable file")
+        if not 1 <= self.max_message_mb <= 1024:
+            raise ConfigError(f"max_message_mb must be between 1 and 1024, got {self.max_message_mb}")
+        if not 16 <= self.max_inflight <= 1_000_000:
+            raise ConfigError(f"max_inflight must be between 16 and 1000000, got {self.max_inflight}")
+        if not self.stale_after_s > 0:
+            raise ConfigError(f"stale_after_s must be > 0 seconds, got {self.stale_after_s}")
+        if not self.shutdown_grace_s > 0:
+            raise ConfigError(f"shutdown_grace_s must be > 0 seconds, got {self.shutdown_grace_s}")
+        if not _is_loopback(self.listen) and not self.token:
+            raise ConfigError(
+                f"refusing to listen on {self.listen} without a token: anyone who can reach it could read and "
+                "stop your runs. Set --token / ATLAS_TOKEN (and --tls-cert/--tls-key to encrypt), or listen on "
+                "127.0.0.1"
+            )
+
+    @property
+    def db_url(self) -> str:
+        return self.db or default_db_url(atlas_home())
+
+
+def _split_host_port(listen: str) -> tuple[str, str]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"listen must be HOST:PORT (e.g. 127.0.0.1:50051 or 127.0.0.1:0), got {listen!r}")
+    return host.strip("[]"), port
+
+
+def _check_listen(listen: str) -> None:
+    _, port = _split_host_port(listen)
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"listen port must be a number from 0 to 65535, got {listen!r}")
+
+
+def _is_loopback(listen: str) -> bool:
+    host, _ = _split_host_port(listen)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_ENV = {
+    "listen": "ATLAS_LISTEN",
+    "db": "ATLAS_DB",
+    "token": "ATLAS_TOKEN",
+    "tls_cert": "ATLAS_TLS_CERT",
+    "tls_key": "ATLAS_TLS_KEY",
+    "otlp_endpoint": "ATLAS_OTLP_ENDPOINT",
+    "log_level": "ATLAS_LOG_LEVEL",
+}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    field = {f.name: f for f in dataclasses.fields(CollectorConfig)}[name]
+    kind = type(field.default)
+    if kind is bool or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{source}: {name} must be a {kind.__name__}, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {name} must be a {kind.__name__}, got {value!r}") from None
+
+
+def load_config(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> CollectorConfig:
+    """Resolve flags (None = not given), environment, config file and defaults into a checked config."""
+    env = os.environ if env is None else env
+    names = [f.name for f in dataclasses.fields(CollectorConfig)]
+    values: dict[str, Any] = {}
+    config_file = flags.get("config") or env.get("ATLAS_CONFIG")
+    if config_file:
+        path = pathlib.Path(config_file).expanduser()
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+        section = data.get("collector", data)
+        for key, value in section.items():
+            if key in ("diagnostics",):
+                continue
+            if key not in names:
+                raise ConfigError(f"config file {str(path)!r}: unknown key {key!r}; allowed: {', '.join(names)}")
+            values[key] = _coerce(key, value, f"config file {str(path)!r}")
+    for name, var in _ENV.items():
+        if env.get(var):
+            values[name] = _coerce(name, env[var], f"environment {var}")
+    for name in names:
+        if flags.get(name) is not None:
+            values[name] = _coerce(name, flags[name], f"--{name.replace('_', '-')}")
+    return CollectorConfig(**values)

@@ -1,0 +1,350 @@
+"""Ingest: apply validated client messages to the store, idempotently by (run, rank, seq).
+
+`apply_message` is a plain function over a connection (tests call it directly). `Writer` owns the one
+thread that writes: it drains whatever messages are queued (from every stream), applies them in one
+transaction, commits, and only then reports each message's ack — so an acked sequence is durable."""
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from atlas_proto.v1 import telemetry_pb2 as tpb
+
+from . import _schema as s
+from ._convert import (
+    ENDED_STATUSES,
+    FRAMEWORK_NAMES,
+    ON_CRITICAL_NAMES,
+    STATUS_NAMES,
+    finite_or_none,
+    message_to_dict,
+    opt,
+    struct_to_dict,
+    ts_to_float,
+)
+from ._exceptions import RunNotStarted
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What happened to one message: the ack to send (run, rank, seq) or the error that refused it."""
+
+    run_id: str
+    rank: int
+    session: str = ""
+    ack_seq: int | None = None
+    error: BaseException | None = None
+    kind: str = ""
+    applied: bool = False  # False for a duplicate that was skipped
+
+
+@dataclass
+class _BatchState:
+    cursors: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    known_runs: set[str] = field(default_factory=set)
+    touched: dict[str, float] = field(default_factory=dict)  # run id -> last seen
+
+
+# ------------------------------------------------------------------------------------ dialect helpers
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any] | list[dict[str, Any]]) -> None:
+    conn.execute(_insert(conn, table).on_conflict_do_nothing(), values)
+
+
+def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
+    stmt = _insert(conn, table).values(**values)
+    update = {k: stmt.excluded[k] for k in values if k not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+
+
+# ------------------------------------------------------------------------------------------- apply
+
+def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _BatchState | None = None,
+                  now: float | None = None) -> Outcome:
+    """Apply one validated message inside the caller's transaction."""
+    state = state if state is not None else _BatchState()
+    now = now if now is not None else time.time()
+    run_id, rank, session = msg.run_id, msg.rank, msg.session
+    if kind == "run_start":
+        _run_start(conn, msg, state, now)
+        state.known_runs.add(run_id)
+        return Outcome(run_id, rank, session, ack_seq=_cursor(conn, state, msg), kind=kind, applied=True)
+    _require_run(conn, state, run_id, kind)
+    state.touched[run_id] = now
+    if kind == "heartbeat":
+        conn.execute(
+            sa.update(s.runs).where(s.runs.c.id == run_id, s.runs.c.status == "stale")
+            .values(status="paused" if msg.heartbeat.paused else "running")
+        )
+        return Outcome(run_id, rank, session, ack_seq=None, kind=kind, applied=True)
+    current = _cursor(conn, state, msg)
+    if msg.seq <= current:
+        return Outcome(run_id, rank, session, ack_seq=current, kind=kind, applied=False)
+    if msg.seq > current + 1:
+        log.warning("run=%s rank=%d session=%s sequence gap: expected %d, got %d (records lost on the client)",
+                    run_id, rank, session, current + 1, msg.seq)
+    _APPLY[kind](conn, msg, getattr(msg, kind), now)
+    _upsert(conn, s.ingest_cursors, {"run_id": run_id, "rank": rank, "session": session, "seq": msg.seq},
+            ["run_id", "rank", "session"])
+    state.cursors[(run_id, rank, session)] = msg.seq
+    return Outcome(run_id, rank, session, ack_seq=msg.seq, kind=kind, applied=True)
+
+
+def _cursor(conn: Connection, state: _BatchState, msg: tpb.ClientMessage) -> int:
+    key = (msg.run_id, msg.rank, msg.session)
+    if key not in state.cursors:
+        c = s.ingest_cursors.c
+        row = conn.execute(
+            sa.select(c.seq).where(c.run_id == msg.run_id, c.rank == msg.rank, c.session == msg.session)
+        ).first()
+        state.cursors[key] = int(row[0]) if row is not None else 0
+    return state.cursors[key]
+
+
+def _require_run(conn: Connection, state: _BatchState, run_id: str, kind: str) -> None:
+    if run_id in state.known_runs:
+        return
+    if conn.execute(sa.select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
+        raise RunNotStarted(f"{kind} for run {run_id} which was never started: send RunStart first")
+    state.known_runs.add(run_id)
+
+
+def _project_id(conn: Connection, name: str, now: float) -> int:
+    _insert_ignore(conn, s.projects, {"name": name, "created_at": now})
+    return conn.execute(sa.select(s.projects.c.id).where(s.projects.c.name == name)).scalar_one()
+
+
+def _run_start(conn: Connection, msg: tpb.ClientMessage, state: _BatchState, now: float) -> None:
+    m = msg.run_start
+    started = ts_to_float(m.started_at) or now
+    fields = {
+        "name": m.run_name or msg.run_id[:8],
+        "framework": FRAMEWORK_NAMES.get(m.framework, "pytorch"),
+        "on_critical": ON_CRITICAL_NAMES.get(m.on_critical, "warn"),
+        "world_size": max(1, m.world_size),
+        "pause_timeout_s": m.pause_timeout_s or None,
+        "hyperparameters": struct_to_dict(m.hyperparameters),
+        "versions": dict(m.versions),
+        "device": message_to_dict(m.device),
+        "thresholds": struct_to_dict(m.thresholds) or None,
+        "git_commit": m.git_commit or None,
+    }
+    row = conn.execute(sa.select(s.runs.c.status, s.runs.c.ended_at).where(s.runs.c.id == msg.run_id)).first()
+    if row is None:
+        project_id = _project_id(conn, m.project or "default", now)
+        values = {"id": msg.run_id, "project_id": project_id, "status": "running", "started_at": started,
+                  "last_seen_at": now, **fields}
+        _insert_ignore(conn, s.runs, values)
+        if m.tags:
+            _insert_ignore(conn, s.run_tags, [{"run_id": msg.run_id, "tag": t} for t in dict.fromkeys(m.tags)])
+        return
+    update: dict[str, Any] = {"last_seen_at": now}
+    if msg.rank == 0:
+        update.update(fields)
+    status, ended_at = row
+    if status == "stale":
+        update["status"] = "running"
+    elif status in ENDED_STATUSES and ended_at is not None and started > ended_at:
+        # A resumed run (same run_id, new session): it runs again. A replayed RunStart is older than the end.
+        update.update(status="running", ended_at=None, error_type=None, error_message=None, traceback=None)
+    conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id).values(**update))
+    if m.tags:
+        _insert_ignore(conn, s.run_tags, [{"run_id": msg.run_id, "tag": t} for t in dict.fromkeys(m.tags)])
+
+
+def _model_info(conn: Connection, msg: tpb.ClientMessage, m: tpb.ModelInfo, now: float) -> None:
+    _upsert(conn, s.architectures, {"run_id": msg.run_id, "model_class": m.model_class,
+                                    "total_parameters": m.total_parameters, "payload": message_to_dict(m)},
+            ["run_id"])
+
+
+def _loss_kind(value: float | None) -> str | None:
+    if value is None or math.isfinite(value):
+        return None
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def _step_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.StepBatch, now: float) -> None:
+    if not m.samples:
+        return
+    rows = []
+    for x in m.samples:
+        loss = opt(x, "loss")
+        rows.append({
+            "run_id": msg.run_id, "rank": msg.rank, "step": x.step, "epoch": x.epoch,
+            "time": ts_to_float(x.time), "loss": finite_or_none(loss), "loss_kind": _loss_kind(loss),
+            "lr": opt(x, "lr"), "grad_norm": finite_or_none(opt(x, "grad_norm")),
+            "step_time_s": opt(x, "step_time_s"), "batch_size": x.batch_size or None,
+            "amp_skipped": x.amp_skipped, "metrics": dict(x.metrics) or None,
+        })
+    conn.execute(sa.insert(s.step_samples), rows)
+    if msg.rank == 0:
+        top = max(x.step for x in m.samples)
+        conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id, s.runs.c.steps < top).values(steps=top))
+
+
+def _epoch_summary(conn: Connection, msg: tpb.ClientMessage, m: tpb.EpochSummary, now: float) -> None:
+    val_loss = m.val_metrics.get("val_loss", m.val_metrics.get("val/loss"))
+    _upsert(conn, s.epochs, {
+        "run_id": msg.run_id, "rank": msg.rank, "epoch": m.epoch,
+        "ended_at": ts_to_float(m.ended_at) or now,
+        "duration_seconds": m.duration_seconds,
+        "global_step": m.global_step,
+        "loss_mean": finite_or_none(opt(m.loss, "mean")),
+        "loss_min": finite_or_none(opt(m.loss, "min")),
+        "loss_max": finite_or_none(opt(m.loss, "max")),
+        "val_loss": finite_or_none(val_loss),
+        "samples_per_sec": opt(m.throughput, "samples_per_sec"),
+        "process_rss_mb": opt(m.memory, "process_rss_mb"),
+        "cumulative_co2_kg": m.carbon.cumulative_co2_kg if m.HasField("carbon") else None,
+        "payload": message_to_dict(m),
+    }, ["run_id", "rank", "epoch"])
+    if msg.rank == 0:
+        conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id, s.runs.c.epochs < m.epoch + 1)
+                     .values(epochs=m.epoch + 1))
+        conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id, s.runs.c.steps < m.global_step)
+                     .values(steps=m.global_step))
+
+
+def _log_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.LogBatch, now: float) -> None:
+    if m.records:
+        conn.execute(sa.insert(s.logs), [
+            {"run_id": msg.run_id, "rank": msg.rank, "time": ts_to_float(r.time), "level": r.level,
+             "logger": r.logger[:200] or None, "message": r.message, "epoch": r.epoch, "kind": r.kind or None}
+            for r in m.records
+        ])
+
+
+def _run_end(conn: Connection, msg: tpb.ClientMessage, m: tpb.RunEnd, now: float) -> None:
+    if msg.rank != 0:
+        return  # the run ends with rank zero; other ranks' ends only advance their cursor
+    conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id).values(
+        status=STATUS_NAMES[m.status],
+        ended_at=ts_to_float(m.ended_at) or now,
+        error_type=m.error_type or None,
+        error_message=m.error_message or None,
+        traceback=m.traceback or None,
+    ))
+    if m.total_steps:
+        conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id, s.runs.c.steps < m.total_steps)
+                     .values(steps=m.total_steps))
+
+
+def _command_ack(conn: Connection, msg: tpb.ClientMessage, m: tpb.CommandAck, now: float) -> None:
+    if msg.rank != 0:
+        return
+    new_status = {tpb.COMMAND_KIND_PAUSE: "paused", tpb.COMMAND_KIND_RESUME: "running"}.get(m.kind)
+    if new_status:
+        conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id, s.runs.c.status.in_(("running", "paused")))
+                     .values(status=new_status))
+
+
+_APPLY: dict[str, Callable[[Connection, tpb.ClientMessage, Any, float], None]] = {
+    "model_info": _model_info,
+    "step_batch": _step_batch,
+    "epoch_summary": _epoch_summary,
+    "log_batch": _log_batch,
+    "run_end": _run_end,
+    "command_ack": _command_ack,
+}
+
+
+def _flush_touched(conn: Connection, state: _BatchState) -> None:
+    for run_id, seen in state.touched.items():
+        conn.execute(sa.update(s.runs).where(s.runs.c.id == run_id).values(last_seen_at=seen))
+
+
+# ------------------------------------------------------------------------------------------ writer
+
+Callback = Callable[[Outcome], None]
+_STOP = object()
+
+
+class Writer:
+    """The single writing thread: batches queued messages into one transaction; acks after commit.
+
+    `submit` never blocks (callers bound what they queue); `shutdown` drains what is queued first."""
+
+    def __init__(self, store: Any, *, max_batch: int = 512, on_commit: Callable[[list[Outcome]], None] | None = None):
+        self._store = store
+        self._max_batch = max_batch
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="atlas-writer", daemon=True)
+        self._stopped = False
+        self._thread.start()
+
+    def submit(self, msg: tpb.ClientMessage, kind: str, callback: Callback) -> None:
+        self._queue.put((msg, kind, callback))
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put(_STOP)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while len(items) < self._max_batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in items)
+            work = [item for item in items if item is not _STOP]
+            if work:
+                self._write(work)
+            if stop:
+                return
+
+    def _write(self, work: list[tuple[tpb.ClientMessage, str, Callback]]) -> None:
+        try:
+            outcomes = self._apply_all(work)
+        except Exception:  # one message broke the batch: apply them one by one to isolate it
+            log.debug("batch of %d failed; retrying one by one", len(work), exc_info=True)
+            outcomes = []
+            for item in work:
+                try:
+                    outcomes.extend(self._apply_all([item]))
+                except Exception as exc:  # noqa: BLE001 - reported to that message's stream
+                    if not isinstance(exc, RunNotStarted):
+                        log.exception("run=%s failed to store %s", item[0].run_id, item[1])
+                    outcomes.append(Outcome(item[0].run_id, item[0].rank, item[0].session, error=exc, kind=item[1]))
+        for (_, _, callback), outcome in zip(work, outcomes):
+            try:
+                callback(outcome)
+            except Exception:  # noqa: BLE001 - a closed stream must not stop the writer
+                log.debug("ack callback failed", exc_info=True)
+        if self._on_commit is not None:
+            try:
+                self._on_commit(outcomes)
+            except Exception:  # noqa: BLE001 - post-commit work never breaks ingest
+                log.exception("post-commit hook failed")
+
+    def _apply_all(self, work: list[tuple[tpb.ClientMessage, str, Callback]]) -> list[Outcome]:
+        state = _BatchState()
+        now = time.time()
+        with self._store.begin() as conn:
+            outcomes = [apply_message(conn, msg, kind, state, now) for msg, kind, _ in work]
+            _flush_touched(conn, state)
+        return outcomes

@@ -1,0 +1,114 @@
+"""`atlas-collector`: serve (bare command), or `atlas-collector migrate`."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from ._config import LOG_LEVELS, CollectorConfig, load_config
+from ._exceptions import ConfigError
+
+log = logging.getLogger("atlas_collector")
+
+_FLAGS = [
+    click.option("--listen", help="HOST:PORT to serve on (port 0 binds a free port). Env ATLAS_LISTEN. "
+                 "[default: 127.0.0.1:50051]"),
+    click.option("--db", help="Store URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB. Env ATLAS_DB. "
+                 "[default: sqlite file atlas.db under ATLAS_HOME]"),
+    click.option("--token", help="Bearer token every client must send. Env ATLAS_TOKEN. Required off loopback."),
+    click.option("--tls-cert", help="PEM certificate for TLS. Env ATLAS_TLS_CERT."),
+    click.option("--tls-key", help="PEM private key for TLS. Env ATLAS_TLS_KEY."),
+    click.option("--otlp-endpoint", help="OTLP endpoint to export runs to. Env ATLAS_OTLP_ENDPOINT."),
+    click.option("--config", type=click.Path(dir_okay=False), help="TOML config file. Env ATLAS_CONFIG."),
+    click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+                 help="Log level. Env ATLAS_LOG_LEVEL. [default: INFO]"),
+]
+
+
+def _with_flags(fn: Any) -> Any:
+    for option in reversed(_FLAGS):
+        fn = option(fn)
+    return fn
+
+
+def _config(flags: dict[str, Any]) -> CollectorConfig:
+    try:
+        return load_config(flags)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@_with_flags
+@click.pass_context
+def cli(ctx: click.Context, **flags: Any) -> None:
+    """Atlas collector: receive training telemetry over gRPC, store it, diagnose runs.
+
+    \b
+    Examples:
+      atlas-collector                                   # 127.0.0.1:50051, SQLite under ~/.atlas
+      atlas-collector --listen 127.0.0.1:0 --db sqlite:///runs.db
+      atlas-collector --db postgresql+psycopg://atlas@db/atlas --listen 0.0.0.0:50051 --token "$T"
+    """
+    ctx.obj = flags
+    if ctx.invoked_subcommand is not None:
+        return
+    config = _config(flags)
+    _setup_logging(config.log_level)
+    from ._server import Collector
+
+    try:
+        asyncio.run(_serve(Collector(config)))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+async def _serve(collector: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await collector.start()
+    except RuntimeError as exc:  # grpc raises RuntimeError when the port cannot be bound
+        raise click.ClickException(f"cannot listen on {collector.config.listen}: {exc}") from None
+    click.echo(f"listening on {collector.address}")
+    sys.stdout.flush()
+    await stop.wait()
+    log.info("shutting down (signal)")
+    await collector.stop()
+
+
+@cli.command()
+@_with_flags
+@click.pass_context
+def migrate(ctx: click.Context, **flags: Any) -> None:
+    """Create or upgrade the store's schema, then exit.
+
+    \b
+    Example:
+      atlas-collector migrate --db postgresql+psycopg://atlas@db/atlas
+    """
+    merged = {k: v if v is not None else ctx.obj.get(k) for k, v in flags.items()}
+    config = _config(merged)
+    from ._store import Store
+
+    store = Store(config.db_url)
+    store.create_schema()
+    store.close()
+    click.echo(f"schema up to date: {store.url}")
+
+
+def main() -> None:
+    cli(prog_name="atlas-collector")

@@ -1,0 +1,146 @@
+"""The store's tables (SQLAlchemy Core). Times are UTC seconds since the epoch (float), so SQLite and
+PostgreSQL sort and compare them the same way; JSON columns hold the open-ended parts of a record."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    BigInteger,
+)
+
+metadata = MetaData()
+
+# BigInteger that is still SQLite's rowid alias when used as an autoincrement primary key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", BigId, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("framework", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("last_seen_at", Float, nullable=False),
+    Column("on_critical", String(8), nullable=False, server_default="warn"),
+    Column("world_size", Integer, nullable=False, server_default="1"),
+    Column("pause_timeout_s", Float),
+    Column("epochs", Integer, nullable=False, server_default="0"),
+    Column("steps", BigInteger, nullable=False, server_default="0"),
+    Column("health_score", Float),
+    Column("hyperparameters", JSON),
+    Column("versions", JSON),
+    Column("device", JSON),
+    Column("thresholds", JSON),
+    Column("git_commit", String(64)),
+    Column("error_type", String(200)),
+    Column("error_message", Text),
+    Column("traceback", Text),
+    Index("ix_runs_project_started", "project_id", "started_at"),
+    Index("ix_runs_name_started", "name", "started_at"),
+    Index("ix_runs_status", "status"),
+    Index("ix_runs_started", "started_at"),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(200), primary_key=True),
+    Index("ix_run_tags_tag", "tag"),
+)
+
+# Highest contiguous sequence committed per (run, rank, session): what Ack reports and what dedups replays.
+ingest_cursors = Table(
+    "ingest_cursors",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("session", String(36), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+architectures = Table(
+    "architectures",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_class", String(200)),
+    Column("total_parameters", BigInteger),
+    Column("payload", JSON, nullable=False),
+)
+
+# One row per (run, rank, epoch); the scalars that queries filter or plot on are columns, the rest of
+# the EpochSummary is `payload` (its protobuf JSON form).
+epochs = Table(
+    "epochs",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("epoch", Integer, primary_key=True),
+    Column("ended_at", Float),
+    Column("duration_seconds", Float),
+    Column("global_step", BigInteger),
+    Column("loss_mean", Float),
+    Column("loss_min", Float),
+    Column("loss_max", Float),
+    Column("val_loss", Float),
+    Column("samples_per_sec", Float),
+    Column("process_rss_mb", Float),
+    Column("cumulative_co2_kg", Float),
+    Column("payload", JSON, nullable=False),
+)
+
+step_samples = Table(
+    "step_samples",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("time", Float),
+    Column("loss", Float),
+    Column("loss_kind", String(4)),  # "nan", "inf", "-inf" where loss is not finite (SQLite keeps no NaN)
+    Column("lr", Float),
+    Column("grad_norm", Float),
+    Column("step_time_s", Float),
+    Column("batch_size", Integer),
+    Column("amp_skipped", Boolean, nullable=False, server_default="0"),
+    Column("metrics", JSON),
+    Index("ix_step_samples_run_step", "run_id", "rank", "step"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("time", Float),
+    Column("level", String(16), nullable=False),
+    Column("logger", String(200)),
+    Column("message", Text, nullable=False),
+    Column("epoch", Integer),
+    Column("kind", String(16)),
+    Index("ix_logs_run", "run_id", "id"),
+    Index("ix_logs_run_level", "run_id", "level"),
+)

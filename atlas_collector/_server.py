@@ -1,0 +1,280 @@
+"""The gRPC servers (asyncio): thin servicers over `_ingest.Writer` and the functions of `_queries`.
+
+`Collector` is the daemon's body; `run_server(config)` runs one in a background thread and yields it
+(tests, `atlas demo`)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from atlas_proto.v1 import query_pb2_grpc, telemetry_pb2 as tpb, telemetry_pb2_grpc
+
+from . import _queries
+from ._config import CollectorConfig
+from ._exceptions import CollectorError, grpc_status
+from ._ingest import Outcome, Writer
+from ._store import Store
+from ._validate import validate
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("atlas.v1.TelemetryService", "atlas.v1.QueryService")
+
+
+class _StreamConn:
+    """One trainer stream: its outbound queue (acks, commands, a closing error) and its pending count."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inflight: asyncio.Semaphore) -> None:
+        self.loop = loop
+        self.out: asyncio.Queue[Any] = asyncio.Queue()
+        self.inflight = inflight
+        self.pending = 0
+        self.reading_done = False
+        self.runs: set[str] = set()
+        self.closed = False
+
+    def writer_callback(self, outcome: Outcome) -> None:  # writer thread
+        try:
+            self.loop.call_soon_threadsafe(self._on_outcome, outcome)
+        except RuntimeError:  # loop closed at shutdown; the client resends what was not acked
+            pass
+
+    def _on_outcome(self, outcome: Outcome) -> None:  # event loop
+        self.inflight.release()
+        self.pending -= 1
+        if outcome.error is not None:
+            self.close(outcome.error)
+        elif outcome.ack_seq is not None and not self.closed:
+            self.out.put_nowait(tpb.ServerMessage(ack=tpb.Ack(run_id=outcome.run_id, rank=outcome.rank,
+                                                             seq=outcome.ack_seq, session=outcome.session)))
+        self.maybe_finish()
+
+    def maybe_finish(self) -> None:
+        if self.reading_done and self.pending == 0:
+            self.close(None)
+
+    def close(self, error: BaseException | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.out.put_nowait(error)
+
+
+class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
+    def __init__(self, writer: Writer, max_inflight: int) -> None:
+        self._writer = writer
+        self._max_inflight = max_inflight
+        self._inflight: asyncio.Semaphore | None = None
+        self.streams: set[_StreamConn] = set()
+
+    async def Stream(self, request_iterator: AsyncIterator[tpb.ClientMessage], context: Any) -> AsyncIterator[Any]:
+        if self._inflight is None:
+            self._inflight = asyncio.Semaphore(self._max_inflight)
+        conn = _StreamConn(asyncio.get_running_loop(), self._inflight)
+        self.streams.add(conn)
+        reader = asyncio.create_task(self._read(request_iterator, conn))
+        try:
+            while True:
+                item = await conn.out.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    log.info("stream refused: %s", item)
+                    await context.abort(grpc_status(item), str(item))
+                yield item
+        finally:
+            reader.cancel()
+            self.streams.discard(conn)
+
+    async def _read(self, request_iterator: AsyncIterator[tpb.ClientMessage], conn: _StreamConn) -> None:
+        try:
+            async for msg in request_iterator:
+                if conn.closed:
+                    return
+                try:
+                    kind = validate(msg)
+                except CollectorError as exc:
+                    conn.close(exc)
+                    return
+                conn.runs.add(msg.run_id)
+                await conn.inflight.acquire()
+                conn.pending += 1
+                self._writer.submit(msg, kind, conn.writer_callback)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client went away; nothing to answer
+            log.debug("stream ended: %r", exc)
+        conn.reading_done = True
+        conn.maybe_finish()
+
+    async def drain(self, timeout: float) -> None:
+        """Stop reading every stream, wait (bounded) for what they queued to be committed and acked."""
+        for conn in list(self.streams):
+            conn.reading_done = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(c.pending for c in self.streams) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.streams):
+            conn.maybe_finish()
+        await asyncio.sleep(0.05)  # let the last acks go out
+
+
+def _unary(fn: Callable[[Store, Any], Any]) -> Callable[..., Any]:
+    async def handler(self: "QueryServicer", request: Any, context: Any) -> Any:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, self._store, request)
+        except CollectorError as exc:
+            await context.abort(grpc_status(exc), str(exc))
+
+    handler.__name__ = fn.__name__
+    return handler
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    ListRuns = _unary(_queries.list_runs)
+    GetRun = _unary(_queries.get_run)
+    DeleteRun = _unary(_queries.delete_run)
+    GetEpochs = _unary(_queries.get_epochs)
+    GetSteps = _unary(_queries.get_steps)
+    GetLogs = _unary(_queries.get_logs)
+    GetArchitecture = _unary(_queries.get_architecture)
+
+
+class _TokenInterceptor(grpc.aio.ServerInterceptor):
+    """Bearer token for every Atlas service (health stays open for probes). No detail leaked."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}"
+
+        async def deny(request: Any, context: Any) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid token")
+
+        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_stream = grpc.stream_stream_rpc_method_handler(deny)
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        if not details.method.startswith("/atlas.v1."):
+            return await continuation(details)
+        metadata = dict(details.invocation_metadata or ())
+        import hmac
+
+        if hmac.compare_digest(metadata.get("authorization", ""), self._expected):
+            return await continuation(details)
+        return self._deny_stream if details.method.endswith("/Stream") else self._deny_unary
+
+
+class Collector:
+    """The daemon: store, writer, gRPC server. `start()` binds and returns the port; `stop()` drains."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.store = Store(config.db_url)
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._writer: Writer | None = None
+        self._telemetry: TelemetryServicer | None = None
+        self._health = HealthServicer()
+
+    @property
+    def address(self) -> str:
+        host = self.config.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def start(self) -> int:
+        self.store.create_schema()
+        self._writer = Writer(self.store)
+        self._telemetry = TelemetryServicer(self._writer, self.config.max_inflight)
+        limit = self.config.max_message_mb * 1024 * 1024
+        interceptors = [_TokenInterceptor(self.config.token)] if self.config.token else []
+        self._server = grpc.aio.server(
+            interceptors=interceptors,
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                     ("grpc.so_reuseport", 0)],
+        )
+        telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(self._telemetry, self._server)
+        query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(self.store), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        if self.config.tls_cert:
+            with open(self.config.tls_cert, "rb") as f_cert, open(self.config.tls_key, "rb") as f_key:
+                creds = grpc.ssl_server_credentials([(f_key.read(), f_cert.read())])
+            self.port = self._server.add_secure_port(self.config.listen, creds)
+        else:
+            self.port = self._server.add_insecure_port(self.config.listen)
+        await self._server.start()
+        for service in ("", *SERVICES):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("collector listening on %s store=%s", self.address, self.store.url)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, stop reading, commit and ack what is in flight, close the store: one deadline."""
+        grace = self.config.shutdown_grace_s if grace is None else grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self._health.enter_graceful_shutdown()
+        if self._telemetry is not None:
+            await self._telemetry.drain(max(0.1, (deadline - loop.time()) * 0.6))
+        if self._server is not None:
+            await self._server.stop(max(0.1, (deadline - loop.time()) * 0.5))
+        if self._writer is not None:
+            await loop.run_in_executor(None, self._writer.shutdown, max(0.1, deadline - loop.time()))
+        self.store.close()
+        log.info("collector stopped")
+
+
+class RunningCollector:
+    """A `Collector` on its own event-loop thread (tests, `atlas demo`)."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.collector = Collector(config)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="atlas-collector", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return self.collector.address
+
+    @property
+    def port(self) -> int:
+        return self.collector.port
+
+    @property
+    def store(self) -> Store:
+        return self.collector.store
+
+    def start(self) -> "RunningCollector":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.collector.start(), self._loop).result(30)
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.collector.stop(grace), self._loop).result(grace + 10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+@contextlib.contextmanager
+def run_server(config: CollectorConfig | None = None, **overrides: Any) -> Iterator[RunningCollector]:
+    """Start a collector (default: 127.0.0.1:0, i.e. a free port) and stop it on exit."""
+    if config is None:
+        overrides.setdefault("listen", "127.0.0.1:0")
+        config = CollectorConfig(**overrides)
+    running = RunningCollector(config).start()
+    try:
+        yield running
+    finally:
+        running.stop()

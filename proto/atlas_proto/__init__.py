@@ -1,0 +1,1 @@
+"""Atlas wire contract: generated modules for the `.proto` files of package `atlas.v1`."""
