@@ -48,12 +48,11 @@ def nan_loss(ctx: Context) -> list[Finding] | None:
     mean_bad = rec.train_mean is not None and not math.isfinite(rec.train_mean)
     if mean_bad and rec.amp_skipped_steps and ctx.state.steps_seen.get(rec.epoch) and not bad_steps:
         mean_bad = False  # only AMP-skipped steps were non-finite: the scaler handled them
-    if not mean_bad and not bad_steps:
-        return []
-    what = f"mean training loss {rec.train_mean!r}" if mean_bad else "finite mean loss"
+    if not mean_bad:
+        return None if bad_steps else []  # the step-level issue already says which step; keep it as it is
     return [Finding(
         title="Non-finite loss",
-        description=f"Epoch {rec.epoch}: {what}; {bad_steps} step(s) with a NaN/inf loss "
+        description=f"Epoch {rec.epoch}: mean training loss {rec.train_mean!r}; {bad_steps} step(s) with a NaN/inf loss "
                     f"(AMP-skipped steps not counted: {rec.amp_skipped_steps}).",
         suggestion=suggestion, metric_key="train_mean", metric_value=rec.train_mean,
     )]
@@ -103,8 +102,9 @@ def loss_plateau(ctx: Context) -> list[Finding]:
     if losses is None or w < 1 or losses[0] <= 1e-6:
         return []
     change = (losses[0] - losses[-1]) / abs(losses[0])
+    spread = (max(losses) - min(losses)) / abs(losses[0])  # a loss that swings is not flat (see lr_too_high)
     limit = ctx.th.loss_plateau_min_improvement_pct
-    if abs(change) >= limit:
+    if spread >= limit:
         return []
     return [Finding(
         title="Loss plateau",
@@ -266,10 +266,9 @@ def exploding_gradients(ctx: Context) -> list[Finding] | None:
                     if finite(r.grad_norm)]
         base = median(previous) if len(previous) >= 3 else None
         why = _explodes(rec.grad_norm / k, base, th.exploding_grad_norm, th.exploding_grad_ratio)
-    if why is None and not fired:
-        return []
-    description = f"Epoch {rec.epoch}: " + (why or f"{fired} step(s) with exploding gradients")
-    return [Finding(title="Exploding gradients", description=description + ".", suggestion=suggestion,
+    if why is None:
+        return None if fired else []  # the step-level issue already says which step; keep it as it is
+    return [Finding(title="Exploding gradients", description=f"Epoch {rec.epoch}: {why}.", suggestion=suggestion,
                     metric_key="grad_norm", metric_value=rec.grad_norm, thresholds=limits)]
 
 

@@ -22,11 +22,15 @@ def diminishing_returns(ctx: Context) -> list[Finding]:
         return []
     cumulative = st.first_loss - cur.train_mean  # type: ignore[operator]
     marginal = prev.train_mean - cur.train_mean  # type: ignore[operator]
+    if cumulative <= 0:
+        return []
     streak = cur.epoch - st.diminishing_since + 1
-    severity = "warning" if streak >= th.diminishing_returns_warn_epochs else "info"
+    val_improving = finite(cur.val_loss) and st.best_val_epoch == cur.epoch
+    # a long streak is a warning, unless the validation loss still reaches a new best: then it is information
+    severity = "warning" if streak >= th.diminishing_returns_warn_epochs and not val_improving else "info"
     return [Finding(
         title="Diminishing returns",
-        description=f"Epoch {cur.epoch} improved the loss by {marginal:.4g}, {marginal / cumulative * 100:.1f} % of "
+        description=f"Epoch {cur.epoch} lowered the loss by {marginal:.4g}, {marginal / cumulative * 100:.1f} % of "
                     f"the {cumulative:.4g} gained so far (below {th.diminishing_returns_pct * 100:g} % for {streak} "
                     "epoch(s)): each epoch now costs as much compute for little gain.",
         suggestion=f"Stop earlier with early stopping: `{EARLY_STOP}`.",

@@ -175,7 +175,9 @@ class RunState:
                 self.best_train, self.best_train_epoch = loss, rec.epoch
             cumulative = self.first_loss - loss
             prev = self.previous()
-            if prev is not None and finite(prev.train_mean) and cumulative > 0:
+            if cumulative <= 0:
+                self.diminishing_since = None
+            elif prev is not None and finite(prev.train_mean):
                 marginal = prev.train_mean - loss  # type: ignore[operator]
                 if marginal / cumulative < th.diminishing_returns_pct:
                     if self.diminishing_since is None:

@@ -1,0 +1,369 @@
+"""Every check: a synthetic series that fires it, a near miss that does not, and empty or short input."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from atlas_diagnostics import (
+    CATEGORIES,
+    CHECK_IDS,
+    CRITICAL_CHECKS,
+    ArchLayer,
+    ArchNode,
+    Architecture,
+    CarbonRecord,
+    CorrelationRecord,
+    LayerTime,
+    LogRecord,
+    ProfilerRecord,
+    RunInfo,
+    check_info,
+    diagnose,
+)
+from diag_synth import CPU_BY_CHOICE, CUDA, cnn, conv, epochs, layers, mlp, pool, steps_for
+
+NAN, INF = math.nan, math.inf
+L = [2.0 - 0.1 * e for e in range(12)]  # the healthy loss curve
+
+
+def prof(shares: dict[str, float], **kw: Any) -> ProfilerRecord:
+    fields = dict(total_cpu_time_us=12e6, total_cuda_time_us=0.0, total_fwd_us=3.5e6, total_bwd_us=5e6)
+    fields.update(kw)
+    return ProfilerRecord(per_layer=tuple(LayerTime(n, p) for n, p in shares.items()), **fields)
+
+
+FIVE = {"a": 45.0, "b": 20.0, "c": 15.0, "d": 10.0, "e": 10.0}
+FIVE_OK = {"a": 39.0, "b": 21.0, "c": 20.0, "d": 10.0, "e": 10.0}
+FIVE_30 = {"a": 30.0, "b": 20.0, "c": 20.0, "d": 15.0, "e": 15.0}
+FIVE_20 = {"a": 20.0, "b": 20.0, "c": 20.0, "d": 20.0, "e": 20.0}
+
+
+def split_arch(shares: dict[str, float], kind: str = "Linear") -> Architecture:
+    total = 100_000
+    return Architecture(total_parameters=total,
+                        layers=tuple(ArchLayer(n, kind, int(total * s)) for n, s in shares.items()),
+                        nodes=tuple(ArchNode(n, kind) for n in shares), sequential_path=tuple(shares))
+
+
+def co2(values: list[float], cpu: float = 1e-5, gpu: float = 3e-5) -> list[CarbonRecord]:
+    return [CarbonRecord(epoch_co2_kg=v, epoch_energy_kwh=4 * v, power_draw_watts=60.0, cpu_energy_kwh=cpu,
+                         gpu_energy_kwh=gpu) for v in values]
+
+
+def gpus(util: float, power: float = 250.0) -> tuple[Any, ...]:
+    from atlas_diagnostics import GpuRecord
+    return (GpuRecord(0, utilization_percent=util, power_watts=power),)
+
+
+def ranks(slow: float) -> list[Any]:
+    out = epochs(3)
+    from dataclasses import replace
+    return out + [replace(r, rank=1, duration_seconds=r.duration_seconds * slow) for r in out]  # type: ignore[operator]
+
+
+def mha(embed: int, heads: int) -> Architecture:
+    node = ArchNode("attn", "MultiheadAttention", embed_dim=embed, num_heads=heads)
+    return Architecture(total_parameters=1000, layers=(ArchLayer("attn", "MultiheadAttention", 1000),), nodes=(node,))
+
+
+def embed(vocab: int, dim: int) -> Architecture:
+    node = ArchNode("emb", "Embedding", num_embeddings=vocab, embedding_dim=dim)
+    return Architecture(total_parameters=vocab * dim, layers=(ArchLayer("emb", "Embedding", vocab * dim),),
+                        nodes=(node, ArchNode("head", "Linear")))
+
+
+def lstm(num_layers: int) -> Architecture:
+    node = ArchNode("rnn", "LSTM", input_size=32, hidden_size=64, num_layers=num_layers)
+    return Architecture(total_parameters=1000, layers=(ArchLayer("rnn", "LSTM", 1000),), nodes=(node,))
+
+
+Case = Callable[[], dict[str, Any]]
+
+# check id -> (fires, near miss). Each builds diagnose() keyword arguments.
+CASES: dict[str, tuple[Case, Case]] = {
+    # ---- loss
+    "nan_loss": (lambda: dict(epochs=epochs(3, train_mean=[2.0, 1.9, NAN])),
+                 lambda: dict(epochs=epochs(3, train_mean=[2.0, 1.9, 1.8]))),
+    "loss_explosion": (lambda: dict(epochs=epochs(3, train_mean=[1.0, 0.9, 2.0])),
+                       lambda: dict(epochs=epochs(3, train_mean=[1.0, 0.9, 1.79]))),
+    "loss_divergence": (lambda: dict(epochs=epochs(4, train_mean=[2.0, 1.9, 1.95, 2.0])),
+                        lambda: dict(epochs=epochs(4, train_mean=[2.0, 1.9, 1.93, 1.935]))),
+    "loss_plateau": (lambda: dict(epochs=epochs(6, train_mean=[2.0, 1.5, 1.0, 0.999, 0.998, 0.997])),
+                     lambda: dict(epochs=epochs(6, train_mean=[2.0, 1.5, 1.0, 0.995, 0.99, 0.985]))),
+    "overfitting": (lambda: dict(epochs=epochs(5, val=lambda e: {"val_loss": [1.0, 0.9, 0.8, 0.85, 0.9][e]})),
+                    lambda: dict(epochs=epochs(5, val=lambda e: {"val_loss": [1.0, 0.9, 0.8, 0.85, 0.79][e]}))),
+    "high_loss_variance": (lambda: dict(epochs=epochs(4, train_std=lambda e: 0.6 * L[e])),
+                           lambda: dict(epochs=epochs(4, train_std=lambda e: (0.9 if e == 0 else 0.45) * L[e]))),
+    "gradient_instability": (lambda: dict(epochs=epochs(3, train_max=lambda e: 25 * L[e] if e == 2 else 1.3 * L[e])),
+                             lambda: dict(epochs=epochs(3, train_max=lambda e: 19 * L[e]))),
+    "lr_too_high": (lambda: dict(epochs=epochs(6, train_mean=[2.0, 1.8, 1.95, 1.7, 1.9, 1.6])),
+                    lambda: dict(epochs=epochs(6, train_mean=[2.0, 1.99, 1.995, 1.985, 1.99, 1.98]))),
+    "lr_too_low": (lambda: dict(epochs=epochs(4, lr=(1e-7,), train_mean=[2.0, 1.999, 1.998, 1.997])),
+                   lambda: dict(epochs=epochs(4, lr=(1e-5,), train_mean=[2.0, 1.999, 1.998, 1.997]))),
+    "exploding_gradients": (lambda: dict(epochs=epochs(5, grad_norm=[1.0, 1.1, 0.9, 1.0, 5000.0])),
+                            lambda: dict(epochs=epochs(5, grad_norm=[1.0, 1.1, 0.9, 1.0, 500.0]))),
+    "data_leakage": (lambda: dict(epochs=epochs(3, val=lambda e: {"val_loss": 0.4 * L[e]})),
+                     lambda: dict(epochs=epochs(3, val=lambda e: {"val_loss": 0.6 * L[e]}))),
+    # ---- system
+    "throughput_degradation": (lambda: dict(epochs=epochs(5, samples_per_sec=[1000.0, 1000, 1000, 700, 700])),
+                               lambda: dict(epochs=epochs(5, samples_per_sec=[1000.0, 1000, 1000, 700, 1000]))),
+    "memory_growth": (lambda: dict(epochs=epochs(5, process_rss_mb=[900.0, 1000, 1100, 1200, 1300])),
+                      lambda: dict(epochs=epochs(5, process_rss_mb=[900.0, 1000, 1100, 1200, 1240]))),
+    "gpu_memory_growth": (lambda: dict(run_info=CUDA,
+                                       epochs=epochs(5, cuda=True, cuda_allocated_mb=[1000.0, 2000, 2200, 2400, 2600])),
+                          lambda: dict(run_info=CUDA,
+                                       epochs=epochs(5, cuda=True, cuda_allocated_mb=[1000.0, 2000, 2200, 2400, 2490]))),
+    "slow_epoch": (lambda: dict(epochs=epochs(6, duration_seconds=[10.0] * 5 + [16.0])),
+                   lambda: dict(epochs=epochs(6, duration_seconds=[10.0] * 5 + [14.9]))),
+    "high_cpu": (lambda: dict(run_info=CUDA, epochs=epochs(2, cuda=True, cpu_percent=95.0)),
+                 lambda: dict(run_info=CUDA, epochs=epochs(2, cuda=True, cpu_percent=89.0))),
+    "error_logs": (lambda: dict(epochs=epochs(2), logs=[LogRecord("ERROR", "CUDA out of memory", epoch=1)]),
+                   lambda: dict(epochs=epochs(2), logs=[LogRecord("WARNING", "slow data loader", epoch=1)])),
+    "low_gpu_utilization": (lambda: dict(run_info=CUDA, epochs=epochs(3, cuda=True, gpus=gpus(30.0))),
+                            lambda: dict(run_info=CUDA, epochs=epochs(
+                                3, cuda=True, gpus=lambda e: gpus(30.0 if e == 2 else 85.0)))),
+    "step_time_outlier": (lambda: dict(epochs=epochs(3, step_time_max=[0.2, 0.2, 1.5])),
+                          lambda: dict(epochs=epochs(3, step_time_max=[1.5, 0.2, 0.9]))),
+    "straggler_rank": (lambda: dict(run_info=RunInfo(world_size=2), epochs=ranks(1.3)),
+                       lambda: dict(run_info=RunInfo(world_size=2), epochs=ranks(1.2))),
+    "stalled_training": (lambda: dict(epochs=epochs(2), now=1020.0 + 1801),
+                         lambda: dict(epochs=epochs(2), now=1020.0 + 1799)),
+    # ---- profiler
+    "profiler_hotspot": (lambda: dict(epochs=epochs(2, profiler=prof(FIVE))),
+                         lambda: dict(epochs=epochs(2, profiler=prof(FIVE_OK)))),
+    "consistent_profiler_hot": (lambda: dict(epochs=epochs(3, profiler=prof(FIVE_30))),
+                                lambda: dict(epochs=epochs(3, profiler=[prof(FIVE_30), prof(FIVE_30), prof(FIVE_20)]))),
+    "backward_dominance": (lambda: dict(epochs=epochs(1, profiler=prof(FIVE_20, total_bwd_us=6e6))),
+                           lambda: dict(epochs=epochs(1, profiler=prof(FIVE_20, total_bwd_us=5.2e6)))),
+    "fwd_bwd_ratio": (lambda: dict(epochs=epochs(1, profiler=prof(FIVE_20, total_fwd_us=0.5e6))),
+                      lambda: dict(epochs=epochs(1, profiler=prof(FIVE_20, total_fwd_us=1e6)))),
+    # ---- sustainability
+    "diminishing_returns": (lambda: dict(epochs=epochs(3, train_mean=[2.0, 1.0, 0.98])),
+                            lambda: dict(epochs=epochs(3, train_mean=[2.0, 1.0, 0.9]))),
+    "early_stopping_missed": (
+        lambda: dict(epochs=epochs(6, val=lambda e: {"val_loss": [1.0, 0.8, 0.7, 0.71, 0.72, 0.73][e]})),
+        lambda: dict(epochs=epochs(5, val=lambda e: {"val_loss": [1.0, 0.8, 0.7, 0.71, 0.72][e]}))),
+    "over_parameterized_layer": (
+        lambda: dict(architecture=split_arch({"f1": 0.6, "f2": 0.3, "f3": 0.1}),
+                     epochs=epochs(1, profiler=prof({"f1": 5.0, "f2": 50.0, "f3": 45.0}))),
+        lambda: dict(architecture=split_arch({"f1": 0.6, "f2": 0.3, "f3": 0.1}),
+                     epochs=epochs(1, profiler=prof({"f1": 7.0, "f2": 50.0, "f3": 43.0})))),
+    "compute_inefficient_layer": (
+        lambda: dict(architecture=split_arch({"c1": 0.01, "f2": 0.99}, "Conv2d"),
+                     epochs=epochs(1, profiler=prof({"c1": 20.0, "f2": 80.0}))),
+        lambda: dict(architecture=split_arch({"c1": 0.05, "f2": 0.95}, "Conv2d"),
+                     epochs=epochs(1, profiler=prof({"c1": 40.0, "f2": 60.0})))),
+    "device_underutilization": (
+        lambda: dict(run_info=CUDA, epochs=epochs(1, cuda=True, profiler=prof(FIVE_20, total_cuda_time_us=5e5))),
+        lambda: dict(run_info=CUDA, epochs=epochs(1, cuda=True, profiler=prof(FIVE_20, total_cuda_time_us=2.4e6)))),
+    "carbon_intensity_spike": (lambda: dict(epochs=epochs(5, carbon=co2([1e-5] * 4 + [1.1e-4]))),
+                               lambda: dict(epochs=epochs(5, carbon=co2([1e-5] * 4 + [0.9e-4])))),
+    "wasted_carbon": (
+        lambda: dict(epochs=epochs(7, carbon=co2([1e-5] * 7),
+                                   val=lambda e: {"val_loss": [1.0, 0.8, 0.7, 0.71, 0.72, 0.73, 0.74][e]})),
+        lambda: dict(epochs=epochs(7, carbon=co2([1e-5] * 7)))),
+    "gpu_idle_waste": (lambda: dict(run_info=CUDA, epochs=epochs(1, cuda=True, gpus=gpus(10.0, 60.0))),
+                       lambda: dict(run_info=CUDA, epochs=epochs(1, cuda=True, gpus=gpus(25.0, 60.0)))),
+    "cpu_dominant_training": (lambda: dict(run_info=CUDA, epochs=epochs(1, cuda=True, carbon=co2([1e-5], 6e-5, 1e-5))),
+                              lambda: dict(run_info=CUDA, epochs=epochs(1, cuda=True, carbon=co2([1e-5], 4e-5, 1e-5)))),
+    # ---- layer health
+    "dead_layers": (lambda: dict(epochs=epochs(3, deep=True, layers=layers(fc2={"zero_fraction": 0.6}))),
+                    lambda: dict(epochs=epochs(3, deep=True, layers=layers(fc2={"zero_fraction": 0.5})))),
+    "vanishing_gradients": (lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc1={"gradient_norm_mean": 1e-8}))),
+                            lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc1={"gradient_norm_mean": 2e-7})))),
+    "depth_gradient_ratio": (lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc1={"gradient_norm_mean": 3e-5}))),
+                             lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc1={"gradient_norm_mean": 5e-5})))),
+    "frozen_output_layers": (
+        lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc3={"activation_var_of_means": 1e-9}))),
+        lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc3={"activation_var_of_means": 1e-7})))),
+    "activation_collapse": (lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc3={"activation_std": 1e-6}))),
+                            lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc3={"activation_std": 1e-4})))),
+    "redundant_layers": (lambda: dict(epochs=epochs(1, deep=True, correlations=(CorrelationRecord("fc2", "fc3", 0.97),))),
+                         lambda: dict(epochs=epochs(1, deep=True, correlations=(CorrelationRecord("fc2", "fc3", 0.94),)))),
+    "saturated_activation": (lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc4={"saturated_fraction": 0.6}))),
+                             lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc4={"saturated_fraction": 0.45})))),
+    # ---- architecture
+    "fc_dominates_params": (lambda: dict(architecture=cnn(conv("c1"), linear_params=2000, conv_params=[100])),
+                            lambda: dict(architecture=cnn(conv("c1"), linear_params=900, conv_params=[100]))),
+    "conv_bottleneck": (lambda: dict(architecture=cnn(conv("c1"), conv("c2"), pool("p"), conv_params=[100, 2000])),
+                        lambda: dict(architecture=cnn(conv("c1"), conv("c2"), pool("p"), conv_params=[100, 1000]))),
+    "missing_pooling": (lambda: dict(architecture=cnn(conv("c1"), conv("c2"), conv("c3"))),
+                        lambda: dict(architecture=cnn(conv("c1"), conv("c2"), conv("c3", stride=2)))),
+    "large_kernel": (lambda: dict(architecture=cnn(conv("c1"), conv("c2", k=7), pool("p"))),
+                     lambda: dict(architecture=cnn(conv("c1"), conv("c2", k=7), pool("p"), input_shape=(3, 224, 224)))),
+    "grayscale_channel_explosion": (lambda: dict(architecture=cnn(conv("c1", cin=1, cout=64), pool("p"))),
+                                    lambda: dict(architecture=cnn(conv("c1", cin=1, cout=32), pool("p")))),
+    "attention_head_dim": (lambda: dict(architecture=mha(128, 3)), lambda: dict(architecture=mha(128, 4))),
+    "embedding_oversized": (lambda: dict(architecture=embed(1000, 1024)), lambda: dict(architecture=embed(1000, 512))),
+    "rnn_too_deep": (lambda: dict(architecture=lstm(5)), lambda: dict(architecture=lstm(4))),
+}
+
+
+def active_checks(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {i.check: i for i in diagnose(**kwargs) if i.active}
+
+
+def test_every_registered_check_has_cases() -> None:
+    assert sorted(CASES) == list(CHECK_IDS)
+    assert len(CHECK_IDS) >= 45
+
+
+@pytest.mark.parametrize("check", sorted(CASES))
+def test_check_fires(check: str) -> None:
+    found = active_checks(CASES[check][0]())
+    assert check in found, f"{check} did not fire; found {sorted(found)}"
+    issue = found[check]
+    assert issue.category == check_info(check)["category"]
+    assert issue.description and issue.suggestion and issue.title
+
+
+@pytest.mark.parametrize("check", sorted(CASES))
+def test_near_miss_does_not_fire(check: str) -> None:
+    found = active_checks(CASES[check][1]())
+    assert check not in found, found.get(check)
+
+
+@pytest.mark.parametrize("check", sorted(CASES))
+def test_short_input_is_quiet(check: str) -> None:
+    assert diagnose() == ()
+    assert check not in active_checks(dict(epochs=epochs(1)))
+    assert check not in active_checks(dict(epochs=epochs(1, deep=True), architecture=mlp()))
+
+
+@pytest.mark.parametrize("check", sorted(CHECK_IDS))
+def test_severity_and_category_follow_the_contract(check: str) -> None:
+    info = check_info(check)
+    assert info["category"] in CATEGORIES
+    assert (info["severity"] == "critical") == (check in CRITICAL_CHECKS)
+    if check in {"dead_layers", "vanishing_gradients", "depth_gradient_ratio", "frozen_output_layers",
+                 "activation_collapse", "redundant_layers", "saturated_activation", "carbon_intensity_spike",
+                 "wasted_carbon", "gpu_idle_waste", "cpu_dominant_training"}:
+        assert info["category"] == "sustainability"
+
+
+@pytest.mark.parametrize("check", sorted(CASES))
+def test_issue_carries_its_numbers_and_thresholds(check: str) -> None:
+    issue = active_checks(CASES[check][0]())[check]
+    d = issue.to_dict()
+    assert d["check"] == check
+    assert d["severity"] in ("critical", "warning", "info")
+    if d["thresholds"]:
+        assert all(isinstance(v, (int, float)) for v in d["thresholds"].values())
+    assert issue.metric_key is not None
+
+
+@pytest.mark.parametrize("overrides, check, fires", [
+    ({"loss_explosion_ratio": 3.0}, "loss_explosion", False),  # 2.2x is no longer an explosion
+    ({"slow_epoch_factor": 1.7}, "slow_epoch", False),
+    ({"dead_layer_zero_fraction": 0.7}, "dead_layers", False),
+    ({"memory_growth_pct": 0.2}, "memory_growth", True),
+])
+def test_thresholds_change_verdicts(overrides: dict[str, Any], check: str, fires: bool) -> None:
+    from atlas_diagnostics import Thresholds
+    kwargs = CASES[check][0]() if not fires else CASES[check][1]()
+    assert (check in active_checks({**kwargs, "thresholds": Thresholds.from_mapping(overrides)})) is fires
+
+
+def test_cpu_by_choice_says_one_info_and_no_device_check() -> None:
+    kwargs = CASES["high_cpu"][0]()
+    kwargs.update(run_info=CPU_BY_CHOICE, epochs=epochs(4, cpu_percent=99.0, gpus=gpus(5.0, 80.0),
+                                                      carbon=co2([1e-5] * 4, 6e-5, 0.0)))
+    issues = [i for i in diagnose(**kwargs) if i.active]
+    device_checks = {"high_cpu", "low_gpu_utilization", "gpu_idle_waste", "cpu_dominant_training",
+                     "gpu_memory_growth", "device_underutilization"}
+    found = [i for i in issues if i.check in device_checks]
+    assert [(i.check, i.severity) for i in found] == [("device_underutilization", "info")]
+
+
+def test_gpu_available_but_unused_is_a_warning() -> None:
+    issues = active_checks(dict(run_info=RunInfo(device="cpu", cuda_available=True), epochs=epochs(2)))
+    assert issues["device_underutilization"].severity == "warning"
+
+
+def test_step_level_nan_and_amp_skipped_steps() -> None:
+    eps = epochs(2)
+    bad = steps_for(eps, **{"7": {"loss": NAN}})
+    nan = active_checks(dict(epochs=eps, steps=bad))["nan_loss"]
+    assert nan.severity == "critical" and nan.first_seen_epoch == 1
+    amp = steps_for(eps, **{"7": {"loss": INF, "grad_norm": INF, "amp_skipped": True},
+                            "8": {"grad_norm": 1e9, "accumulating": True}})
+    found = active_checks(dict(epochs=epochs(2, amp_skipped_steps=lambda e: e), steps=amp))
+    assert "nan_loss" not in found and "exploding_gradients" not in found
+
+
+def test_amp_inflated_epoch_mean_is_not_nan_loss() -> None:
+    eps = epochs(2, train_mean=[2.0, INF], amp_skipped_steps=[0, 3], grad_norm=[1.0, INF])
+    steps = steps_for(epochs(2), **{"6": {"loss": INF, "amp_skipped": True}})
+    found = active_checks(dict(epochs=eps, steps=steps))
+    assert "nan_loss" not in found and "exploding_gradients" not in found
+
+
+def test_step_exploding_gradient_against_recent_median() -> None:
+    eps = epochs(3)
+    steps = steps_for(eps, per_epoch=6, **{"15": {"grad_norm": 2500.0}})
+    issue = active_checks(dict(epochs=eps, steps=steps))["exploding_gradients"]
+    assert issue.severity == "critical" and issue.step == 15 and issue.metric_value == 2500.0
+    steps = steps_for(eps, per_epoch=6, **{"15": {"grad_norm": 500.0}})
+    assert "exploding_gradients" not in active_checks(dict(epochs=eps, steps=steps))
+
+
+def test_data_leakage_from_perfect_first_epoch_accuracy() -> None:
+    fire = active_checks(dict(epochs=epochs(3, val=lambda e: {"val_loss": L[e], "val_acc": 0.9995})))
+    assert fire["data_leakage"].metric_key == "val_accuracy"
+    quiet = active_checks(dict(epochs=epochs(3, val=lambda e: {"val_loss": L[e], "val_acc": 0.99})))
+    assert "data_leakage" not in quiet
+
+
+def test_memory_growth_ignores_small_absolute_growth() -> None:
+    assert "memory_growth" not in active_checks(dict(epochs=epochs(5, process_rss_mb=[90.0, 100, 120, 130, 140])))
+
+
+def test_profiler_hotspot_ignores_tiny_models() -> None:
+    kwargs = dict(epochs=epochs(3, profiler=prof({"a": 60.0, "b": 30.0, "c": 10.0})))
+    assert not {"profiler_hotspot", "consistent_profiler_hot"} & set(active_checks(kwargs))
+
+
+def test_diminishing_returns_turns_warning_when_it_lasts() -> None:
+    curve = [2.0, 1.0, 0.98, 0.97, 0.965, 0.962, 0.96]
+    issue = active_checks(dict(epochs=epochs(7, train_mean=curve)))["diminishing_returns"]
+    assert issue.severity == "warning" and issue.first_seen_epoch == 2
+    issue = active_checks(dict(epochs=epochs(4, train_mean=curve[:4])))["diminishing_returns"]
+    assert issue.severity == "info"
+
+
+def test_wasted_carbon_is_info_when_small() -> None:
+    val = [1.0 - 0.05 * e for e in range(13)] + [0.41, 0.42, 0.43]  # best at epoch 12 of 16
+    issue = active_checks(dict(epochs=epochs(16, carbon=co2([1e-5] * 16),
+                                             val=lambda e: {"val_loss": val[e]})))["wasted_carbon"]
+    assert issue.severity == "info"  # 3 of 16 epochs: 19 % of the CO2, below the 20 % warning line
+    assert issue.metric_value == pytest.approx(3e-5)
+
+
+def test_dead_layer_needs_two_epochs_and_is_critical() -> None:
+    one = dict(epochs=epochs(3, deep=True, layers=lambda e: layers(fc2={"zero_fraction": 0.9 if e == 2 else 0.1})(e)))
+    assert "dead_layers" not in active_checks(one)
+    issue = active_checks(CASES["dead_layers"][0]())["dead_layers"]
+    assert issue.severity == "critical" and issue.layer == "fc2" and issue.first_seen_epoch == 1
+
+
+def test_missing_pooling_resets_at_pooling() -> None:
+    arch = cnn(conv("c1"), conv("c2"), pool("p"), conv("c3"), conv("c4"))
+    assert "missing_pooling" not in active_checks(dict(architecture=arch))
+
+
+def test_architecture_checks_follow_the_detected_type() -> None:
+    # a 7x7 kernel in an RNN-free, attention-free conv net is judged; the same conv inside a transformer is not
+    convnet = cnn(conv("c1"), conv("c2", k=7), pool("p"))
+    assert "large_kernel" in active_checks(dict(architecture=convnet))
+    hybrid = Architecture(total_parameters=convnet.total_parameters, layers=convnet.layers,
+                          nodes=convnet.nodes + (ArchNode("attn", "MultiheadAttention", embed_dim=64, num_heads=4),))
+    assert "large_kernel" not in active_checks(dict(architecture=hybrid))
+
+
+def test_attention_small_heads_are_info() -> None:
+    issue = active_checks(dict(architecture=mha(64, 8)))["attention_head_dim"]
+    assert issue.severity == "info"
