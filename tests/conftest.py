@@ -1,0 +1,105 @@
+"""Shared fixtures: real collectors (subprocess or in-process), real SQLite files, the real PostgreSQL."""
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import uuid
+from typing import Iterator
+
+import pytest
+
+BIN = pathlib.Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("ATLAS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's ~/.atlas or inherits their ATLAS_* settings."""
+    for var in list(os.environ):
+        if var.startswith("ATLAS_") and var != "ATLAS_TEST_PG":
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("ATLAS_HOME", str(tmp_path / "atlas-home"))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_") or k == "ATLAS_HOME"}
+    env.update(extra)
+    return env
+
+
+class CollectorProcess:
+    def __init__(self, proc: subprocess.Popen[str], address: str, db_url: str) -> None:
+        self.proc = proc
+        self.address = address
+        self.db_url = db_url
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_collector_process(db_url: str, *extra: str, listen: str = "127.0.0.1:0") -> CollectorProcess:
+    proc = subprocess.Popen(
+        [str(BIN / "atlas-collector"), "--listen", listen, "--db", db_url, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=cli_env(),
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline().strip()
+    if not first.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"collector did not start: first line {first!r}")
+    return CollectorProcess(proc, first.removeprefix("listening on "), db_url)
+
+
+@pytest.fixture
+def collector_process(tmp_path: pathlib.Path) -> Iterator[CollectorProcess]:
+    """`atlas-collector` as a real subprocess on a free loopback port with a SQLite file."""
+    proc = start_collector_process(f"sqlite:///{tmp_path / 'collector.db'}")
+    try:
+        yield proc
+    finally:
+        if proc.proc.poll() is None:
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL for this test session, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"atlas_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc.orig}); start it with "
+                    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
+    """The store on both backends: a SQLite file, and a clean schema in the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    import sqlalchemy as sa
+
+    from atlas_collector._schema import metadata
+
+    url = request.getfixturevalue("pg_database")
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+    yield url

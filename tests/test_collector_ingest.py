@@ -1,0 +1,219 @@
+"""Collector ingest over real gRPC and over both real stores: validation, idempotence, durability."""
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import uuid
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from atlas_collector import Store, run_server
+from atlas_collector import _schema as s
+from atlas_collector._ingest import apply_message
+from atlas_collector._validate import validate
+from atlas_proto.v1 import telemetry_pb2 as tpb
+from atlas_proto.v1 import telemetry_pb2_grpc
+
+
+def run_start(run_id: str, *, project: str = "p", name: str = "r", rank: int = 0, session: str = "") -> tpb.ClientMessage:
+    msg = tpb.ClientMessage(run_id=run_id, rank=rank, session=session)
+    msg.run_start.protocol_version = tpb.PROTOCOL_VERSION_1
+    msg.run_start.project = project
+    msg.run_start.run_name = name
+    msg.run_start.framework = tpb.FRAMEWORK_PYTORCH
+    msg.run_start.world_size = 1
+    msg.run_start.started_at.GetCurrentTime()
+    return msg
+
+
+def epoch(run_id: str, session: str, seq: int, n: int, loss: float = 1.0) -> tpb.ClientMessage:
+    msg = tpb.ClientMessage(run_id=run_id, session=session, seq=seq)
+    msg.epoch_summary.epoch = n
+    msg.epoch_summary.duration_seconds = 1.5
+    msg.epoch_summary.global_step = (n + 1) * 10
+    msg.epoch_summary.loss.mean = loss
+    msg.epoch_summary.loss.count = 10
+    msg.epoch_summary.val_metrics["val_loss"] = loss + 0.1
+    return msg
+
+
+def steps(run_id: str, session: str, seq: int, losses: list[float], first_step: int = 1) -> tpb.ClientMessage:
+    msg = tpb.ClientMessage(run_id=run_id, session=session, seq=seq)
+    for i, loss in enumerate(losses):
+        msg.step_batch.samples.add(step=first_step + i, epoch=0, loss=loss)
+    return msg
+
+
+def run_end(run_id: str, session: str, seq: int) -> tpb.ClientMessage:
+    msg = tpb.ClientMessage(run_id=run_id, session=session, seq=seq)
+    msg.run_end.status = tpb.RUN_STATUS_COMPLETED
+    msg.run_end.ended_at.GetCurrentTime()
+    return msg
+
+
+class Stream:
+    """A raw trainer-side stream: put messages, read server messages, see the final status."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self.outbox: queue.Queue[tpb.ClientMessage | None] = queue.Queue()
+        self.call = telemetry_pb2_grpc.TelemetryServiceStub(self.channel).Stream(iter(self.outbox.get, None))
+        self.received: list[tpb.ServerMessage] = []
+        self.error: grpc.RpcError | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for msg in self.call:
+                self.received.append(msg)
+        except grpc.RpcError as exc:
+            self.error = exc
+
+    def send(self, *msgs: tpb.ClientMessage) -> None:
+        for m in msgs:
+            self.outbox.put(m)
+
+    def finish(self, timeout: float = 10.0) -> None:
+        self.outbox.put(None)
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "stream did not end"
+        self.channel.close()
+
+    def acked(self) -> int:
+        return max((m.ack.seq for m in self.received if m.HasField("ack")), default=0)
+
+
+def _rows(store: Store, table: sa.Table, run_id: str) -> list[dict]:
+    key = table.c.id if table is s.runs else table.c.run_id
+    with store.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(table).where(key == run_id))]
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "message"),
+    [
+        (lambda rid, ses: tpb.ClientMessage(run_id="", seq=1, session=ses, heartbeat=tpb.Heartbeat()),
+         grpc.StatusCode.INVALID_ARGUMENT, "run_id is empty"),
+        (lambda rid, ses: tpb.ClientMessage(run_id="not-a-uuid", heartbeat=tpb.Heartbeat()),
+         grpc.StatusCode.INVALID_ARGUMENT, "must be a UUID"),
+        (lambda rid, ses: tpb.ClientMessage(run_id=rid, seq=1, session=ses),
+         grpc.StatusCode.INVALID_ARGUMENT, "no body or an unknown kind"),
+        (lambda rid, ses: epoch(rid, ses, 1, 0),
+         grpc.StatusCode.FAILED_PRECONDITION, "never started"),
+        (lambda rid, ses: epoch(rid, ses, 0, 0),
+         grpc.StatusCode.INVALID_ARGUMENT, "seq must be >= 1"),
+        (lambda rid, ses: (lambda m: (m.epoch_summary.__setattr__("duration_seconds", -3.0), m)[1])(epoch(rid, ses, 1, 0)),
+         grpc.StatusCode.INVALID_ARGUMENT, "duration_seconds must be a finite number >= 0"),
+        (lambda rid, ses: (lambda m: (m.epoch_summary.gpus.add(index=0, utilization_percent=140.0), m)[1])(epoch(rid, ses, 1, 0)),
+         grpc.StatusCode.INVALID_ARGUMENT, r"utilization_percent must be between 0 and 100, got 140"),
+        (lambda rid, ses: (lambda m: (m.run_start.__setattr__("protocol_version", 0), m)[1])(run_start(rid)),
+         grpc.StatusCode.FAILED_PRECONDITION, "client speaks Atlas protocol 0, this collector serves protocol 1"),
+    ],
+    ids=["empty-run-id", "bad-run-id", "no-body", "unknown-run", "seq-zero", "negative-duration", "gpu-util-140",
+         "protocol-version"],
+)
+def test_bad_input_gets_a_clear_status_and_other_streams_go_on(tmp_path, make, code, message) -> None:
+    with run_server(db=f"sqlite:///{tmp_path / 'c.db'}") as collector:
+        healthy_id, session = str(uuid.uuid4()), str(uuid.uuid4())
+        healthy = Stream(collector.address)
+        healthy.send(run_start(healthy_id), epoch(healthy_id, session, 1, 0))
+
+        bad = Stream(collector.address)
+        bad.send(make(str(uuid.uuid4()), str(uuid.uuid4())))
+        bad.thread.join(10)
+        assert bad.error is not None, "the malformed message was accepted"
+        assert bad.error.code() == code
+        assert message in bad.error.details() or __import__("re").search(message, bad.error.details())
+        bad.channel.close()
+
+        healthy.send(epoch(healthy_id, session, 2, 1), run_end(healthy_id, session, 3))
+        healthy.finish()
+        assert healthy.error is None
+        assert healthy.acked() == 3
+        runs = _rows(collector.store, s.runs, healthy_id)
+        assert runs[0]["status"] == "completed" and runs[0]["epochs"] == 2
+
+
+def test_nan_and_inf_losses_are_data_not_errors(db_url: str) -> None:
+    store = Store(db_url)
+    store.create_schema()
+    run_id, session = str(uuid.uuid4()), str(uuid.uuid4())
+    with store.begin() as conn:
+        for m in (run_start(run_id), steps(run_id, session, 1, [0.5, math.nan, math.inf, -math.inf])):
+            apply_message(conn, m, validate(m))
+    rows = sorted(_rows(store, s.step_samples, run_id), key=lambda r: r["step"])
+    assert [(r["step"], r["loss"], r["loss_kind"]) for r in rows] == [
+        (1, 0.5, None), (2, None, "nan"), (3, None, "inf"), (4, None, "-inf")]
+    store.close()
+
+
+def test_replayed_and_resent_messages_are_stored_once(db_url: str) -> None:
+    store = Store(db_url)
+    store.create_schema()
+    run_id, session = str(uuid.uuid4()), str(uuid.uuid4())
+    msgs = [run_start(run_id, session=session), steps(run_id, session, 1, [1.0, 0.9]), epoch(run_id, session, 2, 0),
+            steps(run_id, session, 3, [0.8, 0.7], first_step=3), epoch(run_id, session, 4, 1),
+            run_end(run_id, session, 5)]
+    acks = []
+    for _ in range(3):  # the original, a full replay (spool), and a replay after a reconnect
+        with store.begin() as conn:
+            acks.append([apply_message(conn, m, validate(m)).ack_seq for m in msgs])
+    assert acks[0] == [0, 1, 2, 3, 4, 5]
+    assert acks[1] == acks[2] == [5, 5, 5, 5, 5, 5]
+    assert len(_rows(store, s.step_samples, run_id)) == 4
+    assert [r["epoch"] for r in sorted(_rows(store, s.epochs, run_id), key=lambda r: r["epoch"])] == [0, 1]
+    run = _rows(store, s.runs, run_id)[0]
+    assert (run["status"], run["epochs"], run["steps"]) == ("completed", 2, 20)
+
+    # A new session of the same run (a resumed trainer process) has its own sequence space.
+    session2 = str(uuid.uuid4())
+    with store.begin() as conn:
+        outcome = apply_message(conn, epoch(run_id, session2, 1, 2), "epoch_summary")
+    assert outcome.applied and outcome.ack_seq == 1
+    assert len(_rows(store, s.epochs, run_id)) == 3
+    store.close()
+
+
+def test_rank_one_may_join_before_rank_zero(db_url: str) -> None:
+    store = Store(db_url)
+    store.create_schema()
+    run_id = str(uuid.uuid4())
+    with store.begin() as conn:
+        apply_message(conn, run_start(run_id, name="from-rank-1", rank=1), "run_start")
+        apply_message(conn, run_start(run_id, name="from-rank-0", rank=0), "run_start")
+        apply_message(conn, run_start(run_id, name="again-rank-1", rank=1), "run_start")
+    runs = _rows(store, s.runs, run_id)
+    assert len(runs) == 1 and runs[0]["name"] == "from-rank-0"
+    store.close()
+
+
+def test_acked_sequences_survive_sigkill(tmp_path) -> None:
+    import signal
+
+    from conftest import start_collector_process
+
+    db = f"sqlite:///{tmp_path / 'kill.db'}"
+    proc = start_collector_process(db)
+    run_id, session = str(uuid.uuid4()), str(uuid.uuid4())
+    stream = Stream(proc.address)
+    stream.send(run_start(run_id), *[steps(run_id, session, seq, [1.0] * 100, first_step=seq * 100)
+                                     for seq in range(1, 41)])
+    import time
+
+    deadline = time.monotonic() + 20
+    while stream.acked() < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.stop(signal.SIGKILL)
+    acked = stream.acked()
+    assert acked >= 20
+    store = Store(db)
+    with store.connect() as conn:
+        cursor = conn.execute(sa.select(s.ingest_cursors.c.seq)).scalar_one()
+        stored = conn.execute(sa.select(sa.func.count()).select_from(s.step_samples)).scalar_one()
+    assert cursor >= acked
+    assert stored == cursor * 100  # every committed message whole, none twice
+    store.close()
