@@ -329,8 +329,12 @@ def test_profiler_hotspot_ignores_tiny_models() -> None:
 
 def test_diminishing_returns_turns_warning_when_it_lasts() -> None:
     curve = [2.0, 1.0, 0.98, 0.97, 0.965, 0.962, 0.96]
-    issue = active_checks(dict(epochs=epochs(7, train_mean=curve)))["diminishing_returns"]
+    flat_val = {"val_loss": 1.2}
+    issue = active_checks(dict(epochs=epochs(7, train_mean=curve, val=flat_val)))["diminishing_returns"]
     assert issue.severity == "warning" and issue.first_seen_epoch == 2
+    improving_val = lambda e: {"val_loss": 1.1 * curve[e]}  # noqa: E731  (val still sets a new best each epoch)
+    issue = active_checks(dict(epochs=epochs(7, train_mean=curve, val=improving_val)))["diminishing_returns"]
+    assert issue.severity == "info"
     issue = active_checks(dict(epochs=epochs(4, train_mean=curve[:4])))["diminishing_returns"]
     assert issue.severity == "info"
 
