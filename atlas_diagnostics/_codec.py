@@ -84,7 +84,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], nested: Mapping[str, Any] |
         elif type_name.startswith("int"):
             kwargs[name] = decode_int(owner, name, value, optional)
         elif type_name.startswith("bool"):
-            if not isinstance(value, bool):
+            if not isinstance(value, bool) and not (value is None and optional):
                 raise RecordError(f"{owner}.{name} must be true or false, got {value!r}")
             kwargs[name] = value
         elif type_name.startswith("str"):
