@@ -128,8 +128,10 @@ def overfitting(ctx: Context) -> list[Finding]:
     cur = ctx.epoch
     assert cur is not None
     if len(bad) < th.overfitting_epochs or not finite(cur.val_loss) or st.best_val is None \
-            or cur.val_loss <= st.best_val:  # type: ignore[operator]
+            or cur.val_loss <= st.best_val * (1 + th.overfitting_min_rise_pct):  # type: ignore[operator]
         return []
+    if not (finite(recent[0].train_mean) and finite(cur.train_mean)) or cur.train_mean >= recent[0].train_mean:  # type: ignore[operator]
+        return []  # training loss did not fall over the window
     return [Finding(
         title="Overfitting",
         description=f"Validation loss rose while training loss fell in epochs {', '.join(map(str, bad))}; "
@@ -138,7 +140,7 @@ def overfitting(ctx: Context) -> list[Finding]:
         suggestion="Regularise: dropout (`nn.Dropout(0.3)`), weight decay (`torch.optim.AdamW(params, lr=lr, "
                    "weight_decay=0.01)`), data augmentation, or early stopping on val_loss.",
         metric_key="val_loss", metric_value=cur.val_loss,
-        thresholds=th.pick("overfitting_epochs", "overfitting_window"),
+        thresholds=th.pick("overfitting_epochs", "overfitting_window", "overfitting_min_rise_pct"),
     )]
 
 

@@ -42,14 +42,16 @@ class Thresholds:
     loss_plateau_window: int = 3  # epochs looked back (guide 5.3)
     loss_plateau_min_improvement_pct: float = 0.01  # < 1 % relative improvement over the window is a plateau
     overfitting_epochs: int = 2  # epochs with val up while train down (guide 5.4) ...
-    overfitting_window: int = 5  # ... within this many trailing epochs
+    overfitting_window: int = 5  # ... within this many trailing epochs, while the training loss fell over them ...
+    overfitting_min_rise_pct: float = 0.02  # ... and val_loss sits 2 % above its best (cf. SageMaker Overfit's
+    # ratio_threshold): a flat, noisy validation curve alone is not overfitting
     high_loss_variance_cv: float = 0.5  # train_std / train_mean (guide 5.5)
     loss_spread_min_loss_pct: float = 0.10  # variance/spike checks judge only while train_mean >= 10 % of the
     # first epoch's loss: near zero, a few misclassified batches make std/mean and max/mean large in healthy runs
     gradient_instability_ratio: float = 20.0  # train_max / train_mean (guide 5.6)
     lr_oscillation_window: int = 6  # epochs looked at for an oscillating loss (AUTOTRAINER "oscillating loss")
     lr_oscillation_sign_changes: int = 4  # direction changes of the loss within the window
-    lr_oscillation_min_swing_pct: float = 0.02  # mean |relative change| per epoch; smaller swings are noise
+    lr_oscillation_min_swing_pct: float = 0.03  # mean |relative change| per epoch; smaller swings are noise
     lr_too_low_value: float = 1e-6  # the largest param-group LR below this ...
     lr_too_low_window: int = 3  # ... while the loss fell monotonically for this many epochs ...
     lr_too_low_max_improvement_pct: float = 0.01  # ... by less than 1 % in total (AUTOTRAINER "slow convergence")

@@ -41,6 +41,22 @@ def test_converging_healthy_run_scores_high_without_warnings() -> None:
     assert health_score(issues) >= 80
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(min_value=-0.01, max_value=0.01), min_size=60, max_size=60))
+def test_noisy_healthy_run_reads_healthy(noise: list[float]) -> None:
+    # 15 epochs of exponential convergence with +-1 % jitter on every epoch-level number: no warning, no critical
+    n = 15
+    train = [(0.2 + 2 * 0.85 ** e) * (1 + noise[e]) for e in range(n)]
+    val = [(0.3 + 2 * 0.85 ** e) * (1 + noise[n + e]) for e in range(n)]
+    eps = epochs(n, deep=True, train_mean=train, val=lambda e: {"val_loss": val[e]},
+                 train_std=lambda e: 0.1 * train[e], train_max=lambda e: 1.3 * train[e],
+                 duration_seconds=lambda e: 10 * (1 + 5 * noise[2 * n + e]),
+                 samples_per_sec=lambda e: 1000 * (1 + 5 * noise[3 * n + e]))
+    issues = diagnose(eps, steps_for(eps), architecture=mlp())
+    assert [i.check for i in issues if i.severity != "info"] == []
+    assert health_score(issues) >= 90
+
+
 def test_persistent_issue_is_one_issue_with_first_and_last_epoch() -> None:
     engine = Engine()
     rss = [900.0, 1000, 1100, 1300, 1400, 1500, 1600]
