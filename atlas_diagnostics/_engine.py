@@ -168,6 +168,9 @@ class Engine:
         self._run("log", Context(self._state, "log", log=log), epoch)
 
     def _on_epoch(self, rec: EpochRecord) -> None:
+        current = self._state.current
+        if rec.rank == 0 and current is not None and rec.epoch <= current.epoch:
+            return  # a replayed or late summary of an epoch already diagnosed: judged once, in order
         self._state.observe_rank_epoch(rec)
         if rec.rank == 0:
             self._state.observe_epoch(rec)

@@ -112,6 +112,24 @@ def test_a_later_epochs_step_is_not_cleared_by_an_earlier_epoch() -> None:
     assert [(i.check, i.active) for i in engine.issues()] == [("nan_loss", True)]
 
 
+def test_replayed_epoch_is_judged_once() -> None:
+    engine = Engine()
+    eps = epochs(5, process_rss_mb=[900.0, 1000, 1100, 1200, 1300])
+    engine.update(epochs=eps)
+    before = engine.issues()
+    delta = engine.update(epochs=[replace(eps[2], process_rss_mb=5000.0), eps[4]])
+    assert not delta and engine.issues() == before
+    assert engine.state.epochs_seen == 5
+
+
+@pytest.mark.parametrize("accumulation, fires", [(1, True), (8, False)])
+def test_gradient_accumulation_is_not_an_exploding_gradient(accumulation: int, fires: bool) -> None:
+    # grad_norm measured on 8 accumulated micro-batches is 8x larger; judged per micro-batch it is unchanged
+    th = Thresholds.from_mapping({"exploding_grad_ratio": 5.0})
+    eps = epochs(5, grad_norm=[1.0, 1.1, 0.9, 1.0, 8.0], grad_accumulation=[1, 1, 1, 1, accumulation])
+    assert ("exploding_gradients" in {i.check for i in diagnose(eps, thresholds=th)}) is fires
+
+
 def test_stalled_training_uses_the_callers_clock() -> None:
     engine = Engine(thresholds=Thresholds.from_mapping({"stalled_seconds": 600}))
     eps = epochs(3)  # last end_time 1030
