@@ -13,7 +13,7 @@ once with :func:`diagnose`.
 
 from __future__ import annotations
 
-from ._architecture import ArchLayer, ArchNode, Architecture, RunInfo, detect_arch_type
+from ._architecture import Architecture, ArchLayer, ArchNode, RunInfo, detect_arch_type
 from ._engine import CRITICAL_CHECKS, Engine, IssueDelta, diagnose
 from ._exceptions import DiagnosticsError, RecordError, ThresholdError, UnknownCheckError
 from ._green import CO2_FACTORS_KG, DEFAULT_EUR_PER_TONNE, SustainabilityInsight, green_grade, green_insight

@@ -74,7 +74,8 @@ class Engine:
         disabled = frozenset(disabled_checks)
         unknown = sorted(disabled - RULES.keys())
         if unknown:
-            raise UnknownCheckError(f"unknown check {unknown[0]!r} in `disabled_checks`; known: {', '.join(sorted(RULES))}")
+            raise UnknownCheckError(
+                f"unknown check {unknown[0]!r} in `disabled_checks`; known: {', '.join(sorted(RULES))}")
         self._state = RunState(thresholds or Thresholds(), run_info or RunInfo())
         self._issues: dict[tuple[str, str | None], Issue] = {}
         self._by_trigger: dict[str, list[Rule]] = {}

@@ -125,7 +125,10 @@ def green_insight(engine: Engine, *, eur_per_tonne: float = DEFAULT_EUR_PER_TONN
         total_co2, total_kwh = cur.carbon.cumulative_co2_kg, cur.carbon.cumulative_energy_kwh
 
     issues = [i for i in engine.issues() if i.active]
-    layers_of = lambda check: sorted({i.layer for i in issues if i.check == check and i.layer})  # noqa: E731
+
+    def layers_of(check: str) -> list[str]:
+        return sorted({i.layer for i in issues if i.check == check and i.layer})
+
     pairs = [dict(zip(("layer_a", "layer_b"), (i.key or "").split("|", 1))) for i in issues
              if i.check == "redundant_layers"]
     efficiency = _parameter_efficiency(engine, issues)

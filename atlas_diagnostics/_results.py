@@ -70,7 +70,7 @@ def layer_highlights(issues: Iterable[Issue], layer_types: dict[str, str] | None
     for i in _active(issues):
         if i.layer:
             groups.setdefault(i.layer, []).append(i)
-    out = []
+    out: list[dict[str, Any]] = []
     for layer, group in groups.items():
         out.append({
             "layer": layer,
@@ -79,7 +79,7 @@ def layer_highlights(issues: Iterable[Issue], layer_types: dict[str, str] | None
             "checks": sorted({i.check for i in group}),
             "issues": [i.to_dict() for i in group],
         })
-    out.sort(key=lambda h: (-h["severity_score"], h["layer"]))
+    out.sort(key=lambda h: (-int(h["severity_score"]), str(h["layer"])))
     return out
 
 

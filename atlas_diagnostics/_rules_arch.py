@@ -118,7 +118,7 @@ def grayscale_channel_explosion(ctx: Context) -> list[Finding]:
     return [Finding(
         title="Channel explosion on a grayscale input",
         description=f"The first convolution {first.id} expands 1 channel to {first.out_channels} (limit {limit}).",
-        suggestion=f"Start narrower and grow gradually: `nn.Conv2d(1, 8, 3)`, then `nn.Conv2d(8, 16, 3)`.",
+        suggestion="Start narrower and grow gradually: `nn.Conv2d(1, 8, 3)`, then `nn.Conv2d(8, 16, 3)`.",
         metric_key="out_channels", metric_value=first.out_channels, layer=first.id,
         thresholds=ctx.th.pick("grayscale_max_channels"),
     )]
@@ -169,7 +169,7 @@ def embedding_oversized(ctx: Context) -> list[Finding]:
         title="Oversized embedding",
         description=f"{n.id}: {n.embedding_dim} dimensions for a vocabulary of {n.num_embeddings}.",
         suggestion=f"A smaller embedding carries the same information: `nn.Embedding({n.num_embeddings}, "
-                   f"{max(8, n.num_embeddings // 4)})` (with a projection if the model width must stay).",  # type: ignore[operator]
+                   f"{max(8, n.num_embeddings // 4)})` (with a projection if the model width must stay).",
         metric_key="embedding_dim", metric_value=n.embedding_dim, layer=n.id,
         thresholds=ctx.th.pick("embedding_dim_vocab_ratio"),
     ) for n in arch.ordered_nodes()

@@ -52,7 +52,8 @@ def nan_loss(ctx: Context) -> list[Finding] | None:
         return None if bad_steps else []  # the step-level issue already says which step; keep it as it is
     return [Finding(
         title="Non-finite loss",
-        description=f"Epoch {rec.epoch}: mean training loss {rec.train_mean!r}; {bad_steps} step(s) with a NaN/inf loss "
+        description=f"Epoch {rec.epoch}: mean training loss {rec.train_mean!r}; {bad_steps} step(s) with a NaN/inf "
+                    "loss "
                     f"(AMP-skipped steps not counted: {rec.amp_skipped_steps}).",
         suggestion=suggestion, metric_key="train_mean", metric_value=rec.train_mean,
     )]
@@ -264,8 +265,8 @@ def exploding_gradients(ctx: Context) -> list[Finding] | None:
     why = None
     if rec.grad_norm is not None and not (not math.isfinite(rec.grad_norm) and rec.amp_skipped_steps):
         k = rec.grad_accumulation
-        previous = [r.grad_norm / r.grad_accumulation for r in ctx.state.recent(len(ctx.state.window))[:-1]
-                    if finite(r.grad_norm)]
+        previous = [float(r.grad_norm) / r.grad_accumulation  # type: ignore[arg-type]
+                    for r in ctx.state.recent(len(ctx.state.window))[:-1] if finite(r.grad_norm)]
         base = median(previous) if len(previous) >= 3 else None
         why = _explodes(rec.grad_norm / k, base, th.exploding_grad_norm, th.exploding_grad_ratio)
     if why is None:

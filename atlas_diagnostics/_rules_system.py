@@ -81,11 +81,12 @@ def slow_epoch(ctx: Context) -> list[Finding]:
     if len(previous) < th.slow_epoch_min_history:
         return []
     med = median(previous)  # type: ignore[arg-type]
-    if med is None or med <= 0 or cur.duration_seconds <= th.slow_epoch_factor * med:  # type: ignore[operator]
+    duration = float(cur.duration_seconds)  # type: ignore[arg-type]
+    if med is None or med <= 0 or duration <= th.slow_epoch_factor * med:
         return []
     return [Finding(
         title="Slow epoch",
-        description=f"Epoch {cur.epoch} took {cur.duration_seconds:.1f} s, {cur.duration_seconds / med:.1f}x the "
+        description=f"Epoch {cur.epoch} took {duration:.1f} s, {duration / med:.1f}x the "
                     f"median {med:.1f} s of the previous {len(previous)} epochs.",
         suggestion="Check what else ran during that epoch (checkpointing, evaluation, another job, I/O stalls).",
         metric_key="duration_seconds", metric_value=cur.duration_seconds,

@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from atlas_diagnostics import (
+    Architecture,
     ArchLayer,
     ArchNode,
-    Architecture,
     CarbonRecord,
     CorrelationRecord,
     EpochRecord,

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from diag_synth import CUDA, epochs, mlp, steps_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,6 @@ from atlas_diagnostics import (
     diagnose,
     health_score,
 )
-from diag_synth import CUDA, epochs, mlp, steps_for
 
 
 def test_healthy_run_has_no_issue_at_all() -> None:

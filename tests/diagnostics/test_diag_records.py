@@ -7,10 +7,11 @@ import math
 from typing import Any
 
 import pytest
+from diag_synth import cnn, conv, epochs, mlp, pool
 
 from atlas_diagnostics import (
-    ArchNode,
     Architecture,
+    ArchNode,
     EpochRecord,
     LogRecord,
     RecordError,
@@ -19,7 +20,6 @@ from atlas_diagnostics import (
     ThresholdError,
     Thresholds,
 )
-from diag_synth import cnn, conv, epochs, mlp, pool
 
 
 def roundtrip(record: Any) -> Any:

@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 
 import pytest
+from diag_synth import epochs, layers, mlp, steps_for
 
 from atlas_diagnostics import (
     CO2_FACTORS_KG,
@@ -22,7 +23,6 @@ from atlas_diagnostics import (
     run_report,
     severity_counts,
 )
-from diag_synth import epochs, layers, mlp, steps_for
 
 
 def issue(check: str, severity: str, *, layer: str | None = None, active: bool = True, first: int = 0) -> Issue:

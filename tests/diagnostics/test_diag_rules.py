@@ -7,14 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from diag_synth import CPU_BY_CHOICE, CUDA, cnn, conv, epochs, layers, mlp, pool, steps_for
 
 from atlas_diagnostics import (
     CATEGORIES,
     CHECK_IDS,
     CRITICAL_CHECKS,
+    Architecture,
     ArchLayer,
     ArchNode,
-    Architecture,
     CarbonRecord,
     CorrelationRecord,
     LayerTime,
@@ -24,7 +25,6 @@ from atlas_diagnostics import (
     check_info,
     diagnose,
 )
-from diag_synth import CPU_BY_CHOICE, CUDA, cnn, conv, epochs, layers, mlp, pool, steps_for
 
 NAN, INF = math.nan, math.inf
 L = [2.0 - 0.1 * e for e in range(12)]  # the healthy loss curve
@@ -81,6 +81,13 @@ def lstm(num_layers: int) -> Architecture:
     return Architecture(total_parameters=1000, layers=(ArchLayer("rnn", "LSTM", 1000),), nodes=(node,))
 
 
+GPU_MB = [1000.0, 2000, 2200, 2400]
+
+
+def corr(value: float) -> CorrelationRecord:
+    return CorrelationRecord("fc2", "fc3", value)
+
+
 Case = Callable[[], dict[str, Any]]
 
 # check id -> (fires, near miss). Each builds diagnose() keyword arguments.
@@ -98,7 +105,7 @@ CASES: dict[str, tuple[Case, Case]] = {
                     lambda: dict(epochs=epochs(5, val=lambda e: {"val_loss": [1.0, 0.9, 0.8, 0.85, 0.79][e]}))),
     "high_loss_variance": (lambda: dict(epochs=epochs(4, train_std=lambda e: 0.6 * L[e])),
                            lambda: dict(epochs=epochs(4, train_std=lambda e: (0.9 if e == 0 else 0.45) * L[e]))),
-    "gradient_instability": (lambda: dict(epochs=epochs(3, train_max=lambda e: 25 * L[e] if e == 2 else 1.3 * L[e])),
+    "gradient_instability": (lambda: dict(epochs=epochs(3, train_max=lambda e: (25 if e == 2 else 1.3) * L[e])),
                              lambda: dict(epochs=epochs(3, train_max=lambda e: 19 * L[e]))),
     "lr_too_high": (lambda: dict(epochs=epochs(6, train_mean=[2.0, 1.8, 1.95, 1.7, 1.9, 1.6])),
                     lambda: dict(epochs=epochs(6, train_mean=[2.0, 1.99, 1.995, 1.985, 1.99, 1.98]))),
@@ -114,9 +121,9 @@ CASES: dict[str, tuple[Case, Case]] = {
     "memory_growth": (lambda: dict(epochs=epochs(5, process_rss_mb=[900.0, 1000, 1100, 1200, 1300])),
                       lambda: dict(epochs=epochs(5, process_rss_mb=[900.0, 1000, 1100, 1200, 1240]))),
     "gpu_memory_growth": (lambda: dict(run_info=CUDA,
-                                       epochs=epochs(5, cuda=True, cuda_allocated_mb=[1000.0, 2000, 2200, 2400, 2600])),
+                                       epochs=epochs(5, cuda=True, cuda_allocated_mb=GPU_MB + [2600.0])),
                           lambda: dict(run_info=CUDA,
-                                       epochs=epochs(5, cuda=True, cuda_allocated_mb=[1000.0, 2000, 2200, 2400, 2490]))),
+                                       epochs=epochs(5, cuda=True, cuda_allocated_mb=GPU_MB + [2490.0]))),
     "slow_epoch": (lambda: dict(epochs=epochs(6, duration_seconds=[10.0] * 5 + [16.0])),
                    lambda: dict(epochs=epochs(6, duration_seconds=[10.0] * 5 + [14.9]))),
     "high_cpu": (lambda: dict(run_info=CUDA, epochs=epochs(2, cuda=True, cpu_percent=95.0)),
@@ -175,17 +182,18 @@ CASES: dict[str, tuple[Case, Case]] = {
                     lambda: dict(epochs=epochs(3, deep=True, layers=layers(fc2={"zero_fraction": 0.5})))),
     "vanishing_gradients": (lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc1={"gradient_norm_mean": 1e-8}))),
                             lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc1={"gradient_norm_mean": 2e-7})))),
-    "depth_gradient_ratio": (lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc1={"gradient_norm_mean": 3e-5}))),
-                             lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc1={"gradient_norm_mean": 5e-5})))),
+    "depth_gradient_ratio": (
+        lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc1={"gradient_norm_mean": 3e-5}))),
+        lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc1={"gradient_norm_mean": 5e-5})))),
     "frozen_output_layers": (
         lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc3={"activation_var_of_means": 1e-9}))),
         lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc3={"activation_var_of_means": 1e-7})))),
     "activation_collapse": (lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc3={"activation_std": 1e-6}))),
                             lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc3={"activation_std": 1e-4})))),
-    "redundant_layers": (lambda: dict(epochs=epochs(1, deep=True, correlations=(CorrelationRecord("fc2", "fc3", 0.97),))),
-                         lambda: dict(epochs=epochs(1, deep=True, correlations=(CorrelationRecord("fc2", "fc3", 0.94),)))),
-    "saturated_activation": (lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc4={"saturated_fraction": 0.6}))),
-                             lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc4={"saturated_fraction": 0.45})))),
+    "redundant_layers": (lambda: dict(epochs=epochs(1, deep=True, correlations=(corr(0.97),))),
+                         lambda: dict(epochs=epochs(1, deep=True, correlations=(corr(0.94),)))),
+    "saturated_activation": (lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc4={"saturated_fraction": .6}))),
+                             lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc4={"saturated_fraction": .45})))),
     # ---- architecture
     "fc_dominates_params": (lambda: dict(architecture=cnn(conv("c1"), linear_params=2000, conv_params=[100])),
                             lambda: dict(architecture=cnn(conv("c1"), linear_params=900, conv_params=[100]))),
