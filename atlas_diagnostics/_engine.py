@@ -78,6 +78,7 @@ class Engine:
                 f"unknown check {unknown[0]!r} in `disabled_checks`; known: {', '.join(sorted(RULES))}")
         self._state = RunState(thresholds or Thresholds(), run_info or RunInfo())
         self._issues: dict[tuple[str, str | None], Issue] = {}
+        self._idents_by_check: dict[str, list[tuple[str, str | None]]] = {}
         self._by_trigger: dict[str, list[Rule]] = {}
         for r in RULES.values():
             if r.check in disabled:
@@ -204,6 +205,8 @@ class Engine:
             ident = (r.check, f.key if f.key is not None else f.layer)
             seen.add(ident)
             old = self._issues.get(ident)
+            if old is None:
+                self._idents_by_check.setdefault(r.check, []).append(ident)
             first = epoch if old is None or old.first_seen_epoch is None else old.first_seen_epoch
             last = epoch
             if old is not None and old.last_seen_epoch is not None and (epoch is None or old.last_seen_epoch > epoch):
@@ -216,8 +219,9 @@ class Engine:
             )
         if not clear:
             return
-        for ident, issue in list(self._issues.items()):
-            if ident[0] != r.check or not issue.active or ident in seen:
+        for ident in self._idents_by_check.get(r.check, ()):
+            issue = self._issues[ident]
+            if not issue.active or ident in seen:
                 continue
             if epoch is not None and issue.last_seen_epoch is not None and issue.last_seen_epoch > epoch:
                 continue  # found on a later epoch's steps; this epoch cannot clear it

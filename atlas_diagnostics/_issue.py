@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._codec import encode
+from ._codec import decode_float, encode
+from ._exceptions import RecordError
 
 __all__ = ["CATEGORIES", "SEVERITIES", "SEVERITY_WEIGHT", "Finding", "Issue"]
 
@@ -80,6 +81,28 @@ class Issue:
             "last_seen_epoch": self.last_seen_epoch,
             "active": self.active,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Issue:
+        """Rebuild an issue from :meth:`to_dict` output (a stored or exported issue, for display and summaries);
+        ``run`` is ignored. An engine's state is rebuilt by replaying the run's records, not from issues."""
+        fields = ("check", "severity", "category", "title", "description", "suggestion", "epoch", "step", "layer",
+                  "metric_key", "metric_value", "thresholds", "first_seen_epoch", "last_seen_epoch", "active")
+        unknown = sorted(set(data) - set(fields) - {"run"})
+        if unknown:
+            raise RecordError(f"Issue has no field {unknown[0]!r}; allowed: {', '.join(fields)}")
+        missing = [k for k in ("check", "severity", "category", "title", "description", "suggestion") if k not in data]
+        if missing:
+            raise RecordError(f"Issue.{missing[0]} is required")
+        if data["severity"] not in SEVERITIES:
+            raise RecordError(f"Issue.severity must be one of {', '.join(SEVERITIES)}, got {data['severity']!r}")
+        value = data.get("metric_value")
+        if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
+            value = decode_float("Issue", "metric_value", value)
+        kwargs = {k: data[k] for k in fields if k in data}
+        kwargs["metric_value"] = value
+        kwargs["thresholds"] = dict(data.get("thresholds") or {})
+        return cls(**kwargs, key=data.get("layer"))  # the engine's key is not in the JSON; the layer stands in
 
     def fix_prompt(self, context: str | None = None) -> str:
         """A ready-to-paste request asking an LLM for a fix, with this run's numbers in it."""

@@ -175,3 +175,19 @@ def test_wasted_without_validation_uses_the_training_loss() -> None:
     engine.update(epochs=[replace(r, val={}) for r in epochs(7, train_mean=[2.0, 1.5, 1.2, 1.21, 1.22, 1.23, 1.24])])
     g = green_insight(engine)
     assert (g.optimal_stop_epoch, g.optimal_stop_basis, g.wasted_epochs) == (2, "train_loss", 4)
+
+
+def test_issue_roundtrips_through_its_json() -> None:
+    eps = epochs(4, deep=True, train_mean=[2.0, 1.9, math.nan, 1.7], layers=layers(fc2={"zero_fraction": 0.8}))
+    for i in diagnose(eps):
+        back = Issue.from_dict(json.loads(json.dumps({"run": "r1", **i.to_dict()}, allow_nan=False)))
+        assert back.to_dict() == i.to_dict()
+
+
+def test_issue_from_dict_names_the_bad_field() -> None:
+    from atlas_diagnostics import RecordError
+    with pytest.raises(RecordError, match="Issue has no field 'sev'"):
+        Issue.from_dict({"check": "nan_loss", "sev": "critical"})
+    with pytest.raises(RecordError, match="Issue.severity must be one of critical, warning, info, got 'fatal'"):
+        Issue.from_dict({"check": "nan_loss", "severity": "fatal", "category": "loss", "title": "t",
+                         "description": "d", "suggestion": "s"})
