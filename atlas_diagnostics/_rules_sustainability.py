@@ -208,7 +208,8 @@ def wasted_carbon(ctx: Context) -> list[Finding]:
                     "run).",
         suggestion=f"Use early stopping: `{EARLY_STOP}`.",
         metric_key="wasted_co2_kg", metric_value=wasted,
-        severity="warning" if share > ctx.th.wasted_carbon_warn_pct else "info",
+        # a stop inferred from the training loss's diminishing returns alone is a weaker basis: information only
+        severity="warning" if share > ctx.th.wasted_carbon_warn_pct and basis != "diminishing_returns" else "info",
         thresholds=ctx.th.pick("wasted_carbon_warn_pct", "early_stopping_patience"),
     )]
 

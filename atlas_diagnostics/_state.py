@@ -171,7 +171,8 @@ class RunState:
             assert loss is not None
             if self.first_loss is None:
                 self.first_loss = loss
-            if self.best_train is None or loss < self.best_train * (1 - th.early_stopping_min_delta_pct):
+            delta = th.early_stopping_min_delta_pct
+            if self.best_train is None or loss < self.best_train - abs(self.best_train) * delta:
                 self.best_train, self.best_train_epoch = loss, rec.epoch
             cumulative = self.first_loss - loss
             prev = self.previous()

@@ -379,3 +379,11 @@ def test_architecture_checks_follow_the_detected_type() -> None:
 def test_attention_small_heads_are_info() -> None:
     issue = active_checks(dict(architecture=mha(64, 8)))["attention_head_dim"]
     assert issue.severity == "info"
+
+
+def test_wasted_carbon_from_diminishing_returns_alone_is_info() -> None:
+    # no validation metric: the stop point comes from the training loss's diminishing returns
+    curve = [0.2 + 2 * 0.7 ** e for e in range(14)]
+    eps = epochs(14, train_mean=curve, val={}, carbon=co2([1e-5] * 14))
+    issue = active_checks(dict(epochs=eps))["wasted_carbon"]
+    assert issue.severity == "info" and "diminishing_returns" in issue.description
