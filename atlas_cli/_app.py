@@ -65,9 +65,11 @@ def cli(ctx: click.Context, collector: str, token: str | None, tls_ca: str | Non
 Column = tuple[str, str]  # (key in the row, header)
 
 
-def output(columns: list[Column] | None = None, *, kv: bool = False) -> Callable[[Callable[..., Any]], Any]:
+def output(columns: list[Column] | None = None, *, kv: bool = False,
+           text: Callable[[Any], None] | None = None) -> Callable[[Callable[..., Any]], Any]:
     """Decorate a command that returns rows (list of dicts) or one dict; render as a table or JSON.
 
+    `text`, when given, renders the result for people instead of the default table or key-value list.
     Adds `--json` to the command, so it is accepted before or after the command name."""
 
     def decorate(fn: Callable[..., Any]) -> Any:
@@ -78,6 +80,8 @@ def output(columns: list[Column] | None = None, *, kv: bool = False) -> Callable
             result = fn(obj, *args, **kwargs)
             if as_json or obj.json:
                 click.echo(json.dumps(result, indent=2, default=str))
+            elif text is not None:
+                text(result)
             elif kv or isinstance(result, dict):
                 render_kv(result)
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 from typing import Any, Callable
 
 import click
@@ -50,6 +51,16 @@ class CollectorClient:
         except grpc.RpcError as exc:
             raise self._explain(exc) from None
 
+    def try_call(self, method: str, request: Any) -> Any:
+        """Like `call`, but None when this collector does not implement `method` (an older collector)."""
+        fn: Callable[..., Any] = getattr(self.stub, method)
+        try:
+            return fn(request, timeout=TIMEOUT_S, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise self._explain(exc) from None
+
     def _explain(self, exc: grpc.RpcError) -> click.ClickException:
         code = exc.code()
         details = exc.details() or code.name
@@ -67,7 +78,12 @@ class CollectorClient:
         if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT,
                     grpc.StatusCode.FAILED_PRECONDITION):
             return click.ClickException(details)
-        return click.ClickException(f"the collector at {self.target} failed: {code.name}: {details}")
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return click.ClickException(
+                f"the collector at {self.target} does not answer this query (UNIMPLEMENTED); "
+                "upgrade atlas-collector to the version of this CLI"
+            )
+        return click.ClickException(f"the collector at {self.target} failed: {code.name}: {_short(details)}")
 
 
 def _short(details: str) -> str:
@@ -144,3 +160,111 @@ def _numbers(d: dict[str, Any]) -> dict[str, Any]:
                 pass
         out[key] = value
     return out
+
+
+def opt(msg: Any, field: str) -> Any:
+    """An `optional` scalar field's value, or None when unset."""
+    return getattr(msg, field) if msg.HasField(field) else None
+
+
+def struct_dict(s: Any) -> dict[str, Any]:
+    return clean_number(_numbers(json_format.MessageToDict(s)))
+
+
+def issue_dict(i: qpb.Issue) -> dict[str, Any]:
+    """An issue as `atlas issues --json` prints it (ARCHITECTURE.md)."""
+    value = opt(i, "metric_value")
+    return {
+        "run": i.run,
+        "check": i.check,
+        "severity": i.severity,
+        "category": i.category,
+        "title": i.title,
+        "description": i.description,
+        "epoch": opt(i, "epoch"),
+        "step": opt(i, "step"),
+        "layer": i.layer or None,
+        "metric_key": i.metric_key or None,
+        "metric_value": clean_number(value) if value is not None else None,
+        "thresholds": struct_dict(i.thresholds),
+        "suggestion": i.suggestion,
+        "first_seen_epoch": opt(i, "first_seen_epoch"),
+        "last_seen_epoch": opt(i, "last_seen_epoch"),
+        "active": i.active,
+    }
+
+
+def health_dict(h: qpb.HealthResponse) -> dict[str, Any]:
+    """`atlas health --json`: run, health_score, severity_counts, top_issues, top_layers."""
+    counts = {k: 0 for k in ("critical", "warning", "info")}
+    counts.update(dict(h.severity_counts))
+    return {
+        "run": h.run,
+        "health_score": clean_number(opt(h, "health_score")),
+        "severity_counts": counts,
+        "top_issues": [issue_dict(i) for i in h.top_issues],
+        "top_layers": [{"layer": x.layer, "severity_score": clean_number(x.severity_score), "checks": list(x.checks)}
+                       for x in h.top_layers],
+    }
+
+
+def message_dict(msg: Any) -> dict[str, Any]:
+    """Protobuf JSON with the .proto field names; 64-bit ints and NaN/Inf strings made numbers again
+    (non-finite values stay as the strings "NaN", "Infinity", "-Infinity" so JSON remains valid)."""
+    return _deep_numbers(json_format.MessageToDict(msg, preserving_proto_field_name=True))
+
+
+_INT = re.compile(r"-?\d+")
+
+
+def _deep_numbers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_numbers(v) for v in value]
+    if isinstance(value, str) and _INT.fullmatch(value):
+        return int(value)
+    return value
+
+
+def epoch_row(summary: Any, rank: int = 0) -> dict[str, Any]:
+    """One epoch, flattened for `atlas epochs` and scalars.csv."""
+    s = summary
+    loss, tp = s.loss, s.throughput
+    carbon = s.carbon if s.HasField("carbon") else None
+    gpu = s.gpus[0] if s.gpus else None
+    row: dict[str, Any] = {
+        "epoch": s.epoch,
+        "rank": rank,
+        "started_at": iso(s.started_at),
+        "ended_at": iso(s.ended_at),
+        "duration_seconds": s.duration_seconds,
+        "global_step": s.global_step,
+        "loss_mean": opt(loss, "mean"),
+        "loss_std": opt(loss, "std"),
+        "loss_min": opt(loss, "min"),
+        "loss_max": opt(loss, "max"),
+        "loss_count": loss.count,
+        "loss_nonfinite": loss.nonfinite_count,
+    }
+    row.update({k: v for k, v in sorted(s.val_metrics.items())})
+    row.update({k: v for k, v in sorted(s.train_metrics.items()) if k not in row})
+    row.update({
+        "samples_per_sec": opt(tp, "samples_per_sec"),
+        "batches_per_sec": opt(tp, "batches_per_sec"),
+        "tokens_per_sec": opt(tp, "tokens_per_sec"),
+        "step_time_p50_s": opt(tp, "step_time_p50_s"),
+        "step_time_p95_s": opt(tp, "step_time_p95_s"),
+        "lr": s.lr[0] if s.lr else None,
+        "grad_norm": opt(s, "grad_norm"),
+        "process_rss_mb": opt(s.memory, "process_rss_mb"),
+        "cuda_allocated_mb": opt(s.memory, "cuda_allocated_mb"),
+        "cpu_percent": opt(s.system, "cpu_percent"),
+        "gpu_utilization_percent": opt(gpu, "utilization_percent") if gpu is not None else None,
+        "gpu_memory_used_mb": opt(gpu, "memory_used_mb") if gpu is not None else None,
+        "gpu_power_watts": opt(gpu, "power_watts") if gpu is not None else None,
+        "epoch_co2_kg": carbon.epoch_co2_kg if carbon is not None else None,
+        "cumulative_co2_kg": carbon.cumulative_co2_kg if carbon is not None else None,
+        "cumulative_energy_kwh": carbon.cumulative_energy_kwh if carbon is not None else None,
+    })
+    return row

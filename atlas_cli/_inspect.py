@@ -1,0 +1,232 @@
+"""`atlas epochs`, `atlas logs`, `atlas arch`, `atlas trend`, `atlas compare`: reading a run's telemetry."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._app import Ctx, _fmt, cli, output, render_kv, render_table
+
+EPOCH_COLUMNS = [("epoch", "EPOCH"), ("loss_mean", "LOSS"), ("val_loss", "VAL_LOSS"), ("val_acc", "VAL_ACC"),
+                 ("samples_per_sec", "SAMPLES/S"), ("duration_seconds", "SECONDS"), ("lr", "LR"),
+                 ("cumulative_co2_kg", "CO2_KG")]
+
+
+def get_epochs(obj: Ctx, run: str, *, from_epoch: int | None = None, to_epoch: int | None = None,
+               rank: int | None = None) -> tuple[str, list[dict[str, Any]]]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import clean_number, epoch_row
+
+    req = qpb.EpochsRequest(run=run)
+    if from_epoch is not None:
+        req.from_epoch = from_epoch
+    if to_epoch is not None:
+        req.to_epoch = to_epoch
+    if rank is not None:
+        req.rank = rank
+    resp = obj.client().call("GetEpochs", req)
+    return resp.run_id, [clean_number(epoch_row(e.summary, e.rank)) for e in resp.epochs]
+
+
+def _print_epochs(rows: list[dict[str, Any]]) -> None:
+    cols = [c for c in EPOCH_COLUMNS if any(r.get(c[0]) is not None for r in rows)] or EPOCH_COLUMNS[:2]
+    render_table(rows, cols)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--from", "from_epoch", type=click.IntRange(0), help="First epoch (inclusive).")
+@click.option("--to", "to_epoch", type=click.IntRange(0), help="Last epoch (inclusive).")
+@click.option("--rank", type=click.IntRange(0), help="Rank to show (default 0).")
+@output(text=_print_epochs)
+def epochs(obj: Ctx, run: str, from_epoch: int | None, to_epoch: int | None, rank: int | None) -> Any:
+    """Per-epoch telemetry: loss statistics, validation metrics, throughput, memory, GPU, carbon.
+
+    \b
+    Examples:
+      atlas epochs latest
+      atlas epochs baseline --from 5 --to 9 --json
+    """
+    return get_epochs(obj, run, from_epoch=from_epoch, to_epoch=to_epoch, rank=rank)[1]
+
+
+def get_logs(obj: Ctx, run: str, *, errors_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import iso
+
+    resp = obj.client().call("GetLogs", qpb.LogsRequest(run=run, errors_only=errors_only, limit=limit))
+    return [{"time": iso(r.time), "level": r.level, "logger": r.logger or None, "epoch": r.epoch,
+             "kind": r.kind or None, "message": r.message} for r in resp.records]
+
+
+def _print_logs(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("(no log records)")
+    for r in rows:
+        click.echo(f"{r['time'] or '-'}  {r['level']:<8} epoch {r['epoch']}  {r['logger'] or '-'}: {r['message']}")
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--errors", is_flag=True, help="Only errors (ERROR, CRITICAL and exceptions).")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
+              help="At most this many records.")
+@output(text=_print_logs)
+def logs(obj: Ctx, run: str, errors: bool, limit: int) -> Any:
+    """Console, warning and error records captured from the training process.
+
+    \b
+    Examples:
+      atlas logs latest --errors
+      atlas logs baseline --json | jq -r '.[].message'
+    """
+    return get_logs(obj, run, errors_only=errors, limit=limit)
+
+
+def get_arch(obj: Ctx, run: str) -> dict[str, Any]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import clean_number, message_dict
+
+    info = obj.client().call("GetArchitecture", qpb.RunRef(run=run))
+    d = message_dict(info)
+    layers = [{"name": x.get("name"), "type": x.get("type"), "parameters": x.get("parameters", 0),
+               "pct_of_total": x.get("pct_of_total", 0.0),
+               "trainable_parameters": x.get("trainable_parameters", 0), "attributes": x.get("attributes", {})}
+              for x in d.get("layers", [])]
+    return clean_number({
+        "model_class": d.get("model_class") or None,
+        "total_parameters": d.get("total_parameters", 0),
+        "trainable_parameters": d.get("trainable_parameters", 0),
+        "layers": layers,
+        "module_tree": d.get("module_tree") or None,
+        "sequential_path": d.get("sequential_path", []),
+        "dimension_flow": d.get("dimension_flow", []),
+    })
+
+
+def _tree_lines(node: dict[str, Any], params: dict[str, int], prefix: str = "", last: bool = True,
+                root: bool = True) -> list[str]:
+    name, kind = node.get("name") or "", node.get("type") or ""
+    label = f"{name} ({kind})" if name else kind
+    if name in params:
+        label += f"  {params[name]:,} params"
+    lines = [label if root else prefix + ("└── " if last else "├── ") + label]
+    children = node.get("children") or []
+    child_prefix = "" if root else prefix + ("    " if last else "│   ")
+    for i, child in enumerate(children):
+        lines += _tree_lines(child, params, child_prefix, i == len(children) - 1, False)
+    return lines
+
+
+def _print_arch(a: dict[str, Any]) -> None:
+    if not a["layers"] and not a["module_tree"]:
+        click.echo("(no architecture recorded for this run)")
+        return
+    click.echo(f"model {a['model_class'] or '-'}: {a['total_parameters']:,} parameters "
+               f"({a['trainable_parameters']:,} trainable)\n")
+    rows = [{**x, "pct": f"{x['pct_of_total']:.1f}%",
+             "attrs": ", ".join(f"{k}={_fmt(v)}" for k, v in (x["attributes"] or {}).items())} for x in a["layers"]]
+    render_table(rows, [("name", "LAYER"), ("type", "TYPE"), ("parameters", "PARAMS"), ("pct", "SHARE"),
+                        ("attrs", "ATTRIBUTES")])
+    if a["module_tree"]:
+        click.echo("")
+        for line in _tree_lines(a["module_tree"], {x["name"]: x["parameters"] for x in a["layers"]}):
+            click.echo(line)
+
+
+@cli.command()
+@click.argument("run")
+@output(text=_print_arch)
+def arch(obj: Ctx, run: str) -> Any:
+    """The model's architecture: a layer table (type, parameters, share) and the module tree.
+
+    \b
+    Example:
+      atlas arch latest
+    """
+    return get_arch(obj, run)
+
+
+def get_trend(obj: Ctx, project: str) -> dict[str, Any]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import struct_dict
+
+    return struct_dict(obj.client().call("GetProjectTrend", qpb.ProjectRef(project=project)).report)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """A report object: scalars as key-value lines, lists of objects as tables."""
+    scalars = {k: v for k, v in report.items() if not (isinstance(v, list) and v and isinstance(v[0], dict))}
+    render_kv(scalars)
+    for key, value in report.items():
+        if key not in scalars:
+            click.echo(f"\n{key}:")
+            render_table([{k: (v[:8] if k in ("id", "run") and isinstance(v, str) else v) for k, v in row.items()}
+                          for row in value], [(k, k.upper()) for k in value[0] if not isinstance(value[0][k], dict)])
+
+
+@cli.command()
+@click.argument("project")
+@output(text=print_report)
+def trend(obj: Ctx, project: str) -> Any:
+    """How a project improves across runs: health, best validation loss and carbon per run.
+
+    \b
+    Example:
+      atlas trend mnist
+    """
+    return get_trend(obj, project)
+
+
+def get_comparison(obj: Ctx, run_a: str, run_b: str) -> dict[str, Any]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import struct_dict
+    from ._runs import get_run
+
+    a, b = get_run(obj, run_a), get_run(obj, run_b)
+    report = struct_dict(obj.client().call("CompareRuns", qpb.CompareRequest(run_a=a["id"], run_b=b["id"])).report)
+    return {"run_a": a, "run_b": b, **{k: v for k, v in report.items() if k not in ("run_a", "run_b")},
+            "report": report}
+
+
+_SIDE = ("name", "project", "status", "epochs", "steps", "health_score", "started_at", "ended_at")
+
+
+def _print_comparison(c: dict[str, Any]) -> None:
+    a, b = c["run_a"], c["run_b"]
+    rows = [{"field": "id", "a": a["id"][:8], "b": b["id"][:8]}]
+    rows += [{"field": k, "a": a.get(k), "b": b.get(k)} for k in _SIDE]
+    for group in ("final_metrics", "hyperparameters"):
+        keys = sorted(set(a.get(group) or {}) | set(b.get(group) or {}))
+        rows += [{"field": f"{k}", "a": (a.get(group) or {}).get(k), "b": (b.get(group) or {}).get(k)}
+                 for k in keys if k != "epoch"]
+    for row in rows:
+        x, y = row["a"], row["b"]
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool) and x != y:
+            row["delta"] = y - x
+        else:
+            row["delta"] = "" if x == y else "≠"
+    render_table(rows, [("field", "FIELD"), ("a", "A"), ("b", "B"), ("delta", "B - A")])
+    extra = {k: v for k, v in c["report"].items() if k not in ("run_a", "run_b")}
+    if extra:
+        click.echo("")
+        print_report(extra)
+
+
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@output(text=_print_comparison)
+def compare(obj: Ctx, run_a: str, run_b: str) -> Any:
+    """Two runs side by side: status, final metrics, hyperparameters, health, carbon.
+
+    \b
+    Example:
+      atlas compare baseline latest
+    """
+    return get_comparison(obj, run_a, run_b)

@@ -1,0 +1,187 @@
+"""`atlas issues`, `atlas health`, `atlas green`: what the diagnostics found, and the Green-AI account."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._app import Ctx, cli, output, render_kv, render_table
+
+SEVERITIES = ("critical", "warning", "info")
+ISSUE_COLUMNS = [("run", "RUN"), ("severity", "SEVERITY"), ("check", "CHECK"), ("category", "CATEGORY"),
+                 ("epochs", "EPOCHS"), ("layer", "LAYER"), ("title", "TITLE")]
+EQUIVALENT_NAMES = {
+    "km_driven_by_car": "km driven by an average car",
+    "smartphone_charges": "smartphone charges",
+    "litres_of_gasoline": "litres of gasoline burned",
+    "tree_seedlings_grown_10_years": "tree seedlings grown for 10 years to absorb it",
+}
+GRADE_BANDS = "A < 5 %, B < 15 %, C < 30 %, D < 50 %, F >= 50 % of compute after the optimal stop"
+
+
+def list_issues(obj: Ctx, run: str | None, *, severity: str = "", all_runs: bool = False,
+                include_inactive: bool = False, project: str = "") -> list[dict[str, Any]]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import issue_dict
+
+    req = qpb.IssuesRequest(run="" if all_runs else (run or "latest"), severity=severity or "", all_runs=all_runs,
+                            include_inactive=include_inactive, project=project or "")
+    return [issue_dict(i) for i in obj.client().call("ListIssues", req).issues]
+
+
+def get_health(obj: Ctx, run: str) -> dict[str, Any]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import health_dict
+
+    return health_dict(obj.client().call("GetHealth", qpb.RunRef(run=run)))
+
+
+def get_green(obj: Ctx, run: str) -> dict[str, Any]:
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import struct_dict
+
+    return struct_dict(obj.client().call("GetSustainability", qpb.RunRef(run=run)).report)
+
+
+def _span(issue: dict[str, Any]) -> str:
+    first, last = issue.get("first_seen_epoch"), issue.get("last_seen_epoch")
+    if first is None:
+        return "-"
+    return str(first) if last in (None, first) else f"{first}-{last}"
+
+
+def issue_rows(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**i, "run": (i.get("run") or "")[:8], "epochs": _span(i),
+             "severity": i["severity"] if i.get("active", True) else f"{i['severity']} (cleared)"} for i in issues]
+
+
+def print_issues(issues: list[dict[str, Any]], *, suggestions: bool = True) -> None:
+    render_table(issue_rows(issues), ISSUE_COLUMNS)
+    if suggestions and issues:
+        click.echo("")
+        for i in issues:
+            if i.get("suggestion") and i.get("active", True):
+                click.echo(f"- {i['check']}: {i['suggestion']}")
+
+
+@cli.command()
+@click.argument("run", required=False)
+@click.option("--severity", type=click.Choice(SEVERITIES), help="Only issues of this severity.")
+@click.option("--all-runs", is_flag=True, help="Issues of every run (newest runs first).")
+@click.option("--project", help="With --all-runs: only runs of this project.")
+@click.option("--include-cleared", is_flag=True, help="Also issues whose condition has cleared.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def issues(obj: Ctx, run: str | None, severity: str | None, all_runs: bool, project: str | None,
+           include_cleared: bool, as_json: bool) -> None:
+    """List the issues the diagnostics found in a run (default: the latest run).
+
+    RUN is an id, a unique id prefix, a run name (the latest of that name) or `latest`.
+
+    \b
+    Examples:
+      atlas issues latest --severity critical
+      atlas issues --all-runs --json | jq '.[].check'
+    """
+    if run and all_runs:
+        raise click.UsageError("give either RUN or --all-runs, not both")
+    rows = list_issues(obj, run, severity=severity or "", all_runs=all_runs, include_inactive=include_cleared,
+                       project=project or "")
+    if as_json or obj.json:
+        import json
+
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no issues" + (f" of severity {severity}" if severity else "") + " - the run looks healthy so far")
+        return
+    print_issues(rows)
+
+
+@cli.command()
+@click.argument("run")
+@output(text=lambda data: print_health(data))
+def health(obj: Ctx, run: str) -> Any:
+    """Health score (0-100), issue counts by severity, the top issues and the most troubled layers.
+
+    The score is 100 - 20 per critical - 7 per warning - 2 per info active issue, floor 0.
+
+    \b
+    Example:
+      atlas health latest
+    """
+    return get_health(obj, run)
+
+
+def print_health(data: dict[str, Any]) -> None:
+    score = data["health_score"]
+    counts = data["severity_counts"]
+    click.echo(f"run {data['run']}")
+    click.echo(f"health score  {'-' if score is None else score} / 100   "
+               f"({counts['critical']} critical, {counts['warning']} warning, {counts['info']} info)")
+    if data["top_issues"]:
+        click.echo("\ntop issues:")
+        print_issues(data["top_issues"], suggestions=True)
+    if data["top_layers"]:
+        click.echo("\nmost troubled layers:")
+        render_table(data["top_layers"], [("layer", "LAYER"), ("severity_score", "SCORE"), ("checks", "CHECKS")])
+
+
+def _g(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4g}{unit}"
+    return f"{value}{unit}"
+
+
+def _mass(kg: Any) -> str:
+    if kg is None:
+        return "-"
+    return f"{kg * 1000:,.3g} g" if kg < 1 else f"{kg:,.3g} kg"
+
+
+def print_green(g: dict[str, Any]) -> None:
+    grade = g.get("grade")
+    click.echo(f"grade              {grade or '-'}   ({GRADE_BANDS})")
+    stop = g.get("optimal_stop_epoch")
+    basis = g.get("optimal_stop_basis")
+    click.echo(f"optimal stop epoch {_g(stop)}" + (f"  (by {basis})" if basis and stop is not None else ""))
+    click.echo(f"wasted epochs      {_g(g.get('wasted_epochs'))}   "
+               f"({_g(g.get('wasted_compute_pct'), ' %')} of compute, {_g(g.get('wasted_duration_seconds'), ' s')})")
+    click.echo(f"CO2 total          {_mass(g.get('total_co2_kg'))}   wasted {_mass(g.get('wasted_co2_kg'))}")
+    click.echo(f"energy total       {_g(g.get('total_energy_kwh'), ' kWh')}   "
+               f"wasted {_g(g.get('wasted_energy_kwh'), ' kWh')}")
+    price = g.get("eur_per_tonne", 50)
+    click.echo(f"cost (EU ETS {_g(price)} EUR/t)  total {_g(g.get('total_cost_eur'), ' EUR')}   "
+               f"wasted {_g(g.get('wasted_cost_eur'), ' EUR')}")
+    click.echo(f"parameter efficiency {_g(g.get('parameter_efficiency_score'), ' / 100')}")
+    for key, label in (("dead_layers", "dead layers"), ("vanishing_gradient_layers", "vanishing gradients"),
+                       ("frozen_output_layers", "frozen outputs")):
+        if g.get(key):
+            click.echo(f"{label:<19}{', '.join(g[key])}")
+    eq = g.get("co2_equivalents") or {}
+    if eq:
+        click.echo("\nthe CO2 of this run equals:")
+        for key, value in eq.items():
+            click.echo(f"  {value:,.4g} {EQUIVALENT_NAMES.get(key, key.replace('_', ' '))}")
+    if g.get("total_co2_kg") is None:
+        click.echo("\n(no carbon data: the run did not report CodeCarbon measurements)")
+
+
+@cli.command()
+@click.argument("run")
+@output(text=lambda data: print_green(data))
+def green(obj: Ctx, run: str) -> Any:
+    """The run's Green-AI account: grade, wasted epochs, CO2, energy, cost in EUR and CO2 equivalents.
+
+    Cost prices CO2 at the EU ETS allowance (EUR 50 per tonne by default).
+
+    \b
+    Example:
+      atlas green latest --json | jq .grade
+    """
+    return get_green(obj, run)
