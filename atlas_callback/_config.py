@@ -36,6 +36,8 @@ class AtlasConfig:
         flush_timeout_s: the most the end of training (or interpreter exit) waits for the collector to
             acknowledge what was sent.
         max_queue: records buffered in memory before the oldest are dropped (and counted).
+        spool_max_mb: size bound of the on-disk spool of one run and rank under ``ATLAS_HOME/spool``
+            (every record not yet acknowledged by the collector); 0 disables the spool.
     """
 
     track_loss: bool = True
@@ -46,6 +48,7 @@ class AtlasConfig:
     step_flush_seconds: float = 1.0
     flush_timeout_s: float = 10.0
     max_queue: int = 10_000
+    spool_max_mb: int = 1024
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -54,6 +57,7 @@ class AtlasConfig:
                 raise ValueError(f"`AtlasConfig.{f.name}` must be True or False, got {value!r}")
         _positive_int("AtlasConfig.loss_sync_every", self.loss_sync_every, 1, 10_000)
         _positive_int("AtlasConfig.max_queue", self.max_queue, 100, 10_000_000)
+        _positive_int("AtlasConfig.spool_max_mb", self.spool_max_mb, 0, 1_000_000)
         _positive_float("AtlasConfig.step_flush_seconds", self.step_flush_seconds)
         _positive_float("AtlasConfig.flush_timeout_s", self.flush_timeout_s)
 

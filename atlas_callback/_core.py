@@ -21,7 +21,8 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
-from ._config import ON_CRITICAL, AtlasConfig, env_mode, resolve_collector, resolve_tls_ca
+from ._config import ON_CRITICAL, AtlasConfig, env_home, env_mode, resolve_collector, resolve_tls_ca
+from ._spool import SpoolWriter, spool_root
 from ._stats import EpochAccumulator, system_snapshot
 from ._transport import Transport, _RateLimitedLog
 
@@ -213,8 +214,8 @@ class RunCore:
             rs.hyperparameters.update(_jsonable(dict(hyperparameters)))
         self.transport = Transport(
             self.collector, rs, run_id=self.run_id, rank=rank, session=self.session, token=self.token,
-            tls_ca=self.tls_ca, max_queue=self.config.max_queue, on_command=self._on_command,
-            connect=self.mode == "online",
+            tls_ca=self.tls_ca, spool=self._open_spool(), max_queue=self.config.max_queue,
+            on_command=self._on_command, connect=self.mode == "online",
         )
         self._acc = EpochAccumulator(self.config, on_samples=self._send_samples)
         self.started = True
@@ -294,6 +295,16 @@ class RunCore:
                         self.run_id, self.collector, time.monotonic() - t0)
 
     # ------------------------------------------------------------------------------- internals
+
+    def _open_spool(self) -> SpoolWriter | None:
+        if self.config.spool_max_mb == 0:
+            return None
+        try:
+            return SpoolWriter(spool_root(env_home()), self.run_id or "", self.rank, self.session,
+                               self.config.spool_max_mb * 2**20)
+        except OSError as exc:
+            log.warning("atlas: cannot open the spool under %s (%s); records live in memory only", env_home(), exc)
+            return None
 
     def _send_samples(self, samples: list[tpb.StepSample]) -> None:
         if self.transport is not None:

@@ -1,11 +1,15 @@
-"""The sender: a bounded in-memory queue and one background thread that owns the gRPC stream.
+"""The sender: a bounded in-memory queue, an on-disk spool, and one background thread per run.
 
 Modelled on OpenTelemetry's BatchProcessor. The training step only calls `send()`, which appends to a
-deque and sets an Event: it never blocks on the network and never raises. The worker coalesces
-consecutive step samples and log records into one message, numbers messages per (run, rank, session),
-keeps what the collector has not acknowledged for resend after a reconnect, and reconnects with
-backoff. `force_flush(timeout)` waits for acks; `shutdown(timeout)` is bounded by one deadline and safe
-to call twice. After `fork()` the child's copy is inert (DataLoader workers fork the trainer)."""
+deque and sets an Event: it never blocks on the network or the disk and never raises.
+
+The worker thread moves queued records into the sequenced log: it coalesces consecutive step samples
+and log records into one message, numbers messages per (run, rank, session), appends them to the spool
+(so a collector outage or a trainer crash loses nothing) and keeps recent ones in memory. While
+connected, a request generator streams the log from the first unacknowledged sequence; acks trim it.
+On reconnect the stream resumes from the last ack (the collector deduplicates). `force_flush(timeout)`
+waits for acks; `shutdown(timeout)` is bounded by one deadline and safe to call twice. After `fork()`
+the child's copy is inert (DataLoader workers fork the trainer)."""
 from __future__ import annotations
 
 import collections
@@ -21,10 +25,12 @@ import grpc
 from atlas_proto.v1 import telemetry_pb2 as tpb
 from atlas_proto.v1 import telemetry_pb2_grpc
 
+from ._spool import SpoolWriter
+
 log = logging.getLogger(__name__)
 
 MAX_SAMPLES_PER_MESSAGE = 2000
-MAX_UNACKED = 512                # messages in flight before the worker stops taking more from the queue
+MAX_MEMORY_BYTES = 64 * 2**20   # unacked messages kept in memory; older ones are re-read from the spool
 PERMANENT = frozenset({
     grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNIMPLEMENTED,
@@ -50,14 +56,14 @@ class _RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: collections.Counter[str] = collections.Counter()
 
-    def warning(self, key: str, msg: str, *args: Any) -> None:
+    def warning(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         now = time.monotonic()
         if now - self._last.get(key, -1e9) < self._interval:
             self._suppressed[key] += 1
             return
         self._last[key] = now
         extra = self._suppressed.pop(key, 0)
-        log.warning(msg + (f" ({extra} more like this suppressed)" if extra else ""), *args)
+        log.warning(msg + (f" ({extra} more like this suppressed)" if extra else ""), *args, exc_info=exc_info)
 
 
 class Transport:
@@ -73,6 +79,7 @@ class Transport:
         session: str,
         token: str | None = None,
         tls_ca: str | None = None,
+        spool: SpoolWriter | None = None,
         max_queue: int = 10_000,
         heartbeat_s: float = 10.0,
         on_command: Callable[[tpb.Command], None] | None = None,
@@ -82,49 +89,58 @@ class Transport:
         self.run_id = run_id
         self.rank = rank
         self.session = session
-        self._run_start = run_start
         self._token = token
         self._tls_ca = tls_ca
         self._heartbeat_s = heartbeat_s
         self._on_command = on_command
+        self._connect = connect
+        self._spool = spool
         self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._max_queue = max_queue
-        self._unacked: collections.OrderedDict[int, tpb.ClientMessage] = collections.OrderedDict()
-        self._next_seq = 1
-        self._acked = 0
         self._cond = threading.Condition()
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._closing = False
-        self._stopped = threading.Event()
-        self._dead = False                 # permanent refusal: stop trying, keep nothing more
+        self._dead = False
+        # The sequenced log, guarded by _cond.
+        self._start_msg = tpb.ClientMessage(run_id=run_id, rank=rank, session=session)
+        self._start_msg.run_start.CopyFrom(run_start)
+        self._next_seq = 1
+        self._sent_upto = 0
+        self._acked = 0
+        self._mem: collections.OrderedDict[int, tpb.ClientMessage] = collections.OrderedDict()
+        self._mem_bytes = 0
+        self._offsets: dict[int, int] = {}
+        self._end_seq: int | None = None
+        self.paused_heartbeat = False
         self.connected = threading.Event()
         self.ever_connected = False
         self.dropped = 0
         self._log = _RateLimitedLog()
         self._call: Any = None
         self._channel: grpc.Channel | None = None
-        self._thread: threading.Thread | None = None
+        if spool is not None:
+            spool.append(self._start_msg)
         _live.add(self)
-        if connect:
-            self._thread = threading.Thread(target=self._run, name=f"atlas-sender-{run_id[:8]}", daemon=True)
-            self._thread.start()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name=f"atlas-sender-{run_id[:8]}", daemon=True)
+        self._thread.start()
 
     # ----------------------------------------------------------------------------- trainer side
 
     def send(self, kind: str, body: Any) -> None:
-        """Queue one record (`kind` is a ClientMessage body field). Never blocks, never raises."""
-        if self._dead or self._closing:
+        """Queue one record (`kind`: "step", "log" or a ClientMessage body field). Never blocks or raises."""
+        if self._closing:
             return
         if len(self._queue) >= self._max_queue:
-            self._queue.popleft()
+            try:
+                self._queue.popleft()
+            except IndexError:
+                pass
             self.dropped += 1
             self._log.warning("queue", "atlas: send queue full (%d records); dropping the oldest", self._max_queue)
         self._queue.append((kind, body))
         self._wake.set()
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._queue) + len(self._unacked)
 
     def force_flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is acknowledged. False on timeout or without a collector."""
@@ -132,86 +148,156 @@ class Transport:
         self._wake.set()
         with self._cond:
             while True:
-                done = not self._queue and not self._unacked
-                if done or self._dead:
-                    return done
+                if not self._queue and self._acked >= self._next_seq - 1:
+                    return True
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or self._dead or not self._connect:
                     return False
                 self._cond.wait(min(left, 0.05))
 
     def shutdown(self, timeout: float = 10.0) -> bool:
-        """Flush (bounded), close the stream, stop the thread. Safe to call twice."""
+        """Flush (bounded), close the stream, spool what is left, stop the thread. Safe to call twice."""
+        if self._thread is None:
+            return True
         deadline = time.monotonic() + timeout
-        flushed = True
-        if not self._closing and self._thread is not None and not self._dead:
-            flushed = self.force_flush(max(0.0, deadline - time.monotonic()) if self.ever_connected
-                                       else min(0.5, timeout))
-        self._closing = True
-        self._stopped.set()
-        self._wake.set()
+        flush_for = max(0.0, deadline - time.monotonic()) if self.ever_connected else min(1.0, timeout)
+        flushed = self.force_flush(flush_for)
         with self._cond:
+            self._closing = True
+            self._take_all()
             self._cond.notify_all()
+        self._stop.set()
+        self._wake.set()
         call = self._call
         if call is not None:
             call.cancel()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self._thread is not threading.current_thread():
             self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._thread = None
         if self._channel is not None:
             self._channel.close()
+        if self._spool is not None:
+            with self._cond:
+                complete = self._end_seq is not None and self._acked >= self._end_seq
+                self._spool.mark_acked(self._acked, force=True)
+                self._spool.close(remove=complete)
+                if not complete:
+                    log.warning("atlas: run %s has %d unsent records kept in %s; upload them with `atlas sync`",
+                                self.run_id, self._next_seq - 1 - self._acked, self._spool.path)
         _live.discard(self)
         return flushed
 
     def _forked(self) -> None:
-        # The child has no sender thread and must not touch the parent's channel.
-        self._dead = True
+        # The child has no sender thread and must not touch the parent's channel or files.
         self._closing = True
         self._thread = None
         self._channel = None
         self._call = None
+        self._spool = None
         self._queue = collections.deque()
         self._cond = threading.Condition()
+
+    # --------------------------------------------------------------------------- sequenced log
+
+    def _take_all(self) -> None:
+        """Move queued records into the sequenced log (spool + memory). Caller holds _cond."""
+        moved = False
+        while self._queue:
+            kind, body = self._queue.popleft()
+            msg = tpb.ClientMessage(run_id=self.run_id, rank=self.rank, session=self.session, seq=self._next_seq)
+            if kind in ("step", "log"):
+                items = [body]
+                while self._queue and self._queue[0][0] == kind and len(items) < MAX_SAMPLES_PER_MESSAGE:
+                    items.append(self._queue.popleft()[1])
+                (msg.step_batch.samples if kind == "step" else msg.log_batch.records).extend(items)
+            else:
+                getattr(msg, kind).CopyFrom(body)
+                if kind == "run_end":
+                    self._end_seq = self._next_seq
+            if self._spool is not None:
+                offset = self._spool.append(msg)
+                if offset is not None:
+                    self._offsets[self._next_seq] = offset
+            self._mem[self._next_seq] = msg
+            self._mem_bytes += msg.ByteSize()
+            self._next_seq += 1
+            moved = True
+        while self._mem_bytes > MAX_MEMORY_BYTES and self._mem:
+            seq, old = self._mem.popitem(last=False)
+            self._mem_bytes -= old.ByteSize()
+            if seq not in self._offsets:
+                self.dropped += 1
+                self._log.warning("memory", "atlas: dropping unsent records of run %s (no spool room)", self.run_id)
+        if moved:
+            self._cond.notify_all()
+
+    def _get(self, seq: int) -> tpb.ClientMessage | None:
+        msg = self._mem.get(seq)
+        if msg is None and seq in self._offsets and self._spool is not None:
+            msg = self._spool.read_at(self._offsets[seq])
+        return msg
+
+    def _on_ack(self, ack: tpb.Ack) -> None:
+        if ack.session != self.session or ack.rank != self.rank or ack.run_id != self.run_id:
+            return
+        with self._cond:
+            if ack.seq <= self._acked:
+                return
+            for seq in range(self._acked + 1, ack.seq + 1):
+                msg = self._mem.pop(seq, None)
+                if msg is not None:
+                    self._mem_bytes -= msg.ByteSize()
+                self._offsets.pop(seq, None)
+            self._acked = ack.seq
+            if self._spool is not None:
+                self._spool.mark_acked(ack.seq)
+            self._cond.notify_all()
 
     # ------------------------------------------------------------------------------ worker side
 
     def _run(self) -> None:
         backoff = 0.2
-        while not self._stopped.is_set():
-            try:
-                self._stream_once()
+        while not self._stop.is_set():
+            if not self._connect or self._dead:
+                self._idle(1.0)
+                continue
+            error = self._stream_once()
+            self.connected.clear()
+            if self._stop.is_set() or self._closing:
+                return
+            if error is None:
                 backoff = 0.2
-                if self._closing:
-                    return
-            except grpc.RpcError as exc:
-                code = exc.code() if hasattr(exc, "code") else None
-                self.connected.clear()
-                if self._stopped.is_set():
-                    return
-                if code in PERMANENT:
-                    log.error("atlas: the collector at %s refused run %s: %s (%s); telemetry is no longer sent",
-                              self.target, self.run_id, exc.details() if hasattr(exc, "details") else exc,
-                              code.name if code else "?")
-                    self._dead = True
-                    with self._cond:
-                        self._cond.notify_all()
-                    return
-                if not self.ever_connected:
-                    self._log.warning("connect", "atlas: no collector reachable at %s (%s); training goes on, "
-                                      "retrying in the background", self.target, code.name if code else exc)
-                else:
-                    self._log.warning("stream", "atlas: lost the collector at %s (%s); reconnecting",
-                                      self.target, code.name if code else exc)
-            except Exception:  # noqa: BLE001 - worker boundary: never let the sender die silently
-                self.connected.clear()
-                log.exception("atlas: sender error; reconnecting")
-            self._stopped.wait(backoff)
+                continue
+            code = error.code() if hasattr(error, "code") else None
+            if code in PERMANENT:
+                log.error("atlas: the collector at %s refused run %s: %s (%s); records are kept in the spool",
+                          self.target, self.run_id, error.details() if hasattr(error, "details") else error,
+                          code.name if code else "?")
+                self._dead = True
+                with self._cond:
+                    self._cond.notify_all()
+                continue
+            if not self.ever_connected:
+                self._log.warning("connect", "atlas: no collector reachable at %s (%s); training goes on, records "
+                                  "are spooled and sent when it is back", self.target, code.name if code else error)
+            else:
+                self._log.warning("stream", "atlas: lost the collector at %s (%s); reconnecting",
+                                  self.target, code.name if code else error)
+            self._idle(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _idle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self._wake.wait(max(0.0, min(0.25, deadline - time.monotonic())))
+            self._wake.clear()
+            with self._cond:
+                self._take_all()
 
     def _open_channel(self) -> grpc.Channel:
         if self._channel is None:
-            options = [("grpc.max_send_message_length", 16 * 1024 * 1024),
-                       ("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000),
-                       ("grpc.enable_retries", 0)]
+            options = [("grpc.max_send_message_length", 16 * 2**20), ("grpc.keepalive_time_ms", 30_000),
+                       ("grpc.keepalive_timeout_ms", 10_000), ("grpc.enable_retries", 0)]
             if self._tls_ca:
                 with open(self._tls_ca, "rb") as f:
                     creds = grpc.ssl_channel_credentials(root_certificates=f.read())
@@ -220,82 +306,77 @@ class Transport:
                 self._channel = grpc.insecure_channel(self.target, options=options)
         return self._channel
 
-    def _stream_once(self) -> None:
-        stub = telemetry_pb2_grpc.TelemetryServiceStub(self._open_channel())
-        metadata = [("authorization", f"Bearer {self._token}")] if self._token else None
-        call = stub.Stream(self._requests(), metadata=metadata, wait_for_ready=False)
+    def _stream_once(self) -> grpc.RpcError | None:
+        """One stream's life: a reader thread takes responses; this thread keeps filling the log."""
+        try:
+            stub = telemetry_pb2_grpc.TelemetryServiceStub(self._open_channel())
+            metadata = [("authorization", f"Bearer {self._token}")] if self._token else None
+            call = stub.Stream(self._requests(), metadata=metadata)
+        except Exception:  # noqa: BLE001 - worker boundary
+            self._log.warning("open", "atlas: cannot open a stream to %s", self.target, exc_info=True)
+            return None
         self._call = call
-        for response in call:
-            if not self.connected.is_set():
-                self.connected.set()
-                if self.ever_connected:
-                    log.info("atlas: reconnected to the collector at %s", self.target)
-                self.ever_connected = True
-            which = response.WhichOneof("body")
-            if which == "ack":
-                self._on_ack(response.ack)
-            elif which == "command" and self._on_command is not None:
-                try:
-                    self._on_command(response.command)
-                except Exception:  # noqa: BLE001
-                    log.exception("atlas: command handler failed")
-        self.connected.clear()
+        result: list[grpc.RpcError | None] = [None]
+        reader = threading.Thread(target=self._read, args=(call, result), name="atlas-acks", daemon=True)
+        reader.start()
+        while reader.is_alive():
+            self._wake.wait(0.25)
+            self._wake.clear()
+            with self._cond:
+                self._take_all()
+            if self._stop.is_set():
+                call.cancel()
+                break
+        reader.join(1.0)
+        self._call = None
+        return result[0]
 
-    def _on_ack(self, ack: tpb.Ack) -> None:
-        if ack.session != self.session or ack.rank != self.rank:
-            return
-        with self._cond:
-            while self._unacked and next(iter(self._unacked)) <= ack.seq:
-                self._unacked.popitem(last=False)
-            self._acked = max(self._acked, ack.seq)
-            self._cond.notify_all()
-
-    def _envelope(self, seq: int = 0) -> tpb.ClientMessage:
-        return tpb.ClientMessage(run_id=self.run_id, rank=self.rank, session=self.session, seq=seq)
+    def _read(self, call: Any, result: list[grpc.RpcError | None]) -> None:
+        try:
+            for response in call:
+                if not self.connected.is_set():
+                    if self.ever_connected:
+                        log.info("atlas: reconnected to the collector at %s", self.target)
+                    self.ever_connected = True
+                    self.connected.set()
+                which = response.WhichOneof("body")
+                if which == "ack":
+                    self._on_ack(response.ack)
+                elif which == "command" and self._on_command is not None:
+                    try:
+                        self._on_command(response.command)
+                    except Exception:  # noqa: BLE001
+                        log.exception("atlas: command handler failed")
+        except grpc.RpcError as exc:
+            result[0] = exc
+        except Exception:  # noqa: BLE001 - worker boundary
+            log.exception("atlas: stream reader failed")
 
     def _requests(self) -> Iterator[tpb.ClientMessage]:
-        """What one stream sends: RunStart, the unacked backlog, then new records and heartbeats."""
-        start = self._envelope()
-        start.run_start.CopyFrom(self._run_start)
-        yield start
+        """What one stream sends: RunStart, then the log from the first unacked sequence, heartbeats."""
+        yield self._start_msg
         with self._cond:
-            backlog = list(self._unacked.values())
-        yield from backlog
+            self._sent_upto = self._acked
         last_sent = time.monotonic()
         while True:
-            if self._stopped.is_set():
-                return
-            msg = self._next_message()
-            if msg is not None:
-                last_sent = time.monotonic()
-                yield msg
-                continue
-            if self._closing:
-                return  # half-close: the collector acks what it has and ends the stream
-            self._wake.wait(min(self._heartbeat_s, 1.0))
-            self._wake.clear()
-            if time.monotonic() - last_sent >= self._heartbeat_s:
-                hb = self._envelope()
-                hb.heartbeat.time.GetCurrentTime()
-                last_sent = time.monotonic()
-                yield hb
-
-    def _next_message(self) -> tpb.ClientMessage | None:
-        with self._cond:
-            if not self._queue or len(self._unacked) >= MAX_UNACKED:
-                return None
-            kind, body = self._queue.popleft()
-            msg = self._envelope(self._next_seq)
-            if kind in ("step", "log"):
-                items = [body]
-                while self._queue and self._queue[0][0] == kind and len(items) < MAX_SAMPLES_PER_MESSAGE:
-                    items.append(self._queue.popleft()[1])
-                if kind == "step":
-                    msg.step_batch.samples.extend(items)
-                else:
-                    msg.log_batch.records.extend(items)
-            else:
-                getattr(msg, kind).CopyFrom(body)
-            self._unacked[self._next_seq] = msg
-            self._next_seq += 1
-            return msg
+            with self._cond:
+                while True:
+                    if self._stop.is_set():
+                        return
+                    if self._sent_upto < self._next_seq - 1:
+                        self._sent_upto += 1
+                        msg = self._get(self._sent_upto)
+                        if msg is None:
+                            continue  # lost (no spool room): the collector sees a gap
+                        break
+                    if self._closing and not self._queue:
+                        return  # half-close: the collector acks what it has and ends the stream
+                    left = self._heartbeat_s - (time.monotonic() - last_sent)
+                    if left <= 0:
+                        msg = tpb.ClientMessage(run_id=self.run_id, rank=self.rank, session=self.session)
+                        msg.heartbeat.time.GetCurrentTime()
+                        msg.heartbeat.paused = self.paused_heartbeat
+                        break
+                    self._cond.wait(min(left, 1.0))
+            last_sent = time.monotonic()
+            yield msg

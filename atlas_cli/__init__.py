@@ -6,9 +6,11 @@ from __future__ import annotations
 from ._app import cli
 from . import _runs as _runs  # noqa: F401  (registers commands)
 from . import _demo as _demo  # noqa: F401
+from . import _sync as _sync  # noqa: F401
 from . import _issues as _issues  # noqa: F401
 from . import _inspect as _inspect  # noqa: F401
 from . import _control as _control  # noqa: F401
+from . import _export as _export  # noqa: F401
 
 __all__ = ["cli", "main"]
 

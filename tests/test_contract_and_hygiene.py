@@ -5,7 +5,6 @@ import filecmp
 import pathlib
 import subprocess
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -43,14 +42,3 @@ def test_cli_help_and_every_command_help_import_no_torch() -> None:
 
 def test_collector_imports_no_torch() -> None:
     _probe("import atlas_collector, atlas_collector._server, atlas_collector._main, atlas_collector._queries")
-
-
-def test_atlas_help_is_fast() -> None:
-    exe = pathlib.Path(sys.executable).parent / "atlas"
-    subprocess.run([str(exe), "--help"], capture_output=True, check=True)  # warm the file cache
-    t0 = time.perf_counter()
-    done = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
-    elapsed = time.perf_counter() - t0
-    assert "atlas runs" in done.stdout
-    # Generous bound for a noisy shared machine; the measured figure is in the closing note/benchmarks.
-    assert elapsed < 3.0, f"atlas --help took {elapsed:.2f}s"
