@@ -1,0 +1,223 @@
+"""`atlas export RUN` (the run as facts: events.jsonl and scalars.csv) and `atlas diagnose DIR` (re-diagnose an
+export offline with atlas_diagnostics, no collector).
+
+events.jsonl holds one JSON object per line, in order: `{"type": "run", "data": <atlas runs show --json>}`,
+`{"type": "architecture", "data": <ModelInfo>}`, then the steps, logs and epoch summaries of each epoch in the order
+the diagnostics engine reads them (`{"type": "step"|"log"|"epoch", "rank": R, "data": <message>}`, messages in
+protobuf JSON with the .proto field names) and `{"type": "end", "data": {...}}`. scalars.csv has one row per epoch
+(rank 0). issues.json, when the collector has diagnosed the run, holds its issues for comparison."""
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from typing import Any, Iterator
+
+import click
+
+from ._app import Ctx, cli
+
+STEP_PAGE = 10_000
+PHASE = {"step": 0, "log": 0, "epoch": 1}
+
+
+def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:
+    from google.protobuf import json_format
+
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import issue_dict
+    from ._runs import get_run
+
+    client = obj.client()
+    detail = get_run(obj, run)
+    run_id = detail["id"]
+    as_dict = lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)  # noqa: E731
+    body: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    epochs: list[Any] = []
+    for rank in range(max(1, detail.get("world_size") or 1)):
+        resp = client.call("GetEpochs", qpb.EpochsRequest(run=run_id, rank=rank))
+        for e in resp.epochs:
+            t = e.summary.ended_at.seconds + e.summary.ended_at.nanos / 1e9
+            body.append(((e.summary.epoch, PHASE["epoch"], e.rank, t),
+                         {"type": "epoch", "rank": e.rank, "data": as_dict(e.summary)}))
+            if e.rank == 0:
+                epochs.append(e.summary)
+        next_step: int | None = None
+        while True:
+            req = qpb.StepsRequest(run=run_id, rank=rank, limit=STEP_PAGE)
+            if next_step is not None:
+                req.from_step = next_step
+            samples = client.call("GetSteps", req).samples
+            for x in samples:
+                t = x.time.seconds + x.time.nanos / 1e9
+                body.append(((x.epoch, PHASE["step"], t, x.step),
+                             {"type": "step", "rank": rank, "data": as_dict(x)}))
+            if len(samples) < STEP_PAGE:
+                break
+            next_step = samples[-1].step + 1
+    for r in client.call("GetLogs", qpb.LogsRequest(run=run_id, limit=1_000_000)).records:
+        t = r.time.seconds + r.time.nanos / 1e9
+        body.append(((r.epoch, PHASE["log"], t, 0), {"type": "log", "rank": 0, "data": as_dict(r)}))
+    body.sort(key=lambda item: item[0])
+    arch = client.call("GetArchitecture", qpb.RunRef(run=run_id))
+    events = [{"type": "run", "data": detail}, {"type": "architecture", "data": as_dict(arch)}]
+    events += [e for _, e in body]
+    events.append({"type": "end", "data": {k: detail.get(k) for k in ("status", "ended_at", "epochs", "steps",
+                                                                         "error")}})
+    issues = client.try_call("ListIssues", qpb.IssuesRequest(run=run_id, include_inactive=True))
+    return detail, events, ([issue_dict(i) for i in issues.issues] if issues is not None else None), epochs
+
+
+def write_export(obj: Ctx, run: str, out: pathlib.Path) -> dict[str, Any]:
+    from ._client import clean_number, epoch_row
+
+    detail, events, issues, epochs = _events(obj, run)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "events.jsonl", "w", encoding="utf-8") as f:
+        for e in events:
+            f.write(json.dumps(e, separators=(",", ":"), allow_nan=False) + "\n")
+    rows = [clean_number(epoch_row(s)) for s in epochs]
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with open(out / "scalars.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns or ["epoch"], restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    if issues is not None:
+        (out / "issues.json").write_text(json.dumps(issues, indent=2) + "\n", encoding="utf-8")
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e["type"]] = counts.get(e["type"], 0) + 1
+    return {"run": detail["id"], "name": detail["name"], "dir": str(out), "events": len(events),
+            "steps": counts.get("step", 0), "epochs": counts.get("epoch", 0), "logs": counts.get("log", 0),
+            "files": ["events.jsonl", "scalars.csv"] + (["issues.json"] if issues is not None else [])}
+
+
+@cli.command()
+@click.argument("run")
+@click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Directory to write (created). [default: atlas-export-<id prefix>]")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of what was written.")
+@click.pass_obj
+def export(obj: Ctx, run: str, out: pathlib.Path | None, as_json: bool) -> None:
+    """Export a run as facts: events.jsonl (every record, in order) and scalars.csv (one row per epoch).
+
+    The export is enough to re-diagnose the run offline: `atlas diagnose DIR`.
+
+    \b
+    Examples:
+      atlas export latest -o runs/baseline
+      atlas diagnose runs/baseline
+    """
+    if out is None:
+        from ._runs import get_run
+
+        out = pathlib.Path(f"atlas-export-{get_run(obj, run)['id'][:8]}")
+    summary = write_export(obj, run, out)
+    if as_json or obj.json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"exported run {summary['run']} ({summary['name']}) to {summary['dir']}: {summary['epochs']} "
+                   f"epochs, {summary['steps']} steps, {summary['logs']} log records "
+                   f"({', '.join(summary['files'])})")
+
+
+# ------------------------------------------------------------------------------------------ offline diagnose
+
+def read_events(directory: pathlib.Path) -> Iterator[dict[str, Any]]:
+    path = directory / "events.jsonl"
+    if not path.is_file():
+        raise click.ClickException(f"no events.jsonl in {directory} (write one with `atlas export RUN -o {directory}`)")
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise click.ClickException(f"{path}:{n}: not JSON ({exc.msg})") from None
+            if not isinstance(event, dict) or "type" not in event or "data" not in event:
+                raise click.ClickException(f"{path}:{n}: expected an object with `type` and `data`")
+            yield {**event, "_line": n}
+
+
+def diagnose_dir(directory: pathlib.Path) -> tuple[dict[str, Any], Any]:
+    """The run detail and the atlas_diagnostics Engine after one update with every exported record."""
+    from google.protobuf import json_format
+
+    import atlas_diagnostics as d
+    from atlas_proto.v1 import telemetry_pb2 as tpb
+
+    from . import _records as r
+
+    detail: dict[str, Any] = {}
+    arch = None
+    epochs, steps, logs = [], [], []
+    kinds = {"epoch": (tpb.EpochSummary, r.epoch_record, epochs), "step": (tpb.StepSample, r.step_record, steps),
+             "log": (tpb.LogRecord, r.log_record, logs)}
+    for event in read_events(directory):
+        kind, data = event["type"], event["data"]
+        try:
+            if kind == "run":
+                detail = data
+            elif kind == "architecture":
+                arch = r.architecture(json_format.ParseDict(data, tpb.ModelInfo(), ignore_unknown_fields=True))
+            elif kind in kinds:
+                msg_type, convert, into = kinds[kind]
+                msg = json_format.ParseDict(data, msg_type(), ignore_unknown_fields=True)
+                into.append(convert(msg, int(event.get("rank", 0))))
+        except (json_format.ParseError, d.DiagnosticsError, TypeError, ValueError) as exc:
+            raise click.ClickException(f"events.jsonl:{event['_line']}: bad {kind} record ({exc})") from None
+    engine = d.Engine(run_info=r.run_info(detail))
+    engine.update(epochs=epochs, steps=steps, logs=logs, architecture=arch)
+    return detail, engine
+
+
+@cli.command("diagnose")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=pathlib.Path))
+@click.option("--report", is_flag=True, help="Print the whole diagnostic report (issues, trends, layers, green).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the issues, as `atlas issues --json`).")
+@click.pass_obj
+def diagnose_cmd(obj: Ctx, directory: pathlib.Path, report: bool, as_json: bool) -> None:
+    """Re-diagnose an exported run offline with atlas_diagnostics (no collector needed).
+
+    \b
+    Examples:
+      atlas export latest -o runs/baseline && atlas diagnose runs/baseline
+      atlas diagnose runs/baseline --json | jq '.[].check'
+    """
+    import atlas_diagnostics as d
+
+    from ._issues import print_green, print_issues
+
+    detail, engine = diagnose_dir(directory)
+    run_id = detail.get("id")
+    issues = [{"run": run_id, **i.to_dict()} for i in engine.issues()]
+    if report:
+        click.echo(json.dumps({"run": run_id, **d.run_report(engine)}, indent=2))
+        return
+    if as_json or obj.json:
+        click.echo(json.dumps(issues, indent=2))
+        return
+    health = d.health_report(engine.issues())
+    counts = health["severity_counts"]
+    click.echo(f"run {run_id} ({detail.get('name')}), {engine.state.epochs_seen} epochs: health score "
+               f"{health['health_score']} / 100 ({counts['critical']} critical, {counts['warning']} warning, "
+               f"{counts['info']} info)\n")
+    if issues:
+        print_issues(issues)
+    else:
+        click.echo("no issues")
+    click.echo("")
+    print_green(d.green_insight(engine).to_dict())
+    stored = directory / "issues.json"
+    if stored.is_file():
+        theirs = {(i["check"], i.get("layer"), i["active"]) for i in json.loads(stored.read_text(encoding="utf-8"))}
+        ours = {(i["check"], i.get("layer"), i["active"]) for i in issues}
+        verdict = "the same issues as the collector" if theirs == ours else (
+            f"differs from the collector's issues.json: only offline {sorted(ours - theirs)}, "
+            f"only collector {sorted(theirs - ours)}")
+        click.echo(f"\n{verdict}")
