@@ -11,6 +11,7 @@ from . import _issues as _issues  # noqa: F401
 from . import _inspect as _inspect  # noqa: F401
 from . import _control as _control  # noqa: F401
 from . import _export as _export  # noqa: F401
+from . import _watch as _watch  # noqa: F401
 
 __all__ = ["cli", "main"]
 

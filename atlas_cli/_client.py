@@ -29,6 +29,10 @@ ON_CRITICAL = {tpb.ON_CRITICAL_UNSPECIFIED: "warn", tpb.ON_CRITICAL_WARN: "warn"
                tpb.ON_CRITICAL_STOP: "stop"}
 
 
+class NotFound(click.ClickException):
+    """The collector answered NOT_FOUND (an unknown run or project); the message suggests close names."""
+
+
 class CollectorClient:
     def __init__(self, target: str, token: str | None = None, tls_ca: str | None = None) -> None:
         self.target = target
@@ -75,7 +79,9 @@ class CollectorClient:
                 f"the collector at {self.target} refused the request: missing or wrong token "
                 "(set --token or ATLAS_TOKEN to the collector's token)"
             )
-        if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT,
+        if code == grpc.StatusCode.NOT_FOUND:
+            return NotFound(details)
+        if code in (grpc.StatusCode.INVALID_ARGUMENT,
                     grpc.StatusCode.FAILED_PRECONDITION):
             return click.ClickException(details)
         if code == grpc.StatusCode.UNIMPLEMENTED:
