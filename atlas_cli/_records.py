@@ -21,6 +21,11 @@ def _ts(ts: Any) -> float | None:
     return ts.seconds + ts.nanos / 1e9
 
 
+def _pos(value: float) -> float | None:
+    """Zero means "not measured" for proto3 scalars without presence (times, energies)."""
+    return float(value) if value else None
+
+
 def epoch_record(s: Any, rank: int = 0) -> Any:
     """An `EpochSummary` message as an `atlas_diagnostics.EpochRecord`."""
     import atlas_diagnostics as d
@@ -31,12 +36,12 @@ def epoch_record(s: Any, rank: int = 0) -> Any:
         p = s.profiler
         profiler = d.ProfilerRecord(
             top_ops=tuple(d.ProfilerOp(name=o.name, cpu_time_us=o.cpu_time_ms * 1000.0,
-                                       cuda_time_us=o.cuda_time_ms * 1000.0, count=int(o.calls)) for o in p.top_ops),
+                                       cuda_time_us=_pos(o.cuda_time_ms * 1000.0), count=int(o.calls)) for o in p.top_ops),
             per_layer=tuple(d.LayerTime(name=x.name, pct_total=x.pct_total) for x in p.per_layer),
-            total_cpu_time_us=p.total_cpu_time_ms * 1000.0 if p.total_cpu_time_ms else None,
-            total_cuda_time_us=p.total_cuda_time_ms * 1000.0 if p.total_cuda_time_ms else None,
-            total_fwd_us=p.forward_ms * 1000.0 if p.forward_ms else None,
-            total_bwd_us=p.backward_ms * 1000.0 if p.backward_ms else None,
+            total_cpu_time_us=_pos(p.total_cpu_time_ms * 1000.0),
+            total_cuda_time_us=_pos(p.total_cuda_time_ms * 1000.0),
+            total_fwd_us=_pos(p.forward_ms * 1000.0),
+            total_bwd_us=_pos(p.backward_ms * 1000.0),
         )
     layers = {}
     for x in s.layer_health.layers:
@@ -47,13 +52,13 @@ def epoch_record(s: Any, rank: int = 0) -> Any:
     if s.HasField("carbon"):
         c = s.carbon
         carbon = d.CarbonRecord(epoch_co2_kg=c.epoch_co2_kg, epoch_energy_kwh=c.epoch_energy_kwh,
-                                power_draw_watts=c.power_draw_watts, cumulative_co2_kg=c.cumulative_co2_kg,
+                                power_draw_watts=_pos(c.power_draw_watts), cumulative_co2_kg=c.cumulative_co2_kg,
                                 cumulative_energy_kwh=c.cumulative_energy_kwh,
                                 carbon_intensity_g_per_kwh=opt(c, "carbon_intensity_g_per_kwh"))
     has_counts = s.HasField("log_counts")
     return d.EpochRecord(
         epoch=s.epoch, rank=rank,
-        duration_seconds=s.duration_seconds or None,
+        duration_seconds=_pos(s.duration_seconds),
         end_time=_ts(s.ended_at),
         train_mean=opt(s.loss, "mean"), train_std=opt(s.loss, "std"), train_min=opt(s.loss, "min"),
         train_max=opt(s.loss, "max"), count=int(s.loss.count) if s.loss.count else None,
@@ -123,7 +128,7 @@ def architecture(info: Any) -> Any:
         shape = tuple(int(v) for v in info.dimension_flow[0].input_shape[1:])
     return d.Architecture(
         total_parameters=int(info.total_parameters) or None,
-        layers=tuple(d.ArchLayer(name=x.name, type=x.type, parameters=int(x.parameters), pct_of_total=x.pct_of_total)
+        layers=tuple(d.ArchLayer(name=x.name, type=x.type, parameters=int(x.parameters), pct_of_total=x.pct_of_total or None)
                      for x in info.layers),
         nodes=tuple(nodes),
         sequential_path=tuple(info.sequential_path),
@@ -138,5 +143,7 @@ def run_info(detail: dict[str, Any]) -> Any:
     device = detail.get("device") or {}
     kind = device.get("kind") or "cpu"
     kind = kind if kind in ("cpu", "cuda", "mps") else "cpu"
-    return d.RunInfo(device=kind, cpu_only_by_choice=kind == "cpu", world_size=max(1, detail.get("world_size") or 1),
-                     framework=detail.get("framework"), cuda_available=bool(device.get("accelerator_available")))
+    accelerator = device.get("accelerator_available") if device else None
+    return d.RunInfo(device=kind, cpu_only_by_choice=kind == "cpu" and not accelerator,
+                     world_size=max(1, detail.get("world_size") or 1), framework=detail.get("framework"),
+                     cuda_available=bool(accelerator) if device else None)
