@@ -1,0 +1,509 @@
+"""The layer-health channel: sampled activation, gradient and weight statistics per layer.
+
+``LayerHealthMonitor(model)`` costs nothing on steps that are not sampled: no hook exists then. On a sampled step
+(``step % every_n_steps == 0``) ``arm(step)`` installs forward hooks on the chosen layers, gradient hooks on their
+parameters and takes a copy of their weights; ``disarm()`` (after the backward pass and the optimiser step) reads the
+weights again and removes every hook and copy. Hooks reduce on the device under ``torch.no_grad()`` and keep 0-d
+tensors and small per-unit vectors only; nothing is copied to the host during training: ``epoch_end()`` stacks
+everything the epoch gathered and copies it once, then aggregates.
+
+Which layers: every layer (``_architecture.iter_layers``) that holds parameters, except dropout, at most
+``max_layers`` of them, evenly spread over the model when there are more (the first and the last are always kept),
+plus activation modules (``nn.ReLU``, ``nn.Sigmoid``, ``nn.Tanh``, ``nn.GELU``...). An activation module whose input
+is the output of the hooked layer that ran just before it (``fc1 -> relu1``, a shared ``self.relu`` too) is folded
+into that layer: the layer's row then describes its activated output (so a dead ReLU names ``fc1``, the layer to
+re-initialise). An activation whose input comes from elsewhere gets a row of its own.
+
+Definitions (over the sampled batches of one epoch):
+
+- units: the output's channels (dim 1) for convolution, batch/instance/group norm and pooling outputs, the last
+  dimension otherwise (features, embedding dimensions, hidden units); every other dimension is a sample.
+- ``activation_mean``: mean of the batch means. ``activation_std``: pooled standard deviation,
+  sqrt(mean of the within-batch variances + variance of the batch means). ``activation_var_of_means``: the
+  (population) variance of the batch means, absent with fewer than 2 batches.
+- ``zero_fraction``: fraction of units whose output was exactly 0 for every sample of every sampled batch (a
+  per-unit "ever non-zero" mask kept on the device).
+- ``saturated_fraction`` (sigmoid and tanh outputs only): fraction of units in the flat region (``|tanh| > 0.99``,
+  ``sigmoid < 0.01`` or ``> 0.99``) for at least ``saturated_share`` (default 99 %) of their samples.
+- ``gradient_norm_mean``: mean over sampled steps of the L2 norm of the gradient of the layer's own parameters in
+  that step's backward pass (root mean square over backward passes when there are several, e.g. accumulation);
+  absent for layers without trainable parameters.
+- ``weight_sparsity``: fraction of the layer's weights (parameters whose name contains "weight", else all its
+  parameters) with ``|w| < 1e-8``, read at the last sampled step of the epoch.
+- ``update_ratio``: mean over sampled steps of ``||w_after - w_before|| / ||w_before||`` over the layer's trainable
+  parameters, before = at ``arm``, after = at ``disarm``. The copy of the weights lives only between the two calls
+  and is bounded by ``update_copy_bytes`` (layers past the budget have no ratio). A sampled step in which no weight
+  of any layer changed (no optimiser step, e.g. gradient accumulation) is left out.
+- correlations: Pearson correlation between the per-unit mean outputs of two consecutive (in execution order)
+  linear, convolution, attention, recurrent or embedding layers of equal width, averaged over sampled steps.
+  Normalisation and activation modules are left out: a LayerNorm's unit profile copies its input's by design.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from atlas_proto.v1 import telemetry_pb2 as tpb
+
+from ._architecture import _first_tensor, iter_layers, layer_category
+
+__all__ = ["LayerHealthMonitor"]
+
+logger = logging.getLogger(__name__)
+
+_SATURATING: tuple[tuple[type[nn.Module], str], ...] = ((nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"))
+_CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm,
+                  nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+                  nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
+_CORRELATED = frozenset({"linear", "convolution", "attention", "recurrent", "embedding"})
+_SAT_BOUND = 0.99
+
+
+@dataclass
+class _Units:
+    """Per-unit state of one site, on the device."""
+
+    width: int
+    ever_nonzero: torch.Tensor
+    sat_count: torch.Tensor | None = None
+    positions: int = 0
+
+
+@dataclass
+class _Layer:
+    name: str
+    module: nn.Module
+    category: str
+    channel_first: bool
+    params: list[tuple[str, nn.Parameter]] = field(default_factory=list)
+    sat_kind: str | None = None
+
+
+class LayerHealthMonitor:
+    """Sampled per-layer health statistics of ``model`` (see the module docstring for every definition).
+
+    Usage per training step: ``if monitor.arm(step): ...`` before the forward pass, ``monitor.disarm()`` after the
+    optimiser step; ``monitor.epoch_end()`` returns the epoch's ``LayerHealth``; ``monitor.close()`` at the end.
+    Errors inside hooks are logged once and switch the failing part off; ``strict=True`` (tests) raises them.
+    """
+
+    def __init__(self, model: nn.Module, every_n_steps: int = 10, max_layers: int = 64, *,
+                 saturated_share: float = 0.99, sparsity_eps: float = 1e-8,
+                 update_copy_bytes: int = 256 * 2**20, strict: bool = False) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
+            raise ValueError(f"`every_n_steps` must be an integer >= 1, got {every_n_steps!r}")
+        if isinstance(max_layers, bool) or not isinstance(max_layers, int) or max_layers < 1:
+            raise ValueError(f"`max_layers` must be an integer >= 1, got {max_layers!r}")
+        if not 0.0 < saturated_share <= 1.0:
+            raise ValueError(f"`saturated_share` must be in (0, 1], got {saturated_share!r}")
+        self._model: nn.Module | None = model
+        self.every_n_steps = every_n_steps
+        self.max_layers = max_layers
+        self.saturated_share = saturated_share
+        self.sparsity_eps = sparsity_eps
+        self.update_copy_bytes = update_copy_bytes
+        self.strict = strict
+        self._layers: list[_Layer] | None = None
+        self._acts: list[tuple[str, nn.Module, str | None]] = []
+        self._fused: set[str] = set()  # layers known to be followed by an activation module
+        self._handles: list[RemovableHandle] = []
+        self._armed = False
+        self._step = 0
+        self._logged: set[str] = set()
+        self._disabled: set[str] = set()
+        self._reset_step()
+        self._reset_epoch()
+
+    # ------------------------------------------------------------------------------------------- state
+    def _reset_step(self) -> None:
+        self._vals: list[torch.Tensor] = []
+        self._keys: list[tuple[str, str]] = []  # (site, field) for each value
+        self._order: list[tuple[str, torch.Tensor]] = []  # (site, per-unit means) of correlated sites
+        self._last: tuple[weakref.ReferenceType[torch.Tensor], str] | None = None
+        self._gsq: dict[str, torch.Tensor] = {}
+        self._gcalls: dict[int, int] = {}  # id(param) -> backward calls this step
+        self._snap: dict[str, list[tuple[nn.Parameter, torch.Tensor]]] = {}
+
+    def _reset_epoch(self) -> None:
+        self._pending: list[tuple[torch.Tensor, list[tuple[str, str]]]] = []
+        self._units: dict[str, _Units | None] = {}  # None: the site changed width, no per-unit statistics
+
+    @property
+    def armed(self) -> bool:
+        return self._armed
+
+    def _fail(self, where: str, exc: BaseException) -> None:
+        if self.strict:
+            raise exc
+        self._disabled.add(where)
+        if where not in self._logged:
+            self._logged.add(where)
+            logger.warning("atlas layer health: %s failed and is switched off (%s: %s)", where,
+                           type(exc).__name__, exc, exc_info=True)
+
+    # ------------------------------------------------------------------------------------------ layers
+    def _select(self) -> list[_Layer]:
+        if self._layers is not None:
+            return self._layers
+        assert self._model is not None
+        ordered = list(iter_layers(self._model))
+        with_params: list[int] = []
+        for i, (_, module, recursive) in enumerate(ordered):
+            if layer_category(module) == "dropout":
+                continue
+            if next(module.parameters(recurse=recursive), None) is not None:
+                with_params.append(i)
+        if len(with_params) > self.max_layers:
+            n = len(with_params)
+            picks = sorted({round(k * (n - 1) / (self.max_layers - 1)) for k in range(self.max_layers)}
+                           if self.max_layers > 1 else {0})
+            chosen = {with_params[k] for k in picks}
+        else:
+            chosen = set(with_params)
+        layers: list[_Layer] = []
+        acts: list[tuple[str, nn.Module, str | None]] = []
+        subsampled = len(chosen) < len(with_params)
+        for i, (name, module, recursive) in enumerate(ordered):
+            category = layer_category(module)
+            if i in chosen:
+                layer = _Layer(name, module, category, isinstance(module, _CHANNEL_FIRST))
+                layer.params = list(module.named_parameters(recurse=recursive))
+                layer.sat_kind = _sat_kind(module)
+                layers.append(layer)
+            elif category == "activation" and (not subsampled or (i - 1) in chosen):
+                acts.append((name, module, _sat_kind(module)))
+        self._layers = layers
+        self._acts = acts[: self.max_layers]
+        return layers
+
+    # --------------------------------------------------------------------------------------- arm/disarm
+    def should_sample(self, step: int) -> bool:
+        return step % self.every_n_steps == 0
+
+    def arm(self, step: int) -> bool:
+        """Install the hooks when ``step`` is sampled; returns whether it is. Call before the step's forward."""
+        if self._armed:
+            self.disarm()
+        if self._model is None or not self.should_sample(step):
+            return False
+        try:
+            self._step = step
+            self._reset_step()
+            layers = self._select()
+            for layer in layers:
+                self._handles.append(layer.module.register_forward_hook(self._layer_hook(layer)))
+            for name, module, sat in self._acts:
+                self._handles.append(module.register_forward_hook(self._act_hook(name, sat)))
+            if "gradients" not in self._disabled:
+                for layer in layers:
+                    for _, p in layer.params:
+                        if p.requires_grad:
+                            self._handles.append(p.register_hook(self._grad_hook(layer.name, p)))
+            if "updates" not in self._disabled:
+                self._snapshot(layers)
+            self._armed = True
+        except Exception as exc:
+            self._remove_hooks()
+            self._reset_step()
+            self._fail("arm", exc)
+            return False
+        return True
+
+    def disarm(self) -> None:
+        """Read the weights, remove every hook and copy; call after the optimiser step of a sampled step."""
+        if not self._armed:
+            return
+        self._armed = False
+        self._remove_hooks()
+        try:
+            with torch.no_grad():
+                self._finish_step()
+        except Exception as exc:
+            self._fail("disarm", exc)
+        finally:
+            self._reset_step()
+
+    def _remove_hooks(self) -> None:
+        handles, self._handles = self._handles, []
+        for handle in handles:
+            handle.remove()
+
+    def _push(self, site: str, key: str, value: torch.Tensor) -> None:
+        self._vals.append(value.detach().reshape(()).float())
+        self._keys.append((site, key))
+
+    # -------------------------------------------------------------------------------------------- hooks
+    def _layer_hook(self, layer: _Layer) -> Callable[..., None]:
+        name = layer.name
+
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if name in self._disabled:
+                return
+            try:
+                y = _first_tensor(output)
+                if y is None:
+                    return
+                if name not in self._fused:
+                    with torch.no_grad():
+                        self._record(name, name, y, layer.channel_first, layer.sat_kind, layer.category)
+                self._last = (weakref.ref(y), name)
+            except Exception as exc:
+                self._fail(name, exc)
+        return hook
+
+    def _act_hook(self, act_name: str, sat_kind: str | None) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if act_name in self._disabled:
+                return
+            try:
+                y = _first_tensor(output)
+                inp = _first_tensor(args)
+                if y is None:
+                    return
+                last = self._last
+                if last is not None and inp is not None and last[0]() is inp:
+                    site = last[1]
+                    self._fused.add(site)
+                    layer = next((lay for lay in self._layers or () if lay.name == site), None)
+                    channel_first = layer.channel_first if layer is not None else y.dim() >= 4
+                    category = layer.category if layer is not None else "activation"
+                    with torch.no_grad():
+                        self._record(site + "\0act", site, y, channel_first, sat_kind, category)
+                else:
+                    site = act_name
+                    with torch.no_grad():
+                        self._record(site, site, y, y.dim() >= 4, sat_kind, "activation")
+                self._last = (weakref.ref(y), site)
+            except Exception as exc:
+                self._fail(act_name, exc)
+        return hook
+
+    def _grad_hook(self, name: str, p: nn.Parameter) -> Callable[[torch.Tensor], None]:
+        pid = id(p)
+
+        def hook(grad: torch.Tensor) -> None:
+            if "gradients" in self._disabled:
+                return
+            try:
+                with torch.no_grad():
+                    g = grad.coalesce().values() if grad.is_sparse else grad
+                    sq = g.detach().float().pow(2).sum()
+                    prev = self._gsq.get(name)
+                    self._gsq[name] = sq if prev is None else prev + sq.to(prev.device)
+                    self._gcalls[pid] = self._gcalls.get(pid, 0) + 1
+            except Exception as exc:
+                self._fail("gradients", exc)
+        return hook
+
+    def _record(self, key: str, site: str, y: torch.Tensor, channel_first: bool, sat_kind: str | None,
+                category: str) -> None:
+        """Batch statistics of one output into the step's values; per-unit state into the epoch's."""
+        if not y.is_floating_point() or y.numel() == 0:
+            return
+        y = y.detach()
+        if y.dtype in (torch.float16, torch.bfloat16):
+            y = y.float()
+        var, mean = torch.var_mean(y, correction=0)
+        self._push(key, "mean", mean)
+        self._push(key, "var", var)
+        if y.dim() <= 1:
+            flat = y.reshape(1, -1)
+        else:
+            unit_dim = 1 if channel_first and y.dim() >= 3 else y.dim() - 1
+            flat = (y.movedim(unit_dim, -1) if unit_dim != y.dim() - 1 else y).reshape(-1, y.shape[unit_dim])
+        width = flat.shape[1]
+        units = self._units.get(key, False)
+        if units is False:
+            units = _Units(width, torch.zeros(width, dtype=torch.bool, device=flat.device))
+            self._units[key] = units
+        if units is not None and units.width != width:
+            self._units[key] = units = None
+        if units is not None:
+            torch.logical_or(units.ever_nonzero, flat.ne(0).any(0), out=units.ever_nonzero)
+            if sat_kind is not None:
+                sat = flat.abs() > _SAT_BOUND if sat_kind == "tanh" else (flat < 1 - _SAT_BOUND) | (flat > _SAT_BOUND)
+                counts = sat.sum(0, dtype=torch.float32)
+                units.sat_count = counts if units.sat_count is None else units.sat_count + counts
+                units.positions += flat.shape[0]
+        if category in _CORRELATED and width >= 3:
+            means = flat.float().mean(0)
+            if self._order and self._order[-1][0] == site:
+                self._order[-1] = (site, means)  # the activated output replaces the layer's raw one
+            else:
+                self._order.append((site, means))
+
+    # --------------------------------------------------------------------------------------- weights
+    def _snapshot(self, layers: list[_Layer]) -> None:
+        budget = self.update_copy_bytes
+        with torch.no_grad():
+            for layer in layers:
+                trainable = [p for _, p in layer.params if p.requires_grad]
+                size = sum(p.numel() * p.element_size() for p in trainable)
+                if not trainable or size > budget:
+                    continue
+                budget -= size
+                self._snap[layer.name] = [(p, p.detach().clone()) for p in trainable]
+
+    def _finish_step(self) -> None:
+        layers = self._layers or []
+        for layer in layers:
+            name = layer.name
+            if name in self._gsq:
+                calls = max((self._gcalls.get(id(p), 0) for _, p in layer.params), default=1) or 1
+                self._push(name, "gnorm", (self._gsq[name] / calls).sqrt())
+            snap = self._snap.get(name)
+            if snap:
+                dsq = sum((p.detach() - old).float().pow(2).sum() for p, old in snap)
+                wsq = sum(old.float().pow(2).sum() for _, old in snap)
+                self._push(name, "dsq", torch.as_tensor(dsq))
+                self._push(name, "wsq", torch.as_tensor(wsq))
+            weights = [p for n, p in layer.params if "weight" in n] or [p for _, p in layer.params]
+            numel = sum(p.numel() for p in weights)
+            if numel:
+                small = sum((p.detach().abs() < self.sparsity_eps).sum() for p in weights)
+                self._push(name, "sparsity", torch.as_tensor(small).float() / numel)
+        for (a, ua), (b, ub) in zip(self._order, self._order[1:]):
+            if a != b and ua.shape == ub.shape:
+                self._push(f"{a}\0{b}", "corr", _pearson(ua, ub.to(ua.device)))
+        if self._vals:
+            device = self._vals[0].device
+            stacked = torch.stack([v.to(device) for v in self._vals])
+            self._pending.append((stacked, list(self._keys)))
+
+    # ------------------------------------------------------------------------------------------ epochs
+    def epoch_end(self) -> tpb.LayerHealth:
+        """The epoch's aggregate over its sampled steps; resets the per-epoch state. Never raises (unless strict)."""
+        if self._armed:
+            self.disarm()
+        try:
+            return self._aggregate()
+        except Exception as exc:
+            self._fail("epoch_end", exc)
+            return tpb.LayerHealth()
+        finally:
+            self._reset_epoch()
+
+    def _aggregate(self) -> tpb.LayerHealth:
+        unit_keys: list[tuple[str, str]] = []
+        unit_vals: list[torch.Tensor] = []
+        for key, units in self._units.items():
+            if units is None:
+                continue
+            unit_keys.append((key, "zero"))
+            unit_vals.append((~units.ever_nonzero).float().mean())
+            if units.sat_count is not None and units.positions:
+                unit_keys.append((key, "sat"))
+                share = units.sat_count / units.positions
+                unit_vals.append((share >= self.saturated_share).float().mean())
+        chunks = [t for t, _ in self._pending] + ([torch.stack(unit_vals)] if unit_vals else [])
+        keys = [k for _, ks in self._pending for k in ks] + unit_keys
+        if not chunks:
+            return tpb.LayerHealth()
+        device = chunks[0].device
+        values = torch.cat([c.to(device) for c in chunks]).cpu().tolist()  # the one host copy of the epoch
+        # per step boundaries for the update-ratio rule (a step where nothing moved had no optimiser step)
+        series: dict[tuple[str, str], list[float]] = {}
+        step_updates: list[list[tuple[str, float, float]]] = []
+        offset = 0
+        for t, ks in self._pending:
+            moved: list[tuple[str, float, float]] = []
+            dsq: dict[str, float] = {}
+            for i, (site, fld) in enumerate(ks):
+                v = values[offset + i]
+                if fld == "dsq":
+                    dsq[site] = v
+                elif fld == "wsq":
+                    moved.append((site, dsq.get(site, math.nan), v))
+                else:
+                    series.setdefault((site, fld), []).append(v)
+            step_updates.append(moved)
+            offset += len(ks)
+        for i, k in enumerate(unit_keys):
+            series.setdefault(k, []).append(values[offset + i])
+        ratios: dict[str, list[float]] = {}
+        for moved in step_updates:
+            if not any(d > 0 for _, d, _ in moved):
+                continue
+            for site, d, w in moved:
+                if w > 0 and math.isfinite(d):
+                    ratios.setdefault(site, []).append(math.sqrt(d) / math.sqrt(w))
+
+        out = tpb.LayerHealth()
+        names = [layer.name for layer in self._layers or []]
+        names += [s for s, _ in series if "\0" not in s and s not in names]
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
+            act_key = name + "\0act" if (name + "\0act", "mean") in series else name
+            means = series.get((act_key, "mean"), [])
+            variances = series.get((act_key, "var"), [])
+            stats = tpb.LayerStats(name=name, samples=len(means))
+            if means:
+                mu = sum(means) / len(means)
+                var_means = sum((m - mu) ** 2 for m in means) / len(means)
+                stats.activation_mean = mu
+                stats.activation_std = math.sqrt(max(sum(variances) / len(variances) + var_means, 0.0))
+                if len(means) >= 2:
+                    stats.activation_var_of_means = var_means
+            _set_last(stats, "zero_fraction", series.get((act_key, "zero")))
+            _set_last(stats, "saturated_fraction", series.get((act_key, "sat")))
+            _set_mean(stats, "gradient_norm_mean", series.get((name, "gnorm")))
+            _set_last(stats, "weight_sparsity", series.get((name, "sparsity")))
+            _set_mean(stats, "update_ratio", ratios.get(name))
+            if means or stats.HasField("gradient_norm_mean") or stats.HasField("weight_sparsity"):
+                out.layers.append(stats)
+        for (pair, fld), vals in series.items():
+            if fld != "corr":
+                continue
+            finite = [v for v in vals if math.isfinite(v)]
+            if finite:
+                a, b = pair.split("\0", 1)
+                out.correlations.add(layer_a=a, layer_b=b, correlation=sum(finite) / len(finite))
+        return out
+
+    def close(self) -> None:
+        """Remove every hook and free all state (safe to call twice)."""
+        self._armed = False
+        self._remove_hooks()
+        self._reset_step()
+        self._reset_epoch()
+        self._layers = None
+        self._acts = []
+        self._model = None
+
+
+def _sat_kind(module: nn.Module) -> str | None:
+    for cls, kind in _SATURATING:
+        if isinstance(module, cls):
+            return kind
+    return None
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a - a.mean()
+    b = b - b.mean()
+    return (a * b).sum() / (a.norm() * b.norm())  # NaN when either is constant: dropped at epoch end
+
+
+def _set_last(stats: tpb.LayerStats, fld: str, vals: list[float] | None) -> None:
+    if vals and math.isfinite(vals[-1]):
+        setattr(stats, fld, vals[-1])
+
+
+def _set_mean(stats: tpb.LayerStats, fld: str, vals: list[float] | None) -> None:
+    finite = [v for v in vals or () if math.isfinite(v)]
+    if finite:
+        setattr(stats, fld, sum(finite) / len(finite))
