@@ -28,6 +28,15 @@ class AtlasConfig:
             distribution (p50/p95/max) per epoch.
         track_system: process RSS, CPU %, RAM % (psutil), CUDA allocated/reserved/peak when present.
         track_hyperparameters: the module's/accelerator's hyperparameters in RunStart.
+        track_gradients: the global gradient norm, every `grad_norm_every` optimisation steps.
+        track_gpu: NVML utilisation, memory, power, temperature per device (averaged over the epoch).
+        track_carbon: CodeCarbon (offline) energy and CO2 per epoch for `carbon_country` (ISO 3166 alpha-3).
+        track_logs: Python logging records (>= INFO) and warnings during the run, with counts per epoch.
+        track_architecture: layers, module tree, layer graph attributes and tensor shapes of the first batch.
+        track_layer_health: per-layer activation/gradient/weight statistics from hooks, every
+            `layer_health_every` steps (no hook runs on the other steps), at most `layer_health_max_layers`.
+        track_profiler: torch.profiler summaries on step 1 of epoch 0 and of every `profile_every_epochs`-th
+            epoch. Off by default: a profiled step costs several times a normal one.
         loss_sync_every: on an accelerator, per-step losses stay on the device and are copied to the
             host in groups of this many steps (one synchronisation per group). On the CPU every step
             is read at once (no synchronisation cost).
@@ -44,6 +53,18 @@ class AtlasConfig:
     track_throughput: bool = True
     track_system: bool = True
     track_hyperparameters: bool = True
+    track_gradients: bool = True
+    track_gpu: bool = True
+    track_carbon: bool = True
+    track_logs: bool = True
+    track_architecture: bool = True
+    track_layer_health: bool = True
+    track_profiler: bool = False
+    grad_norm_every: int = 10
+    layer_health_every: int = 10
+    layer_health_max_layers: int = 64
+    profile_every_epochs: int = 5
+    carbon_country: str = "IRL"
     loss_sync_every: int = 16
     step_flush_seconds: float = 1.0
     flush_timeout_s: float = 10.0
@@ -56,6 +77,13 @@ class AtlasConfig:
             if f.type in ("bool", bool) and not isinstance(value, bool):
                 raise ValueError(f"`AtlasConfig.{f.name}` must be True or False, got {value!r}")
         _positive_int("AtlasConfig.loss_sync_every", self.loss_sync_every, 1, 10_000)
+        _positive_int("AtlasConfig.grad_norm_every", self.grad_norm_every, 1, 1_000_000)
+        _positive_int("AtlasConfig.layer_health_every", self.layer_health_every, 1, 1_000_000)
+        _positive_int("AtlasConfig.layer_health_max_layers", self.layer_health_max_layers, 1, 100_000)
+        _positive_int("AtlasConfig.profile_every_epochs", self.profile_every_epochs, 1, 1_000_000)
+        if not (isinstance(self.carbon_country, str) and len(self.carbon_country) == 3 and self.carbon_country.isalpha()):
+            raise ValueError("`AtlasConfig.carbon_country` must be an ISO 3166 alpha-3 country code such as 'IRL', "
+                             f"'FRA' or 'USA', got {self.carbon_country!r}")
         _positive_int("AtlasConfig.max_queue", self.max_queue, 100, 10_000_000)
         _positive_int("AtlasConfig.spool_max_mb", self.spool_max_mb, 0, 1_000_000)
         _positive_float("AtlasConfig.step_flush_seconds", self.step_flush_seconds)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from ._config import ON_CRITICAL, AtlasConfig, env_home, env_mode, resolve_collector, resolve_tls_ca
+from ._control import Control
 from ._spool import SpoolWriter, spool_root
 from ._stats import EpochAccumulator, system_snapshot
 from ._transport import Transport, _RateLimitedLog
@@ -115,7 +116,8 @@ def _git_commit() -> str:
 
 
 class RunCore:
-    """One run, one rank. Adapters call `start`, `step`, `epoch_end`, `end`; they read `should_stop`."""
+    """One run, one rank. Adapters call `start`, `attach_model`, `before_step`, `step`, `epoch_end`, `end`
+    and apply `control` decisions at batch boundaries."""
 
     def __init__(
         self,
@@ -152,13 +154,24 @@ class RunCore:
         self.rank = 0
         self.world_size = 1
         self.transport: Transport | None = None
+        self.control = Control(self.pause_timeout, self._send_command_ack)
         self.started = False
         self.ended = False
-        self._acc: EpochAccumulator | None = None
-        self._stop = threading.Event()
-        self.stop_reason = ""
         self.global_step = 0
         self.epoch = 0
+        self._acc: EpochAccumulator | None = None
+        self._channels: list[Any] = []  # objects with close()
+        self._logs: Any = None
+        self._gpu: Any = None
+        self._carbon: Any = None
+        self._model: Any = None
+        self._model_info: Any = None
+        self._tracer: Any = None
+        self._layers: Any = None
+        self._profiler: Any = None
+        self._profile_summary: Any = None
+        self._step_in_epoch = 0
+        self._armed = False
 
     @property
     def enabled(self) -> bool:
@@ -166,7 +179,7 @@ class RunCore:
 
     @property
     def should_stop(self) -> bool:
-        return self._stop.is_set()
+        return self.control.decide()[0]
 
     def new_run_id(self) -> str:
         if self.run_id is None:
@@ -215,18 +228,89 @@ class RunCore:
         self.transport = Transport(
             self.collector, rs, run_id=self.run_id, rank=rank, session=self.session, token=self.token,
             tls_ca=self.tls_ca, spool=self._open_spool(), max_queue=self.config.max_queue,
-            on_command=self._on_command, connect=self.mode == "online",
+            on_command=self.control.on_command, connect=self.mode == "online",
         )
-        self._acc = EpochAccumulator(self.config, on_samples=self._send_samples)
+        self._acc = EpochAccumulator(self.config, on_samples=self._send_samples, on_nonfinite=self._nonfinite,
+                                     track_loss=rank == 0)
+        self._start_channels(device_kind)
         self.started = True
-        log.info("atlas: run %s (%s/%s) streaming to %s", self.run_id, self.project, self.run_name or "-",
-                 self.collector if self.mode == "online" else f"nowhere (ATLAS_MODE={self.mode})")
+        log.info("atlas: run %s (%s/%s) rank %d streaming to %s", self.run_id, self.project, self.run_name or "-",
+                 rank, self.collector if self.mode == "online" else f"the spool only (ATLAS_MODE={self.mode})")
+
+    def _start_channels(self, device_kind: str) -> None:
+        cfg = self.config
+        if cfg.track_logs and self.rank == 0:
+            from ._logs import LogCapture
+
+            self._logs = LogCapture(lambda rec: self.transport.send("log", rec) if self.transport else None)
+            self._logs.attach()
+        if cfg.track_gpu:
+            from ._gpu import GpuMonitor
+
+            self._gpu = GpuMonitor()
+            self._gpu.start()
+        if cfg.track_carbon and (self.rank == 0 or device_kind == "cuda"):
+            from ._carbon import CarbonMeter
+
+            self._carbon = CarbonMeter(cfg.carbon_country)
+            self._carbon.start()
+
+    @never_raises
+    def attach_model(self, model: Any) -> None:
+        """Architecture (rank zero), layer-health hooks and the profiler for `model`."""
+        if not self.started or self._model is not None or self.rank != 0:
+            return
+        self._model = model
+        cfg = self.config
+        if cfg.track_architecture:
+            from ._architecture import ShapeTracer, describe_model
+
+            self._model_info = describe_model(model)
+            self._tracer = ShapeTracer(model)
+            self._tracer.attach()
+        if cfg.track_layer_health:
+            from ._layers import LayerHealthMonitor
+
+            self._layers = LayerHealthMonitor(model, every_n_steps=cfg.layer_health_every,
+                                              max_layers=cfg.layer_health_max_layers)
+        if cfg.track_profiler:
+            from ._profiler import StepProfiler
+
+            self._profiler = StepProfiler(model, every_n_epochs=cfg.profile_every_epochs)
 
     @never_raises
     def epoch_start(self, epoch: int) -> None:
         if self._acc is not None:
             self.epoch = epoch
+            self._step_in_epoch = 0
             self._acc.begin(epoch)
+
+    @never_raises
+    def before_step(self) -> None:
+        """Before a training step's forward: arm the sampled layer hooks and the profiler for this step."""
+        if self._armed:
+            return
+        self._armed = True
+        step = self.global_step + 1
+        if self._layers is not None:
+            self._layers.arm(step)
+        if self._profiler is not None and self._profiler.should_profile(self.epoch, self._step_in_epoch):
+            self._profiler.start()
+
+    def grad_norm(self, parameters: Any) -> Any:
+        """The global gradient norm on sampled steps (a device tensor: read later, in a group), else None."""
+        if not self.config.track_gradients or (self.global_step + 1) % self.config.grad_norm_every:
+            return None
+        try:
+            import torch
+
+            grads = [p.grad for p in parameters if getattr(p, "grad", None) is not None]
+            if not grads:
+                return None
+            return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        except Exception:  # noqa: BLE001
+            _errors.warning("grad_norm", "atlas: could not compute the gradient norm", exc_info=True)
+            return None
 
     def step(
         self,
@@ -237,17 +321,36 @@ class RunCore:
         lr: float | None = None,
         global_step: int | None = None,
         metrics: Mapping[str, float] | None = None,
+        grad_norm: Any = None,
+        amp_skipped: bool = False,
     ) -> None:
-        """Hot path: record one optimisation step. Never blocks, never raises."""
+        """Hot path: record one optimisation step (after the optimiser step). Never blocks, never raises."""
         acc = self._acc
         if acc is None:
             return
         try:
             self.global_step = global_step if global_step is not None else self.global_step + 1
-            acc.step(loss, step=self.global_step, batch_size=batch_size, seq_len=seq_len, lr=lr, metrics=metrics)
+            self._step_in_epoch += 1
+            if self._armed:
+                self._after_instrumented_step()
+            acc.step(loss, step=self.global_step, batch_size=batch_size, seq_len=seq_len, lr=lr, metrics=metrics,
+                     grad_norm=grad_norm, amp_skipped=amp_skipped)
         except Exception:  # noqa: BLE001
             _errors.warning("step", "atlas: internal error while recording a step (training continues)",
                             exc_info=True)
+
+    def _after_instrumented_step(self) -> None:
+        self._armed = False
+        if self._layers is not None:
+            self._layers.disarm()
+        if self._profiler is not None and getattr(self._profiler, "active", False):
+            self._profile_summary = self._profiler.stop()
+        if self._tracer is not None:
+            self._tracer.detach()
+            self._tracer.fill(self._model_info)
+            self._tracer = None
+            if self.transport is not None:
+                self.transport.send("model_info", self._model_info)
 
     @never_raises
     def epoch_end(
@@ -260,6 +363,12 @@ class RunCore:
     ) -> None:
         if self._acc is None or self.transport is None:
             return
+        if self._armed:
+            self._after_instrumented_step()
+        if self._tracer is not None and self._model_info is not None:  # no step ran: send what we know
+            self._tracer.detach()
+            self._tracer = None
+            self.transport.send("model_info", self._model_info)
         summary = self._acc.finish(
             self.epoch if epoch is None else epoch,
             global_step=self.global_step,
@@ -269,16 +378,32 @@ class RunCore:
         )
         if self.config.track_system:
             system_snapshot(summary)
+        if self._gpu is not None:
+            summary.gpus.extend(self._gpu.epoch_stats())
+        if self._carbon is not None:
+            carbon = self._carbon.epoch_carbon()
+            if carbon is not None:
+                summary.carbon.CopyFrom(carbon)
+        if self._layers is not None:
+            summary.layer_health.CopyFrom(self._layers.epoch_end())
+        if self._profile_summary is not None:
+            summary.profiler.CopyFrom(self._profile_summary)
+            self._profile_summary = None
+        if self._logs is not None:
+            summary.log_counts.CopyFrom(self._logs.epoch_counts(summary.epoch + 1))
         self.transport.send("epoch_summary", summary)
 
     @never_raises
     def end(self, status: str = "completed", exc: BaseException | None = None) -> None:
-        """Send RunEnd and flush (bounded by `config.flush_timeout_s`). Safe to call twice."""
+        """Send RunEnd, stop the channels and flush (bounded by `config.flush_timeout_s`). Safe to call twice."""
         if self.ended or not self.started or self.transport is None:
             return
         self.ended = True
+        if self.control.stopped and status == "completed":
+            status = "stopped"
         if self._acc is not None:
             self._acc.flush_samples()
+        self._close_channels()
         end = tpb.RunEnd(status={"completed": tpb.RUN_STATUS_COMPLETED, "failed": tpb.RUN_STATUS_FAILED,
                                  "stopped": tpb.RUN_STATUS_STOPPED}[status],
                          total_steps=self.global_step, epochs=self.epoch + 1)
@@ -287,12 +412,58 @@ class RunCore:
             end.error_type = type(exc).__qualname__
             end.error_message = str(exc)[:10_000]
             end.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-50_000:]
+        elif status == "stopped":
+            end.error_message = self.control.stop_reason
         self.transport.send("run_end", end)
         t0 = time.monotonic()
         flushed = self.transport.shutdown(self.config.flush_timeout_s)
         if not flushed and self.mode == "online":
             log.warning("atlas: could not deliver every record of run %s to %s within %.1fs",
                         self.run_id, self.collector, time.monotonic() - t0)
+
+    def _close_channels(self) -> None:
+        for name in ("_logs", "_gpu", "_carbon", "_layers", "_tracer"):
+            channel = getattr(self, name)
+            if channel is None:
+                continue
+            try:
+                (channel.detach if name in ("_logs", "_tracer") else channel.close)()
+            except Exception:  # noqa: BLE001
+                log.debug("atlas: closing %s failed", name, exc_info=True)
+            setattr(self, name, None)
+        if self._profiler is not None and getattr(self._profiler, "active", False):
+            try:
+                self._profiler.stop()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ---------------------------------------------------------------------------------- control
+
+    def apply_pause(self) -> bool:
+        """Block while paused (this rank). True when the run must stop afterwards."""
+        def heartbeat(paused: bool) -> None:
+            if self.transport is not None:
+                self.transport.paused_heartbeat = paused
+
+        return self.control.wait_while_paused(self.global_step, heartbeat)
+
+    def stop_applied(self) -> None:
+        self.control.stopped = True
+        self.control.flush_acks(self.global_step)
+
+    def _nonfinite(self, step: int, value: float) -> None:
+        """Client-side fast path: the run's policy applies at once; the collector still records the issue."""
+        if self.on_critical == "stop":
+            self.control.request_stop(f"non-finite loss ({value}) at step {step}")
+        elif self.on_critical == "pause":
+            self.control.request_pause(f"non-finite loss ({value}) at step {step}")
+
+    def _send_command_ack(self, command: tpb.Command, step: int) -> None:
+        if self.transport is None:
+            return
+        ack = tpb.CommandAck(command_id=command.command_id, kind=command.kind, step=step)
+        ack.applied_at.GetCurrentTime()
+        self.transport.send("command_ack", ack)
 
     # ------------------------------------------------------------------------------- internals
 
@@ -310,9 +481,3 @@ class RunCore:
         if self.transport is not None:
             for sample in samples:
                 self.transport.send("step", sample)
-
-    def _on_command(self, command: tpb.Command) -> None:  # sender thread
-        if command.kind == tpb.COMMAND_KIND_STOP:
-            self.stop_reason = command.reason or "stopped by the collector"
-            log.warning("atlas: STOP received for run %s: %s", self.run_id, self.stop_reason)
-            self._stop.set()

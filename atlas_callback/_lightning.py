@@ -106,7 +106,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         )
         self._val_metrics: dict[str, float] = {}
         self._val_keys: set[str] = set()
-        self._stopped_by_atlas = False
+        self._grad_norm: Any = None
 
     @property
     def run_id(self) -> str | None:
@@ -132,8 +132,16 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         self._core.epoch_start(trainer.current_epoch)
 
     @override
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._core.before_step()
+
+    @override
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        self._grad_norm = self._core.grad_norm(pl_module.parameters())
+
+    @override
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._step(trainer, outputs, batch)
+        self._step(trainer, pl_module, outputs, batch)
 
     @override
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
@@ -145,7 +153,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @override
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        self._core.end("stopped" if self._stopped_by_atlas else "completed")
+        self._core.end("completed")  # "stopped" when Atlas stopped it
 
     @override
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
@@ -192,8 +200,12 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
             rank=trainer.global_rank,
             world_size=trainer.world_size,
         )
+        timeout = getattr(trainer.strategy, "_timeout", None)
+        if trainer.world_size > 1 and timeout is not None:
+            self._core.control.pg_timeout = timeout.total_seconds()
+        self._core.attach_model(pl_module)
 
-    def _step(self, trainer: Any, outputs: Any, batch: Any) -> None:
+    def _step(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any) -> None:
         core = self._core
         if not core.started:
             return
@@ -202,15 +214,34 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         optimizers = trainer.optimizers
         if optimizers:
             lr = optimizers[0].param_groups[0].get("lr")
-        core.step(loss, batch_size=_batch_size(batch), lr=lr, global_step=trainer.global_step)
-        if core.should_stop and not trainer.should_stop:
-            self._apply_stop(trainer)
+        grad_norm, self._grad_norm = self._grad_norm, None
+        core.step(loss, batch_size=_batch_size(batch), lr=lr, global_step=trainer.global_step, grad_norm=grad_norm)
+        self._control(trainer, pl_module)
 
     @never_raises
-    def _apply_stop(self, trainer: Any) -> None:
-        log.warning("atlas: stopping training: %s", self._core.stop_reason)
-        trainer.should_stop = True
-        self._stopped_by_atlas = True
+    def _control(self, trainer: Any, pl_module: Any) -> None:
+        """Every rank at the same point: agree on stop/pause (one all-reduce under DDP), then apply."""
+        stop, pause = self._core.control.decide()
+        distributed = trainer.world_size > 1
+        if distributed:
+            stop, pause = self._any(trainer, pl_module, stop, pause)
+        if pause and not stop:
+            stop = self._core.apply_pause()
+            if distributed:
+                stop, _ = self._any(trainer, pl_module, stop, False)
+        if stop and not trainer.should_stop:
+            log.warning("atlas: stopping training at step %d: %s", trainer.global_step,
+                        self._core.control.stop_reason or "another rank stopped")
+            trainer.should_stop = True
+            self._core.stop_applied()
+
+    @staticmethod
+    def _any(trainer: Any, pl_module: Any, stop: bool, pause: bool) -> tuple[bool, bool]:
+        import torch
+
+        flags = torch.tensor([float(stop), float(pause)], device=pl_module.device)
+        total = trainer.strategy.reduce(flags, reduce_op="sum")
+        return bool(total[0] > 0), bool(total[1] > 0)
 
     @never_raises
     def _capture_validation(self, trainer: Any) -> None:

@@ -26,10 +26,15 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 class EpochAccumulator:
-    def __init__(self, config: AtlasConfig, on_samples: Callable[[list[tpb.StepSample]], None]) -> None:
+    def __init__(self, config: AtlasConfig, on_samples: Callable[[list[tpb.StepSample]], None],
+                 on_nonfinite: Callable[[int, float], None] | None = None, track_loss: bool = True) -> None:
         self._config = config
+        self._track_loss = track_loss and config.track_loss
         self._on_samples = on_samples
-        self._pending: list[tuple[tpb.StepSample, Any]] = []  # samples whose loss is still on a device
+        self._on_nonfinite = on_nonfinite
+        # samples whose loss / gradient norm are still tensors on a device: copied in groups
+        self._pending: list[tuple[tpb.StepSample, Any, Any]] = []
+        self.grad_norms: list[float] = []
         self._ready: list[tpb.StepSample] = []
         self._last_handoff = time.monotonic()
         self.begin(0)
@@ -50,11 +55,12 @@ class EpochAccumulator:
         self.samples = 0
         self.tokens = 0
         self.step_times: list[float] = []
+        self.grad_norms = []
 
     # ---------------------------------------------------------------------------------- step
 
     def step(self, loss: Any, *, step: int, batch_size: int | None, seq_len: int | None, lr: float | None,
-             metrics: Mapping[str, float] | None) -> None:
+             metrics: Mapping[str, float] | None, grad_norm: Any = None, amp_skipped: bool = False) -> None:
         now = time.perf_counter()
         if self.batches and len(self.step_times) < MAX_STEP_TIMES:
             self.step_times.append(now - self.t_last)
@@ -64,9 +70,9 @@ class EpochAccumulator:
             self.samples += batch_size
             if seq_len:
                 self.tokens += batch_size * seq_len
-        if not self._config.track_loss:
+        if not self._track_loss:
             return
-        sample = tpb.StepSample(step=step, epoch=self.epoch)
+        sample = tpb.StepSample(step=step, epoch=self.epoch, amp_skipped=amp_skipped)
         sample.time.GetCurrentTime()
         if batch_size:
             sample.batch_size = batch_size
@@ -80,23 +86,27 @@ class EpochAccumulator:
                     sample.metrics[str(key)] = float(value)
                 except (TypeError, ValueError):
                     pass
-        if loss is None:
-            self._ready.append(sample)
-        elif hasattr(loss, "detach"):
-            tensor = loss.detach()
-            if tensor.device.type == "cpu":
-                self._record_loss(sample, float(tensor))
-                self._ready.append(sample)
-            else:
-                self._pending.append((sample, tensor))
-                if len(self._pending) >= self._config.loss_sync_every:
-                    self._sync_pending()
+        on_device = [x for x in (loss, grad_norm) if hasattr(x, "device") and x.device.type != "cpu"]
+        if on_device:
+            self._pending.append((sample, _detach(loss), _detach(grad_norm)))
+            if len(self._pending) >= self._config.loss_sync_every:
+                self._sync_pending()
         else:
-            self._record_loss(sample, float(loss))
-            self._ready.append(sample)
+            self._finish_sample(sample, _to_float(loss), _to_float(grad_norm))
         if self._ready and (time.monotonic() - self._last_handoff >= self._config.step_flush_seconds
                             or not math.isfinite(sample.loss if sample.HasField("loss") else 0.0)):
             self._handoff()
+
+    def _finish_sample(self, sample: tpb.StepSample, loss: float | None, grad_norm: float | None) -> None:
+        if grad_norm is not None:
+            sample.grad_norm = grad_norm
+            if math.isfinite(grad_norm):
+                self.grad_norms.append(grad_norm)
+        if loss is not None:
+            self._record_loss(sample, loss)
+            if not math.isfinite(loss) and not sample.amp_skipped and self._on_nonfinite is not None:
+                self._on_nonfinite(sample.step, loss)
+        self._ready.append(sample)
 
     def _record_loss(self, sample: tpb.StepSample, value: float) -> None:
         sample.loss = value
@@ -111,14 +121,18 @@ class EpochAccumulator:
         self.max = max(self.max, value)
 
     def _sync_pending(self) -> None:
+        """One host copy for a group of device scalars (losses and gradient norms)."""
         if not self._pending:
             return
         import torch
 
-        values = torch.stack([t.float().reshape(()) for _, t in self._pending]).cpu().tolist()
-        for (sample, _), value in zip(self._pending, values):
-            self._record_loss(sample, value)
-            self._ready.append(sample)
+        tensors = [x.float().reshape(()) for _, loss, grad in self._pending for x in (loss, grad) if hasattr(x, "device")]
+        device = tensors[0].device if tensors else None
+        values = iter(torch.stack([t.to(device) for t in tensors]).cpu().tolist()) if tensors else iter(())
+        for sample, loss, grad in self._pending:
+            loss_value = next(values) if hasattr(loss, "device") else loss
+            grad_value = next(values) if hasattr(grad, "device") else grad
+            self._finish_sample(sample, loss_value, grad_value)
         self._pending.clear()
 
     def _handoff(self) -> None:
@@ -154,6 +168,8 @@ class EpochAccumulator:
             _put_metrics(out.val_metrics, val_metrics)
             _put_metrics(out.train_metrics, train_metrics)
         out.lr.extend(float(x) for x in lrs)
+        if self.grad_norms:
+            out.grad_norm = sum(self.grad_norms) / len(self.grad_norms)
         if self._config.track_throughput and self.batches:
             t = out.throughput
             t.batches = self.batches
@@ -172,6 +188,16 @@ class EpochAccumulator:
                 t.step_time_max_s = st[-1]
         self.begin(epoch + 1)
         return out
+
+
+def _detach(value: Any) -> Any:
+    return value.detach() if hasattr(value, "detach") else (None if value is None else float(value))
+
+
+def _to_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(value.detach()) if hasattr(value, "detach") else float(value)
 
 
 def _put_metrics(target: Any, metrics: Mapping[str, Any]) -> None:

@@ -1,0 +1,98 @@
+"""Carbon and energy through CodeCarbon's OfflineEmissionsTracker (no network at run time).
+
+CodeCarbon's start takes a second or more (hardware detection), so it starts on a daemon thread: step 0
+never waits for it. Its measurements run on the same thread; an epoch's summary takes the latest
+cumulative figures and reports the difference from the previous epoch."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from atlas_proto.v1 import telemetry_pb2 as tpb
+
+log = logging.getLogger(__name__)
+
+
+class CarbonMeter:
+    def __init__(self, country_iso: str = "IRL", measure_every_s: float = 5.0) -> None:
+        self.country_iso = country_iso
+        self.measure_every_s = measure_every_s
+        self._tracker: Any = None
+        self._lock = threading.Lock()
+        self._latest: tuple[float, float, float, float] | None = None  # co2 kg, energy kWh, power W, intensity
+        self._reported = (0.0, 0.0)
+        self._wake = threading.Event()
+        self._measured = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.available = True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="atlas-carbon", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            from codecarbon import OfflineEmissionsTracker
+
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after import: it sets its level then
+            self._tracker = OfflineEmissionsTracker(
+                country_iso_code=self.country_iso, output_methods=[], log_level="error",
+                measure_power_secs=self.measure_every_s, allow_multiple_runs=True, tracking_mode="process",
+            )
+            self._tracker.start()
+        except Exception as exc:  # noqa: BLE001 - the channel is optional
+            self.available = False
+            log.info("atlas: carbon channel unavailable (%s: %s)", type(exc).__name__, exc)
+            return
+        while not self._stop.is_set():
+            self._measure()
+            self._wake.wait(self.measure_every_s)
+            self._wake.clear()
+        self._measure()
+        try:
+            self._tracker.stop()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _measure(self) -> None:
+        try:
+            self._tracker._measure_power_and_energy_if_stale()
+            data = self._tracker._prepare_emissions_data()
+            power = float(data.cpu_power or 0) + float(data.gpu_power or 0) + float(data.ram_power or 0)
+            energy = float(data.energy_consumed or 0)
+            co2 = float(data.emissions or 0)
+            intensity = co2 / energy * 1000.0 if energy > 0 else 0.0  # kg/kWh -> g/kWh
+            with self._lock:
+                self._latest = (co2, energy, power, intensity)
+        except Exception:  # noqa: BLE001 - worker boundary
+            log.debug("atlas: carbon measurement failed", exc_info=True)
+        finally:
+            self._measured.set()
+
+    def epoch_carbon(self) -> tpb.Carbon | None:
+        """This epoch's CO2 and energy (delta since the previous call) and the cumulative totals."""
+        if self._tracker is not None:  # a fresh measurement, waited for briefly (it takes milliseconds)
+            self._measured.clear()
+            self._wake.set()
+            self._measured.wait(0.2)
+        with self._lock:
+            latest = self._latest
+        if latest is None:
+            return None
+        co2, energy, power, intensity = latest
+        prev_co2, prev_energy = self._reported
+        self._reported = (co2, energy)
+        out = tpb.Carbon(epoch_co2_kg=max(0.0, co2 - prev_co2), epoch_energy_kwh=max(0.0, energy - prev_energy),
+                         power_draw_watts=power, cumulative_co2_kg=co2, cumulative_energy_kwh=energy,
+                         country_iso=self.country_iso)
+        if intensity > 0:
+            out.carbon_intensity_g_per_kwh = intensity
+        return out
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
