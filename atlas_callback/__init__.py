@@ -11,16 +11,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["AtlasCallback", "AtlasConfig"]
+__all__ = ["AtlasCallback", "AtlasConfig", "AtlasTracker", "Observer"]
 
 _WHERE = {
     "AtlasCallback": "._lightning",
     "AtlasConfig": "._config",
+    "AtlasTracker": "._tracker",
+    "Observer": "._observer",
 }
 
 if TYPE_CHECKING:
     from ._config import AtlasConfig
     from ._lightning import AtlasCallback
+    from ._observer import Observer
+    from ._tracker import AtlasTracker
 
 
 def __getattr__(name: str) -> Any:

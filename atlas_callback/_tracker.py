@@ -1,0 +1,219 @@
+"""`AtlasTracker`: Atlas for Hugging Face Accelerate, a thin shell over `RunCore`.
+
+    tracker = AtlasTracker(project="nlp", run_name="bert-small")
+    accelerator = Accelerator(log_with=[tracker])
+    accelerator.init_trackers("nlp", config={"lr": 3e-4})
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    tracker.watch(model)
+    for epoch in range(epochs):
+        for batch in loader:
+            ...; accelerator.backward(loss); optimizer.step(); optimizer.zero_grad()
+            accelerator.log({"loss": loss.item()}, step=step)   # a PAUSE blocks here
+            if accelerator.check_trigger():                      # a STOP sets the trigger
+                break
+        tracker.epoch_end(val_metrics={"val_loss": val_loss})
+    accelerator.end_training()
+
+`accelerator.log` runs on the main process only, so per-step records come from rank zero; call
+`tracker.epoch_end` on every process so each rank reports its own throughput, memory and GPU.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Mapping
+
+from accelerate.tracking import GeneralTracker
+
+from ._config import AtlasConfig
+from ._core import RunCore, never_raises
+
+log = logging.getLogger(__name__)
+
+LOSS_KEYS = ("loss", "train_loss")
+
+
+class AtlasTracker(GeneralTracker):
+    """An Accelerate tracker: ``Accelerator(log_with=[AtlasTracker(project=...)])``.
+
+    Arguments are those of :class:`AtlasCallback`. A key ``loss`` or ``train_loss`` in
+    ``accelerator.log`` is the step's loss; other keys are kept as step metrics and, averaged, in the
+    epoch summary (``val*`` keys as validation metrics).
+    """
+
+    name = "atlas"
+    requires_logging_directory = False
+    main_process_only = False
+
+    def __init__(
+        self,
+        project: str = "default",
+        run_name: str | None = None,
+        collector: str | None = None,
+        *,
+        token: str | None = None,
+        tls_ca: str | None = None,
+        run_id: str | None = None,
+        tags: list[str] | None = None,
+        on_critical: str = "warn",
+        pause_timeout: float = 3600.0,
+        config: AtlasConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self._core = RunCore(
+            framework="accelerate", project=project, run_name=run_name, collector=collector, token=token,
+            tls_ca=tls_ca, run_id=run_id, tags=tags, on_critical=on_critical, pause_timeout=pause_timeout,
+            config=config,
+        )
+        self._accelerator: Any = None
+        self._model: Any = None
+        self._hparams: dict[str, Any] = {}
+        self._epoch = 0
+        self._epoch_metrics: dict[str, list[float]] = {}
+        self._triggered = False
+
+    @property
+    def tracker(self) -> "AtlasTracker":
+        return self
+
+    @property
+    def run_id(self) -> str | None:
+        return self._core.run_id
+
+    @property
+    def should_stop(self) -> bool:
+        return self._core.should_stop
+
+    # ------------------------------------------------------------------------- Accelerate API
+
+    def start(self) -> None:
+        """Called by ``accelerator.init_trackers``: find the Accelerator. The run itself starts at the
+        first `store_init_configuration`, `watch`, `log` or `epoch_end`, so RunStart carries the config."""
+        self._accelerator = self._accelerator or _calling_accelerator()
+
+    def store_init_configuration(self, values: dict[str, Any]) -> None:
+        if self._core.started:
+            log.warning("atlas: hyperparameters given after the run started are not recorded")
+            return
+        self._hparams.update(values or {})
+        self._start()
+
+    def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        """One step: the loss (``loss``/``train_loss``) and any other metrics; a PAUSE blocks here."""
+        if not self._core.started:
+            self._start()
+        loss = None
+        metrics: dict[str, float] = {}
+        for key, value in values.items():
+            if key in LOSS_KEYS and loss is None:
+                loss = value
+                continue
+            try:
+                metrics[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        for key, value in metrics.items():
+            self._epoch_metrics.setdefault(key, []).append(value)
+        optimizer_lr = metrics.get("lr", metrics.get("learning_rate"))
+        grad_norm = self._core.grad_norm(self._model.parameters()) if self._model is not None else None
+        self._core.step(loss, lr=optimizer_lr, global_step=step + 1 if step is not None else None,
+                        metrics=metrics, grad_norm=grad_norm)
+        self._control()
+        self._core.before_step()
+
+    def finish(self) -> None:
+        self._core.end("completed")
+
+    # --------------------------------------------------------------------------------- Atlas API
+
+    def watch(self, model: Any, accelerator: Any = None) -> None:
+        """Install the architecture and layer-health channels on `model` (after ``accelerator.prepare``)."""
+        if accelerator is not None:
+            self._accelerator = accelerator
+        self._model = model
+        if not self._core.started:
+            self._start()
+        unwrapped = model
+        if self._accelerator is not None:
+            try:
+                unwrapped = self._accelerator.unwrap_model(model)
+            except Exception:  # noqa: BLE001
+                unwrapped = model
+        self._core.attach_model(unwrapped)
+        self._core.before_step()
+
+    def epoch_end(self, val_metrics: Mapping[str, Any] | None = None) -> None:
+        """Close an epoch: its summary with `val_metrics` and the averages of the metrics logged during it."""
+        if not self._core.started:
+            self._start()
+        averaged = {k: sum(v) / len(v) for k, v in self._epoch_metrics.items() if v}
+        self._epoch_metrics = {}
+        val = {k: v for k, v in averaged.items() if k.startswith("val")}
+        val.update(val_metrics or {})
+        train = {k: v for k, v in averaged.items() if not k.startswith("val")}
+        lrs = []
+        if self._accelerator is not None:
+            for opt in getattr(self._accelerator, "_optimizers", []):
+                lrs.extend(group.get("lr", 0.0) for group in opt.param_groups)
+        self._core.epoch_end(self._epoch, val_metrics=val, train_metrics=train, lrs=lrs)
+        self._epoch += 1
+        self._core.epoch_start(self._epoch)
+
+    def fail(self, exc: BaseException) -> None:
+        """End the run as failed with `exc` (call from your ``except`` block)."""
+        self._core.end("failed", exc)
+
+    # ------------------------------------------------------------------------------- internals
+
+    @never_raises
+    def _start(self) -> None:
+        if self._core.started:
+            return
+        import torch
+
+        from accelerate.state import PartialState
+
+        state = PartialState()
+        device = state.device
+        cuda = torch.cuda.is_available()
+        self._core.start(
+            hyperparameters=self._hparams, device_kind=device.type,
+            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "",
+            accelerator_available=cuda, device_count=torch.cuda.device_count() if cuda else 0,
+            rank=state.process_index, world_size=state.num_processes,
+        )
+        self._core.epoch_start(0)
+
+    @never_raises
+    def _control(self) -> None:
+        stop, pause = self._core.control.decide()
+        if pause and not stop:
+            stop = self._core.apply_pause()
+        if stop and not self._triggered:
+            self._triggered = True
+            if self._accelerator is not None:
+                self._accelerator.set_trigger()
+                log.warning("atlas: stop requested (%s): accelerator.set_trigger() called; "
+                            "`accelerator.check_trigger()` now returns True", self._core.control.stop_reason)
+            else:
+                log.warning("atlas: stop requested (%s) but no Accelerator is known: check `tracker.should_stop`",
+                            self._core.control.stop_reason)
+            self._core.stop_applied()
+
+
+def _calling_accelerator() -> Any:
+    """The Accelerator whose ``init_trackers`` is calling ``start`` (no other handle reaches the tracker)."""
+    try:
+        from accelerate import Accelerator
+
+        frame = inspect.currentframe()
+        for _ in range(6):
+            frame = frame.f_back if frame is not None else None
+            if frame is None:
+                break
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, Accelerator):
+                return candidate
+    except Exception:  # noqa: BLE001
+        pass
+    return None
