@@ -12,6 +12,7 @@ from . import _inspect as _inspect  # noqa: F401
 from . import _control as _control  # noqa: F401
 from . import _export as _export  # noqa: F401
 from . import _watch as _watch  # noqa: F401
+from . import _ask as _ask  # noqa: F401
 
 __all__ = ["cli", "main"]
 

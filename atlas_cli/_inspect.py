@@ -159,14 +159,23 @@ def get_trend(obj: Ctx, project: str) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    """A report object: scalars as key-value lines, lists of objects as tables."""
+    """A report object: scalars as key-value lines, lists of objects as tables (known columns first)."""
     scalars = {k: v for k, v in report.items() if not (isinstance(v, list) and v and isinstance(v[0], dict))}
     render_kv(scalars)
     for key, value in report.items():
         if key not in scalars:
             click.echo(f"\n{key}:")
             render_table([{k: (v[:8] if k in ("id", "run") and isinstance(v, str) else v) for k, v in row.items()}
-                          for row in value], [(k, k.upper()) for k in value[0] if not isinstance(value[0][k], dict)])
+                          for row in value], _columns(value[0]))
+
+
+_PREFERRED = ("name", "id", "status", "epochs", "health_score", "best_val_loss", "best_train_loss", "total_co2_kg",
+              "started_at", "checks")
+
+
+def _columns(row: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = [k for k in _PREFERRED if k in row] + sorted(k for k in row if k not in _PREFERRED)
+    return [(k, k.upper()) for k in keys if not isinstance(row[k], dict)]
 
 
 @cli.command()
@@ -183,39 +192,43 @@ def trend(obj: Ctx, project: str) -> Any:
 
 
 def get_comparison(obj: Ctx, run_a: str, run_b: str) -> dict[str, Any]:
+    """The collector's comparison: `run_a`, `run_b` (facts of each) and `diff` (what differs)."""
     from atlas_proto.v1 import query_pb2 as qpb
 
     from ._client import struct_dict
-    from ._runs import get_run
 
-    a, b = get_run(obj, run_a), get_run(obj, run_b)
-    report = struct_dict(obj.client().call("CompareRuns", qpb.CompareRequest(run_a=a["id"], run_b=b["id"])).report)
-    return {"run_a": a, "run_b": b, **{k: v for k, v in report.items() if k not in ("run_a", "run_b")},
-            "report": report}
+    return struct_dict(obj.client().call("CompareRuns", qpb.CompareRequest(run_a=run_a, run_b=run_b)).report)
 
 
-_SIDE = ("name", "project", "status", "epochs", "steps", "health_score", "started_at", "ended_at")
+_FACTS = ("name", "status", "epochs", "steps", "health_score", "best_val_loss", "best_train_loss", "training_seconds",
+          "wall_seconds", "total_co2_kg", "started_at")
 
 
 def _print_comparison(c: dict[str, Any]) -> None:
-    a, b = c["run_a"], c["run_b"]
-    rows = [{"field": "id", "a": a["id"][:8], "b": b["id"][:8]}]
-    rows += [{"field": k, "a": a.get(k), "b": b.get(k)} for k in _SIDE]
-    for group in ("final_metrics", "hyperparameters"):
-        keys = sorted(set(a.get(group) or {}) | set(b.get(group) or {}))
-        rows += [{"field": f"{k}", "a": (a.get(group) or {}).get(k), "b": (b.get(group) or {}).get(k)}
-                 for k in keys if k != "epoch"]
-    for row in rows:
-        x, y = row["a"], row["b"]
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool) and x != y:
-            row["delta"] = y - x
-        else:
-            row["delta"] = "" if x == y else "≠"
+    a, b, diff = c.get("run_a") or {}, c.get("run_b") or {}, c.get("diff") or {}
+
+    def row(field: str, x: Any, y: Any, delta: Any = None) -> dict[str, Any]:
+        if delta is None:
+            delta = "" if x == y else "≠"
+        return {"field": field, "a": x, "b": y, "delta": delta}
+
+    rows = [row("id", (a.get("id") or "")[:8], (b.get("id") or "")[:8], "")]
+    for key in _FACTS:
+        d = diff.get(key)
+        if isinstance(d, dict) and "a" in d:
+            rows.append(row(key, d.get("a"), d.get("b"), d.get("delta")))
+        elif key in a or key in b:
+            rows.append(row(key, a.get(key), b.get(key)))
+    for key, d in (diff.get("final_metrics") or {}).items():
+        if key != "epoch":
+            rows.append(row(key, d.get("a"), d.get("b"), d.get("delta")))
+    for key, d in (diff.get("hyperparameters") or {}).items():
+        rows.append(row(key, d.get("a"), d.get("b"), "≠"))
     render_table(rows, [("field", "FIELD"), ("a", "A"), ("b", "B"), ("delta", "B - A")])
-    extra = {k: v for k, v in c["report"].items() if k not in ("run_a", "run_b")}
-    if extra:
-        click.echo("")
-        print_report(extra)
+    for key, label in (("issues_only_a", "issues only in A"), ("issues_only_b", "issues only in B"),
+                       ("issues_both", "issues in both")):
+        if diff.get(key):
+            click.echo(f"{label}: {', '.join(diff[key])}")
 
 
 @cli.command()
