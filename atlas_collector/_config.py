@@ -34,6 +34,11 @@ class CollectorConfig:
     max_inflight: int = 4096  # messages received but not yet committed, over all streams (backpressure)
     stale_after_s: float = 300.0  # a run with no data for this long becomes `stale`
     shutdown_grace_s: float = 10.0
+    retention_steps_per_run: int = 0  # keep at most this many step samples per run and rank (0: keep all)
+    retention_days: float = 0.0  # delete step samples older than this many days (0: keep all)
+    # The TOML file's [diagnostics] table: threshold overrides (atlas_diagnostics.Thresholds keys) for every run,
+    # plus `disabled_checks` (list of check ids) and `eur_per_tonne` (CO2 price for the green report).
+    diagnostics: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         _check_listen(self.listen)
@@ -54,6 +59,11 @@ class CollectorConfig:
             raise ConfigError(f"stale_after_s must be > 0 seconds, got {self.stale_after_s}")
         if not self.shutdown_grace_s > 0:
             raise ConfigError(f"shutdown_grace_s must be > 0 seconds, got {self.shutdown_grace_s}")
+        if self.retention_steps_per_run < 0:
+            raise ConfigError(f"retention_steps_per_run must be >= 0 (0 keeps all), got {self.retention_steps_per_run}")
+        if not self.retention_days >= 0:
+            raise ConfigError(f"retention_days must be >= 0 (0 keeps all), got {self.retention_days}")
+        _check_diagnostics(self.diagnostics)
         if not _is_loopback(self.listen) and not self.token:
             raise ConfigError(
                 f"refusing to listen on {self.listen} without a token: anyone who can reach it could read and "
@@ -64,6 +74,44 @@ class CollectorConfig:
     @property
     def db_url(self) -> str:
         return self.db or default_db_url(atlas_home())
+
+    @property
+    def thresholds(self) -> Any:
+        """The collector-wide `atlas_diagnostics.Thresholds` (defaults with the [diagnostics] overrides)."""
+        from atlas_diagnostics import Thresholds
+
+        return Thresholds.from_mapping({k: v for k, v in self.diagnostics.items() if k not in _DIAG_EXTRA})
+
+    @property
+    def disabled_checks(self) -> tuple[str, ...]:
+        return tuple(self.diagnostics.get("disabled_checks", ()))
+
+    @property
+    def eur_per_tonne(self) -> float:
+        from atlas_diagnostics import DEFAULT_EUR_PER_TONNE
+
+        return float(self.diagnostics.get("eur_per_tonne", DEFAULT_EUR_PER_TONNE))
+
+
+_DIAG_EXTRA = ("disabled_checks", "eur_per_tonne")
+
+
+def _check_diagnostics(table: Mapping[str, Any]) -> None:
+    from atlas_diagnostics import CHECK_IDS, DiagnosticsError, Thresholds
+
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[diagnostics] must be a table, got {table!r}")
+    try:
+        Thresholds.from_mapping({k: v for k, v in table.items() if k not in _DIAG_EXTRA})
+    except (DiagnosticsError, TypeError, ValueError) as exc:
+        raise ConfigError(f"[diagnostics]: {exc}") from None
+    disabled = table.get("disabled_checks", [])
+    if not isinstance(disabled, (list, tuple)) or any(c not in CHECK_IDS for c in disabled):
+        raise ConfigError(f"[diagnostics] disabled_checks must be a list of check ids ({', '.join(CHECK_IDS)}), "
+                          f"got {disabled!r}")
+    price = table.get("eur_per_tonne", 0.0)
+    if isinstance(price, bool) or not isinstance(price, (int, float)) or not price >= 0:
+        raise ConfigError(f"[diagnostics] eur_per_tonne must be a number >= 0, got {price!r}")
 
 
 def _split_host_port(listen: str) -> tuple[str, str]:
@@ -126,6 +174,9 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
         section = data.get("collector", data)
+        diagnostics = section.get("diagnostics", data.get("diagnostics", {}))
+        if diagnostics:
+            values["diagnostics"] = diagnostics
         for key, value in section.items():
             if key in ("diagnostics",):
                 continue

@@ -7,6 +7,7 @@
     ├── RunNotStarted              records for a run never started   -> FAILED_PRECONDITION
     ├── RunNotFound                a query names no run              -> NOT_FOUND
     ├── AmbiguousRun               a prefix that matches many runs   -> INVALID_ARGUMENT
+    ├── RunEnded                   a command to a run that has ended -> FAILED_PRECONDITION
     └── Unauthenticated            a missing or wrong token           -> UNAUTHENTICATED
 
 `GRPC_STATUS` is the one table that maps them to gRPC status codes.
@@ -48,6 +49,10 @@ class AmbiguousRun(CollectorError):
     """An id prefix matches more than one run."""
 
 
+class RunEnded(CollectorError):
+    """A command names a run that is completed, failed or stopped."""
+
+
 class Unauthenticated(CollectorError):
     """The bearer token is missing or wrong."""
 
@@ -58,6 +63,7 @@ GRPC_STATUS: dict[type[CollectorError], grpc.StatusCode] = {
     RunNotStarted: grpc.StatusCode.FAILED_PRECONDITION,
     RunNotFound: grpc.StatusCode.NOT_FOUND,
     AmbiguousRun: grpc.StatusCode.INVALID_ARGUMENT,
+    RunEnded: grpc.StatusCode.FAILED_PRECONDITION,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
 }
 

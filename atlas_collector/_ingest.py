@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from . import _schema as s
+from ._commands import mark_delivered
 from ._convert import (
     ENDED_STATUSES,
     FRAMEWORK_NAMES,
@@ -249,6 +250,8 @@ def _run_end(conn: Connection, msg: tpb.ClientMessage, m: tpb.RunEnd, now: float
 
 
 def _command_ack(conn: Connection, msg: tpb.ClientMessage, m: tpb.CommandAck, now: float) -> None:
+    # The first rank to apply it marks the command delivered; the run's status follows rank zero.
+    mark_delivered(conn, msg.run_id, m.command_id, ts_to_float(m.applied_at) or now, m.step or None)
     if msg.rank != 0:
         return
     new_status = {tpb.COMMAND_KIND_PAUSE: "paused", tpb.COMMAND_KIND_RESUME: "running"}.get(m.kind)
@@ -330,16 +333,16 @@ class Writer:
                     if not isinstance(exc, RunNotStarted):
                         log.exception("run=%s failed to store %s", item[0].run_id, item[1])
                     outcomes.append(Outcome(item[0].run_id, item[0].rank, item[0].session, error=exc, kind=item[1]))
+        if self._on_commit is not None:  # before the acks: a client that saw its ack finds the work queued
+            try:
+                self._on_commit(outcomes)
+            except Exception:  # noqa: BLE001 - post-commit work never breaks ingest
+                log.exception("post-commit hook failed")
         for (_, _, callback), outcome in zip(work, outcomes):
             try:
                 callback(outcome)
             except Exception:  # noqa: BLE001 - a closed stream must not stop the writer
                 log.debug("ack callback failed", exc_info=True)
-        if self._on_commit is not None:
-            try:
-                self._on_commit(outcomes)
-            except Exception:  # noqa: BLE001 - post-commit work never breaks ingest
-                log.exception("post-commit hook failed")
 
     def _apply_all(self, work: list[tuple[tpb.ClientMessage, str, Callback]]) -> list[Outcome]:
         state = _BatchState()

@@ -144,3 +144,81 @@ logs = Table(
     Index("ix_logs_run", "run_id", "id"),
     Index("ix_logs_run_level", "run_id", "level"),
 )
+
+# Commands to a run (PAUSE, RESUME, STOP): who sent them, why, and when the trainer applied them.
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),  # pause, resume, stop
+    Column("reason", Text),
+    Column("sender", String(200)),  # "policy" for on_critical, else what the client said (e.g. "cli:alice")
+    Column("issue_check", String(64)),  # the check id of the issue that caused it; NULL for a user command
+    Column("issued_at", Float, nullable=False),
+    Column("delivered_at", Float),  # the trainer's CommandAck.applied_at (or receive time)
+    Column("delivered_step", BigInteger),
+    Index("ix_commands_run_issued", "run_id", "issued_at"),
+)
+
+# One row per diagnosis pass that judged an epoch (or was asked for): the run's health at that point.
+diagnostic_runs = Table(
+    "diagnostic_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("trigger", String(16), nullable=False),  # epoch, step, time, manual, rebuild
+    Column("epoch", Integer),
+    Column("health_score", Float),
+    Column("issue_count", Integer, nullable=False, server_default="0"),
+    Column("arch_type", String(16)),
+    Column("summary", JSON),
+    Index("ix_diagnostic_runs_run", "run_id", "id"),
+)
+
+# One row per persistent issue of a run: (run, check, key) is its identity; first/last seen epoch; active flag.
+issues = Table(
+    "issues",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("check_id", String(64), nullable=False),
+    Column("key", String(300), nullable=False, server_default=""),
+    Column("severity", String(8), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("suggestion", Text, nullable=False),
+    Column("epoch", Integer),
+    Column("step", BigInteger),
+    Column("layer", String(300)),
+    Column("metric_key", String(200)),
+    Column("metric_value", JSON),  # a number, "NaN"/"Infinity", or a string
+    Column("thresholds", JSON),
+    Column("first_seen_epoch", Integer),
+    Column("last_seen_epoch", Integer),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ux_issues_run_check_key", "run_id", "check_id", "key", unique=True),
+    Index("ix_issues_severity_active", "severity", "active"),
+)
+
+# Which collector replica holds a stream of which run (PostgreSQL scale-out: tells SendCommand whether a
+# command sent through one replica reached a trainer connected to another). Rows of a crashed replica stay
+# until the run is seen again; a holder only counts while the run is live.
+run_streams = Table(
+    "run_streams",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("replica_id", String(36), primary_key=True),
+    Column("since", Float, nullable=False),
+)
+
+# Alembic's own bookkeeping, declared here so that `metadata.drop_all` leaves a truly empty database.
+alembic_version = Table(
+    "alembic_version",
+    metadata,
+    Column("version_num", String(32), primary_key=True),
+)

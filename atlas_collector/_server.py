@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
 import grpc
@@ -16,9 +17,11 @@ from grpc_health.v1._async import HealthServicer
 
 from atlas_proto.v1 import query_pb2_grpc, telemetry_pb2 as tpb, telemetry_pb2_grpc
 
-from . import _queries
+from . import _commands, _queries, _reports, _retention
 from ._config import CollectorConfig
-from ._exceptions import CollectorError, grpc_status
+from ._driver import DiagnosticsDriver
+from ._exceptions import CollectorError, RunEnded, grpc_status
+from ._fanout import CommandHub, PgListener, note_holder, send_command
 from ._ingest import Outcome, Writer
 from ._store import Store
 from ._validate import validate
@@ -31,14 +34,28 @@ SERVICES = ("atlas.v1.TelemetryService", "atlas.v1.QueryService")
 class _StreamConn:
     """One trainer stream: its outbound queue (acks, commands, a closing error) and its pending count."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, inflight: asyncio.Semaphore) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, inflight: asyncio.Semaphore,
+                 on_joined: Callable[[str, "_StreamConn"], None] | None = None) -> None:
         self.loop = loop
         self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.inflight = inflight
         self.pending = 0
         self.reading_done = False
         self.runs: set[str] = set()
+        self.joined: set[str] = set()  # runs with a committed message on this stream (registered in the hub)
+        self.on_joined = on_joined
         self.closed = False
+
+    def push(self, msg: tpb.ServerMessage) -> None:
+        """Queue a server message (a command) from any thread."""
+        try:
+            self.loop.call_soon_threadsafe(self._push, msg)
+        except RuntimeError:  # loop closed at shutdown; the command stays pending in the store
+            pass
+
+    def _push(self, msg: tpb.ServerMessage) -> None:
+        if not self.closed:
+            self.out.put_nowait(msg)
 
     def writer_callback(self, outcome: Outcome) -> None:  # writer thread
         try:
@@ -49,6 +66,10 @@ class _StreamConn:
     def _on_outcome(self, outcome: Outcome) -> None:  # event loop
         self.inflight.release()
         self.pending -= 1
+        if outcome.error is None and outcome.run_id not in self.joined and not self.closed:
+            self.joined.add(outcome.run_id)
+            if self.on_joined is not None:
+                self.on_joined(outcome.run_id, self)
         if outcome.error is not None:
             self.close(outcome.error)
         elif outcome.ack_seq is not None and not self.closed:
@@ -67,16 +88,39 @@ class _StreamConn:
 
 
 class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
-    def __init__(self, writer: Writer, max_inflight: int) -> None:
+    def __init__(self, writer: Writer, max_inflight: int, hub: CommandHub | None = None,
+                 store: Store | None = None) -> None:
         self._writer = writer
         self._max_inflight = max_inflight
         self._inflight: asyncio.Semaphore | None = None
+        self._hub = hub
+        self._store = store
         self.streams: set[_StreamConn] = set()
+
+    def _joined(self, run_id: str, conn: _StreamConn) -> None:  # event loop
+        """A run's first committed message on this stream: hold it in the hub, send what is pending for it."""
+        if self._hub is None or not self._hub.register(run_id, conn):
+            return
+        log.info("run=%s stream joined (%d stream(s) open)", run_id, len(self.streams))
+        if self._store is not None:
+            asyncio.get_running_loop().run_in_executor(None, self._deliver_pending, run_id, conn)
+
+    def _deliver_pending(self, run_id: str, conn: _StreamConn) -> None:  # executor
+        try:
+            note_holder(self._store, run_id, self._hub.replica_id, True)  # type: ignore[union-attr]
+            with self._store.connect() as db:  # type: ignore[union-attr]
+                rows = _commands.pending_commands(db, run_id)
+        except Exception:  # noqa: BLE001 - the commands stay pending for the next connect
+            log.exception("run=%s could not read pending commands", run_id)
+            return
+        for row in rows:
+            log.info("run=%s command=%s kind=%s delivered on reconnect", run_id, row["id"], row["kind"])
+            conn.push(tpb.ServerMessage(command=_commands.to_message(row)))
 
     async def Stream(self, request_iterator: AsyncIterator[tpb.ClientMessage], context: Any) -> AsyncIterator[Any]:
         if self._inflight is None:
             self._inflight = asyncio.Semaphore(self._max_inflight)
-        conn = _StreamConn(asyncio.get_running_loop(), self._inflight)
+        conn = _StreamConn(asyncio.get_running_loop(), self._inflight, self._joined)
         self.streams.add(conn)
         reader = asyncio.create_task(self._read(request_iterator, conn))
         try:
@@ -85,12 +129,24 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 if item is None:
                     return
                 if isinstance(item, BaseException):
-                    log.info("stream refused: %s", item)
+                    log.info("run=%s stream refused: %s", ",".join(sorted(conn.runs)) or "-", item)
                     await context.abort(grpc_status(item), str(item))
                 yield item
         finally:
             reader.cancel()
             self.streams.discard(conn)
+            if self._hub is not None:
+                released = self._hub.unregister(conn)
+                if released and self._store is not None and self._store.dialect == "postgresql":
+                    loop = asyncio.get_running_loop()
+                    for run_id in released:
+                        loop.run_in_executor(None, self._release, run_id)
+
+    def _release(self, run_id: str) -> None:  # executor
+        try:
+            note_holder(self._store, run_id, self._hub.replica_id, False)  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - a stale holder row only makes `delivered` optimistic for a while
+            log.debug("run=%s could not release the stream holder row", run_id, exc_info=True)
 
     async def _read(self, request_iterator: AsyncIterator[tpb.ClientMessage], conn: _StreamConn) -> None:
         try:
@@ -137,9 +193,24 @@ def _unary(fn: Callable[[Store, Any], Any]) -> Callable[..., Any]:
     return handler
 
 
+def _unary_sv(fn: Callable[[_reports.Services, Any], Any]) -> Callable[..., Any]:
+    """Like `_unary`, for the functions that need the collector's services (driver, hub, config)."""
+    async def handler(self: "QueryServicer", request: Any, context: Any) -> Any:
+        if self._services is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{fn.__name__} needs a full collector")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, self._services, request)
+        except CollectorError as exc:
+            await context.abort(grpc_status(exc), str(exc))
+
+    handler.__name__ = fn.__name__
+    return handler
+
+
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, services: _reports.Services | None = None) -> None:
         self._store = store
+        self._services = services
 
     ListRuns = _unary(_queries.list_runs)
     GetRun = _unary(_queries.get_run)
@@ -148,6 +219,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     GetSteps = _unary(_queries.get_steps)
     GetLogs = _unary(_queries.get_logs)
     GetArchitecture = _unary(_queries.get_architecture)
+    ListIssues = _unary_sv(_reports.list_issues)
+    GetHealth = _unary_sv(_reports.get_health)
+    GetSustainability = _unary_sv(_reports.sustainability)
+    GetProjectTrend = _unary_sv(_reports.project_trend)
+    CompareRuns = _unary_sv(_reports.compare_runs)
+    SendCommand = _unary_sv(_reports.command)
+    Diagnose = _unary_sv(_reports.diagnose)
 
 
 class _TokenInterceptor(grpc.aio.ServerInterceptor):
@@ -184,6 +262,12 @@ class Collector:
         self._writer: Writer | None = None
         self._telemetry: TelemetryServicer | None = None
         self._health = HealthServicer()
+        self.hub = CommandHub()
+        self.driver: DiagnosticsDriver | None = None
+        self._listener: PgListener | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._retention_since: float | None = None
+        self._last_retention = 0.0
 
     @property
     def address(self) -> str:
@@ -191,9 +275,16 @@ class Collector:
         return f"{host}:{self.port}"
 
     async def start(self) -> int:
-        self.store.create_schema()
-        self._writer = Writer(self.store)
-        self._telemetry = TelemetryServicer(self._writer, self.config.max_inflight)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.store.create_schema)
+        self.driver = DiagnosticsDriver(self.store, thresholds=self.config.thresholds,
+                                        disabled_checks=self.config.disabled_checks, act=self._policy)
+        self._writer = Writer(self.store, on_commit=self.driver.notify)
+        self._telemetry = TelemetryServicer(self._writer, self.config.max_inflight, self.hub, self.store)
+        if self.store.dialect == "postgresql":
+            self._listener = PgListener(self.store, self.hub)
+            await loop.run_in_executor(None, self._listener.wait_ready, 10.0)
+        services = _reports.Services(store=self.store, hub=self.hub, driver=self.driver, config=self.config)
         limit = self.config.max_message_mb * 1024 * 1024
         interceptors = [_TokenInterceptor(self.config.token)] if self.config.token else []
         self._server = grpc.aio.server(
@@ -202,7 +293,7 @@ class Collector:
                      ("grpc.so_reuseport", 0)],
         )
         telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(self._telemetry, self._server)
-        query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(self.store), self._server)
+        query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(self.store, services), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if self.config.tls_cert:
             with open(self.config.tls_cert, "rb") as f_cert, open(self.config.tls_key, "rb") as f_key:
@@ -213,8 +304,57 @@ class Collector:
         await self._server.start()
         for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("collector listening on %s store=%s", self.address, self.store.url)
+        self._timer = asyncio.create_task(self._tick_forever())
+        log.info("collector listening on %s store=%s tls=%s token=%s", self.address, self.store.url,
+                 "on" if self.config.tls_cert else "off", "set" if self.config.token else "none")
         return self.port
+
+    # ------------------------------------------------------------------------------ policy and timer
+
+    def _policy(self, run_id: str, kind: str, reason: str, check: str) -> None:  # diagnostics thread
+        """`on_critical`: a new critical issue pauses or stops the run through its stream(s)."""
+        try:
+            send_command(self.store, self.hub, run_id, kind, reason=reason, sender="policy", issue_check=check,
+                         live_after=self.config.stale_after_s)
+        except RunEnded:
+            pass
+
+    @property
+    def tick_s(self) -> float:
+        return min(max(self.config.stale_after_s / 4.0, 0.05), 5.0)
+
+    async def _tick_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await loop.run_in_executor(None, self.tick, time.time())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the timer outlives any one failure
+                log.exception("collector timer tick failed")
+
+    def tick(self, now: float) -> None:
+        """Mark silent runs stale, drive the time-based checks, apply retention (at most once a minute)."""
+        with self.store.begin() as conn:
+            stale = _retention.mark_stale(conn, now=now, stale_after_s=self.config.stale_after_s)
+        for run_id in stale:
+            log.info("run=%s status=stale (no data for %.0f s)", run_id, self.config.stale_after_s)
+        with self.store.connect() as conn:
+            live = _retention.live_runs(conn)
+        if self.driver is not None:
+            self.driver.tick(now, live)
+        if (self.config.retention_steps_per_run or self.config.retention_days) and now - self._last_retention >= 60:
+            self.apply_retention(now)
+
+    def apply_retention(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self.store.begin() as conn:
+            deleted = _retention.apply_retention(conn, steps_per_run=self.config.retention_steps_per_run,
+                                                 days=self.config.retention_days, now=now,
+                                                 since=self._retention_since)
+        self._retention_since = self._last_retention = now
+        return deleted
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, stop reading, commit and ack what is in flight, close the store: one deadline."""
@@ -222,12 +362,18 @@ class Collector:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         await self._health.enter_graceful_shutdown()
+        if self._timer is not None:
+            self._timer.cancel()
         if self._telemetry is not None:
             await self._telemetry.drain(max(0.1, (deadline - loop.time()) * 0.6))
         if self._server is not None:
             await self._server.stop(max(0.1, (deadline - loop.time()) * 0.5))
         if self._writer is not None:
             await loop.run_in_executor(None, self._writer.shutdown, max(0.1, deadline - loop.time()))
+        if self.driver is not None:
+            await loop.run_in_executor(None, self.driver.shutdown, max(0.1, deadline - loop.time()))
+        if self._listener is not None:
+            await loop.run_in_executor(None, self._listener.shutdown, max(0.1, deadline - loop.time()))
         self.store.close()
         log.info("collector stopped")
 

@@ -58,8 +58,11 @@ class Store:
             self.engine = sa.create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
         self.url = parsed.render_as_string(hide_password=True)
 
-    def create_schema(self) -> None:
-        s.metadata.create_all(self.engine)
+    def create_schema(self) -> tuple[str | None, str]:
+        """Apply the Alembic migrations (see `_migrate`); returns (revision before, revision after)."""
+        from ._migrate import upgrade
+
+        return upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -158,7 +161,8 @@ class Store:
             r["tags"] = by_id[r["id"]]
 
     def delete_run(self, conn: Connection, run_id: str) -> None:
-        for table in (s.step_samples, s.logs, s.epochs, s.architectures, s.ingest_cursors, s.run_tags):
+        for table in (s.step_samples, s.logs, s.epochs, s.architectures, s.ingest_cursors, s.run_tags, s.issues,
+                      s.diagnostic_runs, s.commands, s.run_streams):
             conn.execute(sa.delete(table).where(table.c.run_id == run_id))
         conn.execute(sa.delete(s.runs).where(s.runs.c.id == run_id))
 

@@ -1,0 +1,255 @@
+"""The diagnostics driver: one worker thread that diagnoses runs after their data has been committed.
+
+The writer's `on_commit` hands it the outcomes (`notify`, cheap, never blocks ingest); the worker reads what is
+new for each touched run from the store (epochs, step samples, logs, architecture — by id cursors), feeds the
+run's `Engine`, persists the issues, the health score and a diagnostic run, and applies the run's `on_critical`
+policy to issues that became critical. One Engine per active run, rebuilt from the store when absent (a restart,
+or a stream that moved here from another replica); engines of ended runs are dropped.
+
+Every engine is used under one lock, so `diagnose_now` (the Diagnose RPC) and the time ticks of the stale timer
+see a consistent state."""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+
+from atlas_diagnostics import Engine, IssueDelta, Thresholds, health_score
+
+from . import _diagnostics as d
+from . import _schema as s
+from ._convert import ENDED_STATUSES
+from ._exceptions import RunNotFound
+
+log = logging.getLogger(__name__)
+
+REBUILD_STEPS = 20_000  # a rebuilt engine sees at most this many of the run's latest step samples
+READ_CHUNK = 50_000
+_DIAG_KINDS = frozenset({"run_start", "model_info", "step_batch", "epoch_summary", "log_batch", "run_end"})
+
+# (run id, kind "pause"|"stop", reason, issue check) -> None; records and delivers the command.
+PolicyAction = Callable[[str, str, str, str], None]
+
+
+@dataclass
+class _RunDiag:
+    engine: Engine
+    on_critical: str
+    status: str
+    step_id: int = 0
+    log_id: int = 0
+    epochs_seen: set[tuple[int, int]] = field(default_factory=set)
+    max_epoch: int = -1
+    arch_loaded: bool = False
+
+
+class DiagnosticsDriver:
+    """Diagnoses runs incrementally on its own thread. `shutdown` is bounded and safe to call twice."""
+
+    def __init__(self, store: Any, *, thresholds: Thresholds | None = None, disabled_checks: Iterable[str] = (),
+                 act: PolicyAction | None = None, max_engines: int = 256) -> None:
+        self._store = store
+        self._thresholds = thresholds or Thresholds()
+        self._disabled = tuple(disabled_checks)
+        self._act = act
+        self._max_engines = max_engines
+        self._runs: collections.OrderedDict[str, _RunDiag] = collections.OrderedDict()
+        self._lock = threading.RLock()  # engines and their cursors
+        self._pending_lock = threading.Condition()
+        self._pending: dict[str, set[str]] = {}
+        self._busy: set[str] = set()  # runs taken from `_pending` and being diagnosed
+        self._wake = threading.Event()
+        self._stopping = False
+        self._errors: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._loop, name="atlas-diagnostics", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------------------------- feeding
+
+    def notify(self, outcomes: Iterable[Any]) -> None:
+        """Writer thread, after commit: note which runs got new data (and of which kind)."""
+        touched: dict[str, set[str]] = {}
+        for o in outcomes:
+            if o.error is None and o.applied and o.kind in _DIAG_KINDS:
+                touched.setdefault(o.run_id, set()).add(o.kind)
+        if not touched:
+            return
+        with self._pending_lock:
+            for run_id, kinds in touched.items():
+                self._pending.setdefault(run_id, set()).update(kinds)
+        self._wake.set()
+
+    def settle(self, run_id: str | None = None, timeout: float = 5.0) -> bool:
+        """Wait (bounded) until the data committed so far for `run_id` (None: every run) has been diagnosed,
+        so a query right after an ack reads the issues that data produced."""
+        def done() -> bool:
+            if run_id is None:
+                return not self._pending and not self._busy
+            return run_id not in self._pending and run_id not in self._busy
+
+        with self._pending_lock:
+            return self._pending_lock.wait_for(done, timeout)
+
+    force_flush = settle
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._pending_lock:
+                work, self._pending = self._pending, {}
+                self._busy = set(work)
+            for run_id, kinds in work.items():
+                trigger = "epoch" if "epoch_summary" in kinds else ("step" if "step_batch" in kinds else "data")
+                try:
+                    self.update_run(run_id, trigger=trigger, ended="run_end" in kinds)
+                except Exception:  # noqa: BLE001 - worker boundary: one run's failure never stops the others
+                    count = self._errors[run_id] = self._errors.get(run_id, 0) + 1
+                    if count <= 3:
+                        log.exception("run=%s diagnostics failed (%d)", run_id, count)
+                with self._pending_lock:
+                    self._busy.discard(run_id)
+                    self._pending_lock.notify_all()
+            if self._stopping:
+                return
+
+    # ------------------------------------------------------------------------------------ diagnosis
+
+    def update_run(self, run_id: str, *, trigger: str = "data", now: float | None = None, ended: bool = False,
+                   record: bool | None = None) -> IssueDelta:
+        """Feed the run's new records to its engine, persist, act on the policy. Thread-safe."""
+        with self._lock:
+            with self._store.connect() as conn:
+                run = conn.execute(sa.select(s.runs).where(s.runs.c.id == run_id)).first()
+                if run is None:
+                    self._runs.pop(run_id, None)
+                    raise RunNotFound(f"no run with id {run_id!r}")
+                run = dict(run._mapping)
+                rd = self._runs.get(run_id)
+                rebuilt = rd is None
+                if rd is None:
+                    rd = self._new(run)
+                rd.status, rd.on_critical = run["status"], run["on_critical"]
+                records = self._read_new(conn, run_id, rd, rebuilt)
+            delta = rd.engine.update(**records, now=now)
+            epoch_seen = bool(records["epochs"])
+            self._remember(run_id, rd)
+            write = bool(delta) or rebuilt or trigger in ("manual",) or epoch_seen
+            if write:
+                self._persist(run_id, rd, delta, trigger="rebuild" if rebuilt and trigger == "data" else trigger,
+                              record=record if record is not None else (epoch_seen or trigger == "manual"))
+            if ended or run["status"] in ENDED_STATUSES:
+                self._runs.pop(run_id, None)
+            return delta
+
+    def tick(self, now: float, run_ids: Iterable[str]) -> None:
+        """Time-based checks (stalled_training) for the given live runs, with the collector's clock."""
+        for run_id in run_ids:
+            try:
+                self.update_run(run_id, trigger="time", now=now, record=False)
+            except RunNotFound:
+                continue
+            except Exception:  # noqa: BLE001 - a timer tick never dies
+                log.exception("run=%s time-based diagnostics failed", run_id)
+
+    def engine(self, run_id: str) -> Engine:
+        """The run's engine, brought up to date (rebuilt from the store if needed). Use under `locked()`."""
+        self.update_run(run_id, trigger="data")
+        rd = self._runs.get(run_id)
+        if rd is not None:
+            return rd.engine
+        # An ended run is not kept: rebuild a throwaway engine for the report.
+        with self._store.connect() as conn:
+            run = dict(conn.execute(sa.select(s.runs).where(s.runs.c.id == run_id)).first()._mapping)
+            rd = self._new(run)
+            rd.engine.update(**self._read_new(conn, run_id, rd, rebuilt=True))
+        return rd.engine
+
+    def locked(self) -> threading.RLock:
+        return self._lock
+
+    # ------------------------------------------------------------------------------------- private
+
+    def _new(self, run: dict[str, Any]) -> _RunDiag:
+        engine = Engine(thresholds=d.run_thresholds(run["thresholds"], self._thresholds), run_info=d.run_info(run),
+                        disabled_checks=self._disabled)
+        return _RunDiag(engine=engine, on_critical=run["on_critical"], status=run["status"])
+
+    def _remember(self, run_id: str, rd: _RunDiag) -> None:
+        self._runs[run_id] = rd
+        self._runs.move_to_end(run_id)
+        while len(self._runs) > self._max_engines:
+            self._runs.popitem(last=False)
+
+    def _read_new(self, conn: Any, run_id: str, rd: _RunDiag, rebuilt: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"epochs": [], "steps": [], "logs": [], "architecture": None}
+        if not rd.arch_loaded:
+            payload = conn.execute(sa.select(s.architectures.c.payload)
+                                   .where(s.architectures.c.run_id == run_id)).scalar()
+            if payload:
+                out["architecture"] = d.architecture(payload)
+                rd.arch_loaded = True
+        e = s.epochs.c
+        for row in conn.execute(sa.select(s.epochs).where(e.run_id == run_id, e.epoch >= rd.max_epoch)
+                                .order_by(e.epoch, e.rank)):
+            key = (row.rank, row.epoch)
+            if key in rd.epochs_seen:
+                continue
+            rd.epochs_seen.add(key)
+            rd.max_epoch = max(rd.max_epoch, row.epoch)
+            out["epochs"].append(d.epoch_record(row._mapping))
+        st = s.step_samples.c
+        if rebuilt:
+            last = conn.execute(sa.select(sa.func.max(st.id)).where(st.run_id == run_id)).scalar() or 0
+            rd.step_id = max(0, last - REBUILD_STEPS)  # ids of one run are increasing; older samples are skipped
+        while True:
+            rows = conn.execute(sa.select(s.step_samples).where(st.run_id == run_id, st.id > rd.step_id)
+                                .order_by(st.id).limit(READ_CHUNK)).all()
+            out["steps"].extend(d.step_record(r._mapping) for r in rows)
+            if rows:
+                rd.step_id = rows[-1].id
+            if len(rows) < READ_CHUNK:
+                break
+        lc = s.logs.c
+        for row in conn.execute(sa.select(s.logs).where(lc.run_id == run_id, lc.id > rd.log_id).order_by(lc.id)):
+            rd.log_id = row.id
+            out["logs"].append(d.log_record(row._mapping))
+        return out
+
+    def _persist(self, run_id: str, rd: _RunDiag, delta: IssueDelta, *, trigger: str, record: bool) -> None:
+        now = time.time()
+        issues = list(rd.engine.issues())
+        score = float(health_score(issues))
+        with self._store.begin() as conn:
+            became_active = d.save_issues(conn, run_id, issues, now)
+            conn.execute(sa.update(s.runs).where(s.runs.c.id == run_id).values(health_score=score))
+            if record:
+                epoch = rd.engine.state.current.epoch if rd.engine.state.current is not None else None
+                d.save_diagnostic_run(conn, run_id, issues, trigger=trigger, epoch=epoch,
+                                      arch_type=rd.engine.arch_type, score=score, now=now)
+        for issue in delta.new:
+            if (issue.check, d.issue_key(issue)) in became_active:
+                log.info("run=%s issue=%s severity=%s epoch=%s %s", run_id, issue.check, issue.severity,
+                         issue.epoch, issue.title)
+        critical = [i for i in delta.new_critical if (i.check, d.issue_key(i)) in became_active]
+        if critical and rd.on_critical in ("pause", "stop") and self._act is not None \
+                and rd.status not in ENDED_STATUSES:
+            first = critical[0]
+            reason = f"{first.check}: {first.title}"
+            if first.description:
+                reason += f" — {first.description}"
+            try:
+                self._act(run_id, rd.on_critical, reason, first.check)
+            except Exception:  # noqa: BLE001 - the issue is stored; a failed command is logged, not fatal
+                log.exception("run=%s on_critical=%s command failed", run_id, rd.on_critical)
