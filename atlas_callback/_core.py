@@ -6,6 +6,7 @@ method is safe to call from the training loop: internal errors are logged (rate-
 so Atlas can never crash or block a training step."""
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import math
@@ -13,10 +14,11 @@ import os
 import platform
 import socket
 import subprocess
-import threading
+import sys
 import time
 import traceback
 import uuid
+import weakref
 from typing import Any, Callable, Mapping, TypeVar
 
 from atlas_proto.v1 import telemetry_pb2 as tpb
@@ -113,6 +115,34 @@ def _git_commit() -> str:
         return done.stdout.strip() if done.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+_live_cores: "weakref.WeakSet[RunCore]" = weakref.WeakSet()
+_uncaught: list[BaseException] = []
+_hooks_installed = False
+
+
+def _install_exit_hooks() -> None:
+    """At interpreter exit, end every run still open (bounded flush): failed if an exception escaped."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    previous = sys.excepthook
+
+    def excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+        _uncaught.append(exc)
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(_end_open_runs)
+
+
+def _end_open_runs() -> None:
+    exc = _uncaught[-1] if _uncaught else None
+    for core in list(_live_cores):
+        if core.started and not core.ended:
+            core.end("failed" if exc is not None else "completed", exc)
 
 
 class RunCore:
@@ -234,6 +264,8 @@ class RunCore:
                                      track_loss=rank == 0)
         self._start_channels(device_kind)
         self.started = True
+        _live_cores.add(self)
+        _install_exit_hooks()
         log.info("atlas: run %s (%s/%s) rank %d streaming to %s", self.run_id, self.project, self.run_name or "-",
                  rank, self.collector if self.mode == "online" else f"the spool only (ATLAS_MODE={self.mode})")
 

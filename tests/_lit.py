@@ -45,6 +45,7 @@ class TinyClassifier(pl.LightningModule):
 
 
 def trainer(callbacks: list, max_epochs: int = 2, **kwargs) -> pl.Trainer:
-    return pl.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                      callbacks=callbacks, **kwargs)
+    options = dict(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
+    options.update(kwargs)
+    return pl.Trainer(**options)
