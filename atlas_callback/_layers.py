@@ -4,8 +4,10 @@
 (``step % every_n_steps == 0``) ``arm(step)`` installs forward hooks on the chosen layers, gradient hooks on their
 parameters and takes a copy of their weights; ``disarm()`` (after the backward pass and the optimiser step) reads the
 weights again and removes every hook and copy. Hooks reduce on the device under ``torch.no_grad()`` and keep 0-d
-tensors and small per-unit vectors only; nothing is copied to the host during training: ``epoch_end()`` stacks
-everything the epoch gathered and copies it once, then aggregates.
+tensors and small per-unit vectors only (gradients are held from the backward pass to ``disarm``, where one fused
+``_foreach_norm`` reduces them all; they are the tensors ``.grad`` holds anyway). ``disarm`` stacks the step's
+numbers into one small device vector; nothing is copied to the host during training: ``epoch_end()`` concatenates
+what the epoch gathered and copies it once, then aggregates.
 
 Which layers: every layer (``_architecture.iter_layers``) that holds parameters, except dropout, at most
 ``max_layers`` of them, evenly spread over the model when there are more (the first and the last are always kept),
@@ -22,14 +24,16 @@ Definitions (over the sampled batches of one epoch):
   sqrt(mean of the within-batch variances + variance of the batch means). ``activation_var_of_means``: the
   (population) variance of the batch means, absent with fewer than 2 batches.
 - ``zero_fraction``: fraction of units whose output was exactly 0 for every sample of every sampled batch (a
-  per-unit "ever non-zero" mask kept on the device).
+  per-unit count of non-zero outputs, kept on the device).
 - ``saturated_fraction`` (sigmoid and tanh outputs only): fraction of units in the flat region (``|tanh| > 0.99``,
-  ``sigmoid < 0.01`` or ``> 0.99``) for at least ``saturated_share`` (default 99 %) of their samples.
+  ``sigmoid < 0.01`` or ``> 0.99``, where the gradient is below 1 % of its peak) for at least ``saturated_share``
+  (default 90 %) of their samples: pinned units that barely learn. (With 99 % even a stack whose weights were scaled
+  up 100x read almost unsaturated: a unit's inputs spread widely, so it leaves the flat region now and then.)
 - ``gradient_norm_mean``: mean over sampled steps of the L2 norm of the gradient of the layer's own parameters in
   that step's backward pass (root mean square over backward passes when there are several, e.g. accumulation);
   absent for layers without trainable parameters.
 - ``weight_sparsity``: fraction of the layer's weights (parameters whose name contains "weight", else all its
-  parameters) with ``|w| < 1e-8``, read at the last sampled step of the epoch.
+  parameters) with ``|w| < 1e-8`` (``sparsity_eps``), read from the weights as they are at ``epoch_end``.
 - ``update_ratio``: mean over sampled steps of ``||w_after - w_before|| / ||w_before||`` over the layer's trainable
   parameters, before = at ``arm``, after = at ``disarm``. The copy of the weights lives only between the two calls
   and is bounded by ``update_copy_bytes`` (layers past the budget have no ratio). A sampled step in which no weight
@@ -73,7 +77,7 @@ class _Units:
     """Per-unit state of one site, on the device."""
 
     width: int
-    ever_nonzero: torch.Tensor
+    nonzero: torch.Tensor  # per unit: how many outputs were not exactly zero
     sat_count: torch.Tensor | None = None
     positions: int = 0
 
@@ -97,7 +101,7 @@ class LayerHealthMonitor:
     """
 
     def __init__(self, model: nn.Module, every_n_steps: int = 10, max_layers: int = 64, *,
-                 saturated_share: float = 0.99, sparsity_eps: float = 1e-8,
+                 saturated_share: float = 0.9, sparsity_eps: float = 1e-8,
                  update_copy_bytes: int = 256 * 2**20, strict: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
@@ -131,13 +135,15 @@ class LayerHealthMonitor:
         self._keys: list[tuple[str, str]] = []  # (site, field) for each value
         self._order: list[tuple[str, torch.Tensor]] = []  # (site, per-unit means) of correlated sites
         self._last: tuple[weakref.ReferenceType[torch.Tensor], str] | None = None
-        self._gsq: dict[str, torch.Tensor] = {}
+        self._chunks: list[tuple[torch.Tensor, list[tuple[str, str]]]] = []  # 1-d values with their keys
+        self._grads: list[tuple[int, torch.Tensor]] = []  # (layer index, gradient or its norm), this step only
         self._gcalls: dict[int, int] = {}  # id(param) -> backward calls this step
-        self._snap: dict[str, list[tuple[nn.Parameter, torch.Tensor]]] = {}
+        self._snap: list[tuple[int, nn.Parameter, torch.Tensor]] = []  # (layer index, parameter, copy)
 
     def _reset_epoch(self) -> None:
         self._pending: list[tuple[torch.Tensor, list[tuple[str, str]]]] = []
         self._units: dict[str, _Units | None] = {}  # None: the site changed width, no per-unit statistics
+        self._idx_cache: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
 
     @property
     def armed(self) -> bool:
@@ -206,10 +212,10 @@ class LayerHealthMonitor:
             for name, module, sat in self._acts:
                 self._handles.append(module.register_forward_hook(self._act_hook(name, sat)))
             if "gradients" not in self._disabled:
-                for layer in layers:
+                for index, layer in enumerate(layers):
                     for _, p in layer.params:
                         if p.requires_grad:
-                            self._handles.append(p.register_hook(self._grad_hook(layer.name, p)))
+                            self._handles.append(p.register_hook(self._grad_hook(index, p)))
             if "updates" not in self._disabled:
                 self._snapshot(layers)
             self._armed = True
@@ -240,8 +246,24 @@ class LayerHealthMonitor:
             handle.remove()
 
     def _push(self, site: str, key: str, value: torch.Tensor) -> None:
-        self._vals.append(value.detach().reshape(()).float())
+        """One 0-d float32 value of this step."""
+        self._vals.append(value if value.dtype == torch.float32 else value.float())
         self._keys.append((site, key))
+
+    def _index(self, ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """A cached index tensor on ``device`` (created once: no host-to-device copy on later steps)."""
+        key = (ids, device)
+        found = self._idx_cache.get(key)
+        if found is None:
+            found = self._idx_cache[key] = torch.tensor(ids, dtype=torch.long, device=device)
+        return found
+
+    def _segment_sums(self, values: torch.Tensor, segments: list[int]) -> tuple[torch.Tensor, list[int]]:
+        """Sum ``values`` per segment id; returns the sums and the segment ids they belong to, in order."""
+        present = sorted(set(segments))
+        pos = {seg: i for i, seg in enumerate(present)}
+        idx = self._index(tuple(pos[seg] for seg in segments), values.device)
+        return torch.zeros(len(present), device=values.device).index_add_(0, idx, values), present
 
     # -------------------------------------------------------------------------------------------- hooks
     def _layer_hook(self, layer: _Layer) -> Callable[..., None]:
@@ -289,7 +311,7 @@ class LayerHealthMonitor:
                 self._fail(act_name, exc)
         return hook
 
-    def _grad_hook(self, name: str, p: nn.Parameter) -> Callable[[torch.Tensor], None]:
+    def _grad_hook(self, index: int, p: nn.Parameter) -> Callable[[torch.Tensor], None]:
         pid = id(p)
 
         def hook(grad: torch.Tensor) -> None:
@@ -297,11 +319,14 @@ class LayerHealthMonitor:
                 return
             try:
                 with torch.no_grad():
-                    g = grad.coalesce().values() if grad.is_sparse else grad
-                    sq = g.detach().float().pow(2).sum()
-                    prev = self._gsq.get(name)
-                    self._gsq[name] = sq if prev is None else prev + sq.to(prev.device)
-                    self._gcalls[pid] = self._gcalls.get(pid, 0) + 1
+                    g = grad.detach()
+                    if g.is_sparse:
+                        g = g.coalesce().values()
+                    calls = self._gcalls.get(pid, 0)
+                    self._gcalls[pid] = calls + 1
+                    # the gradient itself is held until disarm (it is the tensor .grad holds anyway); a second
+                    # backward pass in the same step (accumulation) keeps only its norm
+                    self._grads.append((index, g if calls == 0 else torch.linalg.vector_norm(g.float())))
             except Exception as exc:
                 self._fail("gradients", exc)
         return hook
@@ -317,27 +342,30 @@ class LayerHealthMonitor:
         var, mean = torch.var_mean(y, correction=0)
         self._push(key, "mean", mean)
         self._push(key, "var", var)
-        if y.dim() <= 1:
-            flat = y.reshape(1, -1)
-        else:
-            unit_dim = 1 if channel_first and y.dim() >= 3 else y.dim() - 1
-            flat = (y.movedim(unit_dim, -1) if unit_dim != y.dim() - 1 else y).reshape(-1, y.shape[unit_dim])
-        width = flat.shape[1]
+        nd = y.dim()
+        if nd == 0:
+            return
+        if nd == 1:
+            y = y.unsqueeze(0)
+            nd = 2
+        unit_dim = 1 if channel_first and nd >= 3 else nd - 1
+        dims = tuple(d for d in range(nd) if d != unit_dim)
+        width = y.shape[unit_dim]
         units = self._units.get(key, False)
         if units is False:
-            units = _Units(width, torch.zeros(width, dtype=torch.bool, device=flat.device))
+            units = _Units(width, torch.zeros(width, dtype=torch.long, device=y.device))
             self._units[key] = units
         if units is not None and units.width != width:
             self._units[key] = units = None
         if units is not None:
-            torch.logical_or(units.ever_nonzero, flat.ne(0).any(0), out=units.ever_nonzero)
+            units.nonzero.add_(torch.count_nonzero(y, dim=dims))
             if sat_kind is not None:
-                sat = flat.abs() > _SAT_BOUND if sat_kind == "tanh" else (flat < 1 - _SAT_BOUND) | (flat > _SAT_BOUND)
-                counts = sat.sum(0, dtype=torch.float32)
-                units.sat_count = counts if units.sat_count is None else units.sat_count + counts
-                units.positions += flat.shape[0]
+                sat = y.abs() > _SAT_BOUND if sat_kind == "tanh" else (y - 0.5).abs() > _SAT_BOUND - 0.5
+                counts = sat.sum(dim=dims, dtype=torch.float32)
+                units.sat_count = counts if units.sat_count is None else units.sat_count.add_(counts)
+                units.positions += y.numel() // width
         if category in _CORRELATED and width >= 3:
-            means = flat.float().mean(0)
+            means = y.mean(dim=dims)
             if self._order and self._order[-1][0] == site:
                 self._order[-1] = (site, means)  # the activated output replaces the layer's raw one
             else:
@@ -346,40 +374,75 @@ class LayerHealthMonitor:
     # --------------------------------------------------------------------------------------- weights
     def _snapshot(self, layers: list[_Layer]) -> None:
         budget = self.update_copy_bytes
+        chosen: list[tuple[int, nn.Parameter]] = []
+        for index, layer in enumerate(layers):
+            trainable = [p for _, p in layer.params if p.requires_grad]
+            size = sum(p.numel() * p.element_size() for p in trainable)
+            if not trainable or size > budget:
+                continue
+            budget -= size
+            chosen.extend((index, p) for p in trainable)
+        if not chosen:
+            return
         with torch.no_grad():
-            for layer in layers:
-                trainable = [p for _, p in layer.params if p.requires_grad]
-                size = sum(p.numel() * p.element_size() for p in trainable)
-                if not trainable or size > budget:
-                    continue
-                budget -= size
-                self._snap[layer.name] = [(p, p.detach().clone()) for p in trainable]
+            tensors = [p.detach() for _, p in chosen]
+            try:
+                copies = list(torch._foreach_mul(tensors, 1.0))
+            except Exception:  # mixed devices or dtypes the fused kernel refuses
+                copies = [t.clone() for t in tensors]
+        self._snap = [(index, p, copy) for (index, p), copy in zip(chosen, copies)]
 
     def _finish_step(self) -> None:
         layers = self._layers or []
-        for layer in layers:
-            name = layer.name
-            if name in self._gsq:
-                calls = max((self._gcalls.get(id(p), 0) for _, p in layer.params), default=1) or 1
-                self._push(name, "gnorm", (self._gsq[name] / calls).sqrt())
-            snap = self._snap.get(name)
-            if snap:
-                dsq = sum((p.detach() - old).float().pow(2).sum() for p, old in snap)
-                wsq = sum(old.float().pow(2).sum() for _, old in snap)
-                self._push(name, "dsq", torch.as_tensor(dsq))
-                self._push(name, "wsq", torch.as_tensor(wsq))
-            weights = [p for n, p in layer.params if "weight" in n] or [p for _, p in layer.params]
-            numel = sum(p.numel() for p in weights)
-            if numel:
-                small = sum((p.detach().abs() < self.sparsity_eps).sum() for p in weights)
-                self._push(name, "sparsity", torch.as_tensor(small).float() / numel)
+        device = self._vals[0].device if self._vals else None
+        if self._grads:
+            norms = _norms([g for _, g in self._grads], device)
+            device = norms.device
+            sums, present = self._segment_sums(norms.square(), [i for i, _ in self._grads])
+            keys = []
+            for i in present:
+                calls = max((self._gcalls.get(id(p), 0) for _, p in layers[i].params), default=1) or 1
+                keys.append((layers[i].name, f"gsq:{calls}"))
+            self._chunks.append((sums, keys))
+        if self._snap:
+            olds = [old for _, _, old in self._snap]
+            deltas = _foreach_sub([p.detach() for _, p, _ in self._snap], olds)
+            both = torch.cat([_norms(deltas, device), _norms(olds, device)]).square()
+            segments = [i for i, _, _ in self._snap]
+            n = len(segments)
+            dsq, present = self._segment_sums(both[:n], segments)
+            wsq, _ = self._segment_sums(both[n:], segments)
+            self._chunks.append((dsq, [(layers[i].name, "dsq") for i in present]))
+            self._chunks.append((wsq, [(layers[i].name, "wsq") for i in present]))
         for (a, ua), (b, ub) in zip(self._order, self._order[1:]):
             if a != b and ua.shape == ub.shape:
                 self._push(f"{a}\0{b}", "corr", _pearson(ua, ub.to(ua.device)))
+        parts: list[torch.Tensor] = []
+        keys: list[tuple[str, str]] = []
         if self._vals:
             device = self._vals[0].device
-            stacked = torch.stack([v.to(device) for v in self._vals])
-            self._pending.append((stacked, list(self._keys)))
+            parts.append(torch.stack([v.to(device) for v in self._vals]))
+            keys.extend(self._keys)
+        for values, ks in self._chunks:
+            parts.append(values.to(device) if device is not None else values)
+            keys.extend(ks)
+        if parts:
+            self._pending.append((torch.cat(parts) if len(parts) > 1 else parts[0], keys))
+
+    def _sparsity(self) -> tuple[list[torch.Tensor], list[tuple[str, str]]]:
+        """Fraction of near-zero weights per selected layer, from the weights as they are now (epoch end)."""
+        vals: list[torch.Tensor] = []
+        keys: list[tuple[str, str]] = []
+        with torch.no_grad():
+            for layer in self._layers or []:
+                weights = [p for n, p in layer.params if "weight" in n] or [p for _, p in layer.params]
+                numel = sum(p.numel() for p in weights)
+                if not numel:
+                    continue
+                small = sum((p.detach().abs() < self.sparsity_eps).sum() for p in weights)
+                vals.append(torch.as_tensor(small).float() / numel)
+                keys.append((layer.name, "sparsity"))
+        return vals, keys
 
     # ------------------------------------------------------------------------------------------ epochs
     def epoch_end(self) -> tpb.LayerHealth:
@@ -401,11 +464,20 @@ class LayerHealthMonitor:
             if units is None:
                 continue
             unit_keys.append((key, "zero"))
-            unit_vals.append((~units.ever_nonzero).float().mean())
+            unit_vals.append((units.nonzero == 0).float().mean())
             if units.sat_count is not None and units.positions:
                 unit_keys.append((key, "sat"))
                 share = units.sat_count / units.positions
                 unit_vals.append((share >= self.saturated_share).float().mean())
+        try:
+            sparse_vals, sparse_keys = self._sparsity() if self._pending else ([], [])
+        except Exception as exc:
+            self._fail("sparsity", exc)
+            sparse_vals, sparse_keys = [], []
+        if sparse_vals:
+            device = unit_vals[0].device if unit_vals else sparse_vals[0].device
+            unit_vals += [v.to(device) for v in sparse_vals]
+            unit_keys += sparse_keys
         chunks = [t for t, _ in self._pending] + ([torch.stack(unit_vals)] if unit_vals else [])
         keys = [k for _, ks in self._pending for k in ks] + unit_keys
         if not chunks:
@@ -423,6 +495,8 @@ class LayerHealthMonitor:
                 v = values[offset + i]
                 if fld == "dsq":
                     dsq[site] = v
+                elif fld.startswith("gsq:"):
+                    series.setdefault((site, "gnorm"), []).append(math.sqrt(max(v, 0.0) / int(fld[4:])))
                 elif fld == "wsq":
                     moved.append((site, dsq.get(site, math.nan), v))
                 else:
@@ -490,6 +564,23 @@ def _sat_kind(module: nn.Module) -> str | None:
         if isinstance(module, cls):
             return kind
     return None
+
+
+def _norms(tensors: list[torch.Tensor], device: torch.device | None) -> torch.Tensor:
+    """The L2 norm of each tensor as one float32 vector (one fused kernel where possible)."""
+    try:
+        out = list(torch._foreach_norm(tensors))
+    except Exception:
+        out = [torch.linalg.vector_norm(t) for t in tensors]
+    device = device or out[0].device
+    return torch.stack([o.float().to(device) for o in out])
+
+
+def _foreach_sub(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[torch.Tensor]:
+    try:
+        return list(torch._foreach_sub(a, b))
+    except Exception:
+        return [x - y for x, y in zip(a, b)]
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,245 @@
+"""Layer-health channel: real training steps on CPU, facts a user would notice in the numbers."""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from _models_cap import (SmallCNN, TinyLSTM, TinyTransformer, all_hooks, mlp_batch, relu_mlp, run_epoch,
+                         sigmoid_mlp, train_step)
+from torch import nn
+
+from atlas_callback._architecture import describe_model
+from atlas_callback._layers import LayerHealthMonitor
+
+
+def _epoch(model: nn.Module, make_batch: Callable[[], Any], steps: int = 10, every: int = 2, lr: float = 0.01,
+           **kw: Any) -> Any:
+    monitor = LayerHealthMonitor(model, every_n_steps=every, strict=True, **kw)
+    run_epoch(model, monitor.arm, monitor.disarm, make_batch, steps, lr=lr)
+    health = monitor.epoch_end()
+    monitor.close()
+    return {s.name: s for s in health.layers}, health
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def test_a_dead_relu_layer_shows_all_units_zero_and_a_healthy_one_none() -> None:
+    dead = relu_mlp()
+    with torch.no_grad():
+        dead[0].bias.fill_(-100.0)
+    rows, _ = _epoch(dead, mlp_batch)
+    assert rows["0"].zero_fraction == 1.0  # named by the Linear: the ReLU after it is folded into it
+    assert rows["0"].activation_std == 0.0
+    assert "1" not in rows  # no separate row for the folded ReLU
+    healthy, _ = _epoch(relu_mlp(), mlp_batch)
+    assert healthy["0"].zero_fraction <= 0.1 and healthy["2"].zero_fraction <= 0.1
+    assert healthy["4"].zero_fraction == 0.0  # the logits layer: raw outputs are never exactly zero
+
+
+def test_dead_units_are_per_epoch_and_revive() -> None:
+    model = relu_mlp()
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)
+    monitor = LayerHealthMonitor(model, every_n_steps=1, strict=True)
+    opt = run_epoch(model, monitor.arm, monitor.disarm, mlp_batch, 3)
+    assert {s.name: s for s in monitor.epoch_end().layers}["0"].zero_fraction == 1.0
+    with torch.no_grad():
+        model[0].bias.zero_()
+    run_epoch(model, monitor.arm, monitor.disarm, mlp_batch, 3, opt=opt)
+    assert {s.name: s for s in monitor.epoch_end().layers}["0"].zero_fraction <= 0.1
+    assert not monitor.epoch_end().layers  # nothing sampled since: empty, not stale numbers
+
+
+@pytest.mark.parametrize(("scale", "low", "high"), [(1.0, 0.0, 0.0), (100.0, 0.4, 1.0)])
+def test_sigmoid_stack_saturates_when_weights_are_scaled_up(scale: float, low: float, high: float) -> None:
+    model = sigmoid_mlp()
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(scale)
+    rows, _ = _epoch(model, mlp_batch, lr=1e-4)
+    hidden = [rows[str(i)] for i in (0, 2, 4, 6)]
+    assert all(low <= s.saturated_fraction <= high for s in hidden), [s.saturated_fraction for s in hidden]
+    assert not rows["8"].HasField("saturated_fraction")  # the logits layer is no sigmoid
+
+
+def test_update_ratio_grows_with_the_learning_rate() -> None:
+    small, _ = _epoch(relu_mlp(), mlp_batch, lr=1e-4)
+    torch.manual_seed(0)
+    large, _ = _epoch(relu_mlp(), mlp_batch, lr=1.0)
+    for name in ("0", "2", "4"):
+        assert large[name].update_ratio > 100 * small[name].update_ratio > 0
+        assert large[name].gradient_norm_mean > 0
+
+
+def test_no_update_ratio_without_an_optimiser_step() -> None:
+    model = relu_mlp()
+    monitor = LayerHealthMonitor(model, every_n_steps=1, strict=True)
+    for _ in range(2):
+        assert monitor.arm(0)
+        x, y = mlp_batch()
+        nn.functional.cross_entropy(model(x), y).backward()  # accumulation: no optimiser step
+        monitor.disarm()
+    rows = {s.name: s for s in monitor.epoch_end().layers}
+    assert not rows["0"].HasField("update_ratio") and rows["0"].gradient_norm_mean > 0
+
+
+@pytest.mark.parametrize(("factory", "expected"), [
+    (SmallCNN, ["conv1", "conv2", "fc1", "fc2"]),
+    (TinyTransformer, ["embed", "encoder.self_attn", "encoder.linear1", "encoder.linear2", "encoder.norm1",
+                       "encoder.norm2", "head"]),
+    (TinyLSTM, ["lstm", "head"]),
+    (lambda: sigmoid_mlp(2), ["0", "2", "4"]),
+])
+def test_every_model_kind_reports_its_layers(factory: Callable[[], nn.Module], expected: list[str]) -> None:
+    model = factory()
+    make_batch = getattr(model, "batch", mlp_batch)
+    rows, _ = _epoch(model, make_batch, steps=6)
+    assert list(rows) == expected
+    assert set(rows) <= {layer.name for layer in describe_model(model).layers}
+    for s in rows.values():
+        assert s.samples == 3  # steps 0, 2, 4
+        assert s.activation_std > 0 and s.HasField("activation_var_of_means")
+        assert s.gradient_norm_mean > 0 and 0 < s.update_ratio < 1
+        assert 0 <= s.weight_sparsity < 0.01 and 0 <= s.zero_fraction <= 1
+        assert all(math.isfinite(v) for _, v in s.ListFields() if isinstance(v, float))
+
+
+def test_conv_units_are_channels() -> None:
+    model = SmallCNN()
+    with torch.no_grad():
+        model.conv1.bias[:2] = -100.0  # 2 of 4 channels dead after relu1
+    rows, _ = _epoch(model, SmallCNN.batch, steps=4)
+    assert rows["conv1"].zero_fraction == 0.5
+
+
+def test_weight_sparsity_counts_zeroed_weights() -> None:
+    model = relu_mlp()
+    with torch.no_grad():
+        model[2].weight[:4] = 0.0  # 4 of 16 rows
+        model[2].weight.requires_grad_(False)
+    rows, _ = _epoch(model, mlp_batch, steps=3)
+    assert rows["2"].weight_sparsity == 0.25
+    assert rows["0"].weight_sparsity == 0.0
+
+
+def test_an_identity_layer_is_correlated_with_the_one_before() -> None:
+    model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(16))
+        model[1].bias.zero_()
+    model[1].requires_grad_(False)
+    _, health = _epoch(model, mlp_batch, lr=1e-3)
+    corr = {(c.layer_a, c.layer_b): c.correlation for c in health.correlations}
+    assert set(corr) == {("0", "1"), ("1", "2")}  # equal widths only: 2 -> 4 differ
+    assert corr[("0", "1")] > 0.999
+    assert abs(corr[("1", "2")]) < 0.95
+
+
+def test_one_sample_has_no_variance_of_means() -> None:
+    rows, _ = _epoch(relu_mlp(), mlp_batch, steps=3, every=5)
+    assert rows["0"].samples == 1 and not rows["0"].HasField("activation_var_of_means")
+
+
+def test_hooks_exist_only_on_sampled_steps_and_nothing_is_kept_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = SmallCNN()
+    monitor = LayerHealthMonitor(model, every_n_steps=5, strict=True)
+    calls = {"n": 0}
+    original = LayerHealthMonitor._record
+
+    def counting(self: LayerHealthMonitor, *args: Any) -> None:
+        calls["n"] += 1
+        original(self, *args)
+
+    monkeypatch.setattr(LayerHealthMonitor, "_record", counting)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    outputs: list[weakref.ref[torch.Tensor]] = []
+    keep = model.fc1.register_forward_hook(lambda m, a, out: outputs.append(weakref.ref(out)))
+    for step in range(1, 5):
+        assert not monitor.arm(step)
+        assert all_hooks(model) == 1  # only ours
+        train_step(model, opt, SmallCNN.batch())
+        monitor.disarm()
+    assert calls["n"] == 0
+    assert monitor.arm(5) and all_hooks(model) > 1
+    train_step(model, opt, SmallCNN.batch())
+    assert calls["n"] > 0
+    monitor.disarm()
+    assert all_hooks(model) == 1
+    keep.remove()
+    assert all(ref() is None for ref in outputs)  # no activation outlives its step
+    assert monitor.epoch_end().layers
+    monitor.arm(10)
+    monitor.close()
+    monitor.close()
+    assert all_hooks(model) == 0
+
+
+def test_max_layers_spreads_over_the_model_keeping_first_and_last() -> None:
+    model = nn.Sequential(*[nn.Linear(8, 8) for _ in range(20)])
+    rows, _ = _epoch(model, lambda: (torch.randn(4, 8), torch.randint(0, 8, (4,))), steps=2, max_layers=5)
+    assert len(rows) == 5 and "0" in rows and "19" in rows
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"every_n_steps": 0}, "`every_n_steps` must be an integer >= 1, got 0"),
+    ({"every_n_steps": 2.5}, "`every_n_steps` must be an integer >= 1, got 2.5"),
+    ({"max_layers": 0}, "`max_layers` must be an integer >= 1, got 0"),
+    ({"saturated_share": 1.5}, r"`saturated_share` must be in \(0, 1\], got 1.5"),
+])
+def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LayerHealthMonitor(relu_mlp(), **kwargs)
+
+
+def test_a_failing_hook_is_logged_once_and_training_goes_on(monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    def broken(self: LayerHealthMonitor, *args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(LayerHealthMonitor, "_record", broken)
+    model = relu_mlp()
+    monitor = LayerHealthMonitor(model, every_n_steps=1)
+    with caplog.at_level(logging.WARNING, logger="atlas_callback._layers"):
+        run_epoch(model, monitor.arm, monitor.disarm, mlp_batch, 4)
+        health = monitor.epoch_end()
+    failures = [r for r in caplog.records if "boom" in r.getMessage()]
+    assert len(failures) == 5  # once per hooked module (3 Linear, 2 ReLU), not once per step
+    assert {s.name for s in health.layers} == {"0", "2", "4"}  # gradients and weights still measured
+    assert all_hooks(model) == 0
+
+
+def test_sampled_and_unsampled_step_cost_of_the_cnn() -> None:
+    """Measured, not asserted (the machine is shared): printed with -s. Plain, unsampled and sampled steps are
+    interleaved so that load from elsewhere hits all three alike."""
+    model = SmallCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    monitor = LayerHealthMonitor(model, every_n_steps=2)
+    batch = SmallCNN.batch(32)
+    times: dict[str, list[float]] = {"plain": [], "unsampled": [], "sampled": []}
+    for i in range(40):
+        for mode in ("plain", "unsampled", "sampled"):
+            t0 = time.perf_counter()
+            if mode != "plain":
+                assert monitor.arm(2 * i + (mode == "unsampled")) == (mode == "sampled")
+            train_step(model, opt, batch)
+            monitor.disarm()
+            times[mode].append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    monitor.epoch_end()
+    end = time.perf_counter() - t0
+    med = {k: statistics.median(v[5:]) * 1e3 for k, v in times.items()}
+    print(f"\nCNN step (batch 32), median ms: plain {med['plain']:.3f}, unsampled {med['unsampled']:.3f}, "
+          f"sampled {med['sampled']:.3f}; epoch_end (40 sampled steps) {end * 1e3:.2f} ms")
+    assert all(times.values())
