@@ -271,8 +271,9 @@ _APPLY: dict[str, Callable[[Connection, tpb.ClientMessage, Any, float], None]] =
 
 
 def _flush_touched(conn: Connection, state: _BatchState) -> None:
+    revive = sa.case((s.runs.c.status == "stale", "running"), else_=s.runs.c.status)  # data again: it goes on
     for run_id, seen in state.touched.items():
-        conn.execute(sa.update(s.runs).where(s.runs.c.id == run_id).values(last_seen_at=seen))
+        conn.execute(sa.update(s.runs).where(s.runs.c.id == run_id).values(last_seen_at=seen, status=revive))
 
 
 # ------------------------------------------------------------------------------------------ writer
