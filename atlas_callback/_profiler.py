@@ -95,6 +95,11 @@ class StepProfiler:
         (False when another profiler is already running, for example)."""
         if self._prof is not None:
             return True
+        if torch.autograd._profiler_enabled():  # the user's own profiler runs: leave it alone
+            if "busy" not in self._logged:
+                self._logged.add("busy")
+                logger.warning("atlas profiler: start skipped, another torch profiler is running")
+            return False
         try:
             activities = [ProfilerActivity.CPU]
             if torch.cuda.is_available() and any(p.is_cuda for p in self._model.parameters()):
