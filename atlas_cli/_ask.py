@@ -114,7 +114,9 @@ def mcp(obj: Ctx) -> None:
     """Serve the agent's read-only tools over the Model Context Protocol on stdio (Claude Desktop, IDEs).
 
     \b
-    Example (Claude Desktop's claude_desktop_config.json):
+    Examples:
+      atlas mcp     # speaks MCP on stdin/stdout until the client closes it
+    In Claude Desktop's claude_desktop_config.json:
       {"mcpServers": {"atlas": {"command": "atlas", "args": ["--collector", "localhost:50051", "mcp"]}}}
     """
     from .agent._mcp import serve
