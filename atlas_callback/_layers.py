@@ -119,6 +119,7 @@ class LayerHealthMonitor:
         self.update_copy_bytes = update_copy_bytes
         self.strict = strict
         self._layers: list[_Layer] | None = None
+        self._by_name: dict[str, _Layer] = {}
         self._acts: list[tuple[str, nn.Module, str | None]] = []
         self._fused: set[str] = set()  # layers known to be followed by an activation module
         self._handles: list[RemovableHandle] = []
@@ -190,6 +191,7 @@ class LayerHealthMonitor:
             elif category == "activation" and (not subsampled or (i - 1) in chosen):
                 acts.append((name, module, _sat_kind(module)))
         self._layers = layers
+        self._by_name = {layer.name: layer for layer in layers}
         self._acts = acts[: self.max_layers]
         return layers
 
@@ -297,7 +299,7 @@ class LayerHealthMonitor:
                 if last is not None and inp is not None and last[0]() is inp:
                     site = last[1]
                     self._fused.add(site)
-                    layer = next((lay for lay in self._layers or () if lay.name == site), None)
+                    layer = self._by_name.get(site)
                     channel_first = layer.channel_first if layer is not None else y.dim() >= 4
                     category = layer.category if layer is not None else "activation"
                     with torch.no_grad():
@@ -537,7 +539,7 @@ class LayerHealthMonitor:
             _set_mean(stats, "gradient_norm_mean", series.get((name, "gnorm")))
             _set_last(stats, "weight_sparsity", series.get((name, "sparsity")))
             _set_mean(stats, "update_ratio", ratios.get(name))
-            if means or stats.HasField("gradient_norm_mean") or stats.HasField("weight_sparsity"):
+            if means or stats.HasField("gradient_norm_mean"):  # a layer that never ran has no row
                 out.layers.append(stats)
         for (pair, fld), vals in series.items():
             if fld != "corr":

@@ -243,3 +243,31 @@ def test_sampled_and_unsampled_step_cost_of_the_cnn() -> None:
     print(f"\nCNN step (batch 32), median ms: plain {med['plain']:.3f}, unsampled {med['unsampled']:.3f}, "
           f"sampled {med['sampled']:.3f}; epoch_end (40 sampled steps) {end * 1e3:.2f} ms")
     assert all(times.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_a_dead_layer_is_found_without_a_sync_per_step() -> None:
+    model = relu_mlp().cuda()
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    monitor = LayerHealthMonitor(model, every_n_steps=1, strict=True)
+    batches = [tuple(t.cuda() for t in mlp_batch()) for _ in range(4)]
+    monitor.arm(0)  # the first sampled step builds cached index tensors (one host-to-device copy each)
+    train_step(model, opt, batches[0])
+    monitor.disarm()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any device synchronisation below raises
+    try:
+        for step, (x, y) in enumerate(batches[1:], start=1):
+            monitor.arm(step)
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            monitor.disarm()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    rows = {s.name: s for s in monitor.epoch_end().layers}
+    assert rows["0"].zero_fraction == 1.0 and rows["2"].gradient_norm_mean > 0
+    monitor.close()
+    assert all_hooks(model) == 0
