@@ -271,3 +271,47 @@ def test_on_cuda_a_dead_layer_is_found_without_a_sync_per_step() -> None:
     assert rows["0"].zero_fraction == 1.0 and rows["2"].gradient_norm_mean > 0
     monitor.close()
     assert all_hooks(model) == 0
+
+
+class _SharedInplace(nn.Module):
+    """One ``nn.ReLU(inplace=True)`` used after two layers of different widths."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(16, 16), nn.Linear(16, 32), nn.Linear(32, 10)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(self.act(self.b(self.act(self.a(x)))))
+
+
+class _NormTanhGRU(nn.Module):
+    """Conv2d -> BatchNorm2d -> Tanh, then a GRU over one spatial axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.act = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Tanh()
+        self.gru, self.head = nn.GRU(4, 8, batch_first=True), nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = self.act(self.bn(self.conv(x))).mean(3).transpose(1, 2)
+        return self.head(self.gru(seq)[0][:, -1])
+
+
+def test_a_shared_inplace_activation_is_folded_into_each_layer_it_follows() -> None:
+    model = _SharedInplace()
+    with torch.no_grad():
+        model.b.bias[:8] = -100.0  # 8 of b's 32 units dead after the shared ReLU
+    rows, _ = _epoch(model, mlp_batch, steps=4)
+    assert list(rows) == ["a", "b", "c"]
+    assert rows["b"].zero_fraction == 0.25 and rows["a"].zero_fraction <= 0.1
+
+
+def test_batchnorm_then_tanh_reports_saturation_on_the_norm_layer() -> None:
+    model = _NormTanhGRU()
+    with torch.no_grad():
+        model.bn.weight.fill_(50.0)  # normalised outputs scaled far into tanh's flat region
+    rows, _ = _epoch(model, SmallCNN.batch, steps=4, lr=1e-4)
+    assert list(rows) == ["conv", "bn", "gru", "head"]
+    assert rows["bn"].saturated_fraction == 1.0
+    assert not rows["conv"].HasField("saturated_fraction") and rows["gru"].gradient_norm_mean > 0
