@@ -104,10 +104,16 @@ def migrate(ctx: click.Context, **flags: Any) -> None:
     config = _config(merged)
     from ._store import Store
 
+    _setup_logging(config.log_level)
     store = Store(config.db_url)
-    store.create_schema()
-    store.close()
-    click.echo(f"schema up to date: {store.url}")
+    try:
+        before, after = store.create_schema()
+    finally:
+        store.close()
+    if before == after:
+        click.echo(f"schema up to date at revision {after}: {store.url}")
+    else:
+        click.echo(f"schema migrated from {before or 'empty'} to revision {after}: {store.url}")
 
 
 def main() -> None:

@@ -344,7 +344,8 @@ class Collector:
             live = _retention.live_runs(conn)
         if self.driver is not None:
             self.driver.tick(now, live)
-        if (self.config.retention_steps_per_run or self.config.retention_days) and now - self._last_retention >= 60:
+        every = min(60.0, 10 * self.tick_s)
+        if (self.config.retention_steps_per_run or self.config.retention_days) and now - self._last_retention >= every:
             self.apply_retention(now)
 
     def apply_retention(self, now: float | None = None) -> int:
