@@ -1,8 +1,18 @@
-"""`atlas mcp`: the agent's read-only tools as an MCP server over stdio (the `mcp` package's low-level server)."""
+"""`atlas mcp`: the agent's read-only tools as an MCP server over stdio (the `mcp` package's low-level server).
+
+Tool failures (an unknown run, a bad argument) come back as results with `is_error` set and the one-line message."""
 from __future__ import annotations
 
 import json
 from typing import Any
+
+
+def _error_of(result: str) -> str | None:
+    try:
+        data = json.loads(result)
+    except ValueError:
+        return None
+    return data["error"] if isinstance(data, dict) and set(data) == {"error"} else None
 
 
 def serve(obj: Any) -> None:
@@ -14,22 +24,18 @@ def serve(obj: Any) -> None:
     from ._tools import READ_ONLY, ToolRunner
 
     runner = ToolRunner(obj, allow_actions=False)
-    server: Server = Server("atlas")
 
-    @server.list_tools()
-    async def list_tools() -> list[types.Tool]:
-        return [types.Tool(name=t.name, description=t.description, inputSchema=t.parameters) for t in READ_ONLY]
+    async def list_tools(ctx: Any, params: Any) -> Any:
+        return types.ListToolsResult(tools=[types.Tool(name=t.name, description=t.description,
+                                                       input_schema=t.parameters) for t in READ_ONLY])
 
-    @server.call_tool()
-    async def call_tool(name: str, arguments: dict[str, Any] | None) -> list[types.TextContent]:
-        result = await anyio.to_thread.run_sync(runner.run, name, arguments or {})
-        try:
-            is_error = isinstance(json.loads(result), dict) and set(json.loads(result)) == {"error"}
-        except ValueError:
-            is_error = False
-        if is_error:
-            raise ValueError(json.loads(result)["error"])
-        return [types.TextContent(type="text", text=result)]
+    async def call_tool(ctx: Any, params: Any) -> Any:
+        result = await anyio.to_thread.run_sync(runner.run, params.name, dict(params.arguments or {}))
+        error = _error_of(result)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=error or result)],
+                                    is_error=error is not None)
+
+    server = Server("atlas", on_list_tools=list_tools, on_call_tool=call_tool)
 
     async def main() -> None:
         async with stdio_server() as (read, write):
