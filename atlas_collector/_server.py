@@ -354,7 +354,9 @@ class Collector:
             deleted = _retention.apply_retention(conn, steps_per_run=self.config.retention_steps_per_run,
                                                  days=self.config.retention_days, now=now,
                                                  since=self._retention_since)
-        self._retention_since = self._last_retention = now
+        # The next pass looks at runs seen since this one, with a margin for batches in flight right now
+        # (their last_seen_at is their start time, which may be a little older than their commit).
+        self._retention_since, self._last_retention = now - 30.0, now
         return deleted
 
     async def stop(self, grace: float | None = None) -> None:
