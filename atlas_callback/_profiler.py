@@ -11,7 +11,8 @@ the raw profile and ``summarise()`` builds the summary later, off the hot path: 
 Definitions (CPU times are the profiler's ``cpu_time_total`` in milliseconds):
 
 - ``forward_ms``: top-level work that is neither backward nor the optimiser: the model's forward pass and the loss.
-- ``backward_ms``: the autograd engine's top-level ``autograd::engine::evaluate_function: ...Backward0`` events.
+- ``backward_ms``: the autograd engine's outermost ``autograd::engine::evaluate_function: ...Backward0`` events
+  (at top level, or inside ``Optimizer.step`` when the optimiser runs a closure, as Lightning does).
 - ``total_cpu_time_ms``: every top-level event of the step (forward, backward, optimiser step, anything else).
 - ``total_cuda_time_ms``: the summed self device time of all events (0 on CPU).
 - ``top_ops``: operators by self CPU time (our labels left out), ``pct_total`` of the summed self CPU time.
@@ -209,6 +210,34 @@ def _walk(event: Any) -> Any:
         stack.extend(child.cpu_children)
 
 
+def _split(event: Any, inside_optimizer: bool = False) -> tuple[float, float]:
+    """(forward µs, backward µs) of a top-level event.
+
+    Plain loops run forward and backward at top level, the optimiser step after them. Lightning (and any
+    closure-based optimiser) runs both *inside* ``Optimizer.step``: there the outermost backward events
+    are backward, the Atlas layer labels (and what encloses them) are forward, and the rest is the
+    optimiser's own work."""
+    name = event.name
+    total = float(event.cpu_time_total)
+    if name.startswith(_BACKWARD):
+        return 0.0, total
+    if name.startswith(_OPTIMIZER):
+        fwd = bwd = 0.0
+        for child in event.cpu_children:
+            f, b = _split(child, True)
+            fwd, bwd = fwd + f, bwd + b
+        return fwd, bwd
+    if not inside_optimizer:
+        return total, 0.0
+    if name.startswith(_LABEL):
+        return total, 0.0
+    fwd = bwd = 0.0
+    for child in event.cpu_children:  # e.g. the closure: find the forward labels and backward inside it
+        f, b = _split(child, True)
+        fwd, bwd = fwd + f, bwd + b
+    return fwd, bwd
+
+
 def _summarise(events: Any, step: int, top_k: int) -> tpb.ProfilerSummary:
     summary = tpb.ProfilerSummary(step=step)
     forward_us = backward_us = total_us = 0.0
@@ -237,10 +266,9 @@ def _summarise(events: Any, step: int, top_k: int) -> tpb.ProfilerSummary:
         if ev.cpu_parent is not None:
             continue
         total_us += float(ev.cpu_time_total)
-        if name.startswith(_BACKWARD):
-            backward_us += float(ev.cpu_time_total)
-        elif not name.startswith(_OPTIMIZER):
-            forward_us += float(ev.cpu_time_total)
+        fwd, bwd = _split(ev)
+        forward_us += fwd
+        backward_us += bwd
     summary.forward_ms = forward_us / 1e3
     summary.backward_ms = backward_us / 1e3
     summary.total_cpu_time_ms = total_us / 1e3
