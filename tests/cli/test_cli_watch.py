@@ -1,0 +1,127 @@
+"""`atlas watch` follows a run that is still training (real trainer subprocess, real collector) and ends with it;
+`atlas stop` ends a live run."""
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+
+from cli_support import atlas, atlas_json, wait_for
+from conftest import BIN, CollectorProcess, cli_env
+
+SCRIPT = pathlib.Path(__file__).with_name("cli_slow_train.py")
+
+
+def start_training(address: str, name: str, epochs: int, pause: float) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(SCRIPT), address, name, str(epochs), str(pause)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=cli_env())
+
+
+class Lines:
+    """A process's stdout lines with the time each arrived."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.items: list[tuple[float, str]] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.items.append((time.monotonic(), line.rstrip("\n")))
+
+    @property
+    def text(self) -> list[str]:
+        return [line for _, line in self.items]
+
+
+def test_watch_follows_a_live_run_and_exits_when_it_ends(collector_process: CollectorProcess) -> None:
+    address = collector_process.address
+    # the watcher starts first and waits for the run to appear
+    watch = subprocess.Popen([str(BIN / "atlas"), "--collector", address, "watch", "live-run", "--wait", "60",
+                              "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=cli_env())
+    watched = Lines(watch)
+    train = start_training(address, "live-run", epochs=6, pause=0.04)  # ~0.7 s per epoch
+    trained = Lines(train)
+    try:
+        assert train.wait(120) == 0
+        train_end = time.monotonic()
+        assert watch.wait(30) == 0, watch.stderr.read() if watch.stderr else ""
+    finally:
+        for p in (watch, train):
+            if p.poll() is None:
+                p.kill()
+    watched.thread.join(5)
+    trained.thread.join(5)
+    run_id = trained.text[-1].removeprefix("done ")
+    lines = watched.text
+    assert lines[0] == f"run {run_id} (live-run) running"
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["0", "1", "2", "3", "4", "5"]
+    epochs = atlas_json("epochs", run_id, collector=address)
+    assert f"loss {epochs[2]['loss_mean']:.4g}" in epoch_lines[2]
+    assert f"val_loss {epochs[2]['val_loss']:.4g}" in epoch_lines[2] and "samples/s" in epoch_lines[2]
+    assert lines[-1] == f"run {run_id} ended: completed after 6 epochs, 96 steps"
+    # live: the first epochs were shown while the trainer was still running
+    first_epoch_at = next(t for t, line in watched.items if line.startswith("epoch 0"))
+    assert first_epoch_at < train_end - 1.0
+    ended_at = watched.items[-1][0]
+    assert ended_at - train_end < 10
+
+
+def test_watch_table_mode_on_a_terminal_draws_the_curves(collector_process: CollectorProcess) -> None:
+    """On a TTY (a pseudo-terminal) the view is drawn with rich: chart, throughput line, issues panel."""
+    import os
+    import pty
+
+    address = collector_process.address
+    train = start_training(address, "tty-run", epochs=2, pause=0.0)
+    assert train.wait(120) == 0
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen([str(BIN / "atlas"), "--collector", address, "watch", "tty-run", "--interval", "0.2"],
+                            stdout=secondary, stderr=subprocess.PIPE, env=cli_env(COLUMNS="100", LINES="40"))
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(30) == 0
+    os.close(main)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "● loss" in screen and "◆ val_loss" in screen and "samples/s" in screen
+    assert "new issues" in screen and "ended: completed" in screen
+
+
+def test_stop_ends_a_live_run(collector_process: CollectorProcess) -> None:
+    address = collector_process.address
+    train = start_training(address, "to-stop", epochs=50, pause=0.05)
+    lines = Lines(train)
+    try:
+        wait_for(lambda: lines.text, timeout=60)
+
+        def one_epoch() -> bool:
+            done = atlas("epochs", "to-stop", "--json", collector=address, check=False)
+            return done.returncode == 0 and len(json.loads(done.stdout)) >= 1
+
+        wait_for(one_epoch, timeout=60)
+        sent = json.loads(atlas("stop", "to-stop", "--reason", "enough", "--json", collector=address).stdout)
+        assert sent["kind"] == "stop" and sent["delivered"] is True and sent["reason"] == "enough"
+        assert train.wait(60) == 0
+        run_id = lines.text[-1].removeprefix("done ")
+        assert sent["run_id"] == run_id
+    finally:
+        if train.poll() is None:
+            train.kill()
+    detail = atlas_json("runs", "show", run_id, collector=address)
+    assert detail["status"] == "stopped" and detail["epochs"] < 50
+    text = atlas("watch", run_id, collector=address).stdout
+    assert text.strip().endswith(f"ended: stopped after {detail['epochs']} epochs, {detail['steps']} steps")
