@@ -49,7 +49,14 @@ def demo(obj: Ctx, epochs: int, db: str | None) -> None:
             render_table([{**r, "id": r["id"][:8]} for r in rows], RUN_COLUMNS)
             click.echo("")
             detail = get_run(local, "latest", "demo")
-            render_kv({k: detail[k] for k in ("id", "status", "epochs", "steps", "hyperparameters", "final_metrics")})
+            render_kv({k: detail[k] for k in ("id", "status", "epochs", "steps", "health_score", "hyperparameters",
+                                              "final_metrics")})
+            from atlas_proto.v1 import query_pb2 as qpb
+
+            issues = local.client().call("ListIssues", qpb.IssuesRequest(run=detail["id"])).issues
+            click.echo("\ndiagnostics:" if issues else "\ndiagnostics: no issues")
+            for issue in issues:
+                click.echo(f"  {issue.severity:<8} {issue.check}: {issue.description}")
         finally:
             local._client.close()
     click.echo(f"\nThe run is stored in {url}. Serve it with `atlas-collector --db {url}` and explore with `atlas runs`.")

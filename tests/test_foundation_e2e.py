@@ -85,3 +85,14 @@ def test_atlas_runs_without_a_collector_says_where_and_how(tmp_path) -> None:
 
 def test_collector_stops_cleanly_on_sigterm(collector_process: CollectorProcess) -> None:
     assert collector_process.stop() == 0
+
+
+def test_atlas_demo_trains_and_prints_the_run(tmp_path) -> None:
+    done = subprocess.run([str(BIN / "atlas"), "demo", "--epochs", "2"], capture_output=True, text=True,
+                          env=cli_env(ATLAS_HOME=str(tmp_path / "home")), timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "collector listening on 127.0.0.1:" in out
+    assert "demo-mlp" in out and "completed" in out
+    assert "val_loss" in out and "diagnostics:" in out
+    assert (tmp_path / "home" / "demo.db").exists()
