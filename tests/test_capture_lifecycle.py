@@ -118,3 +118,22 @@ def test_pytorch_lightning_trainer_accepts_the_callback(collector) -> None:
     detail = collector.query.run(atlas.run_id)
     assert detail.summary.status == 4 and detail.summary.steps == 4
     assert "pytorch_lightning" in detail.versions
+
+
+def test_a_refusing_collector_never_breaks_training(tmp_path, caplog) -> None:
+    import logging
+
+    collector = start_collector_process(f"sqlite:///{tmp_path / 'token.db'}", "--token", "right-token")
+    try:
+        atlas = AtlasCallback(project="life", run_name="wrong-token", collector=collector.address,
+                              token="wrong-token", config=AtlasConfig(track_carbon=False))
+        with caplog.at_level(logging.ERROR, logger="atlas_callback"):
+            t = trainer([atlas], max_epochs=2)
+            t.fit(TinyClassifier(), *loaders())
+        assert t.global_step == 32
+        refusals = [r for r in caplog.records if "refused run" in r.getMessage()]
+        assert len(refusals) == 1 and "UNAUTHENTICATED" in refusals[0].getMessage()
+        spooled = list((pathlib.Path(os.environ["ATLAS_HOME"]) / "spool" / atlas.run_id).glob("*.log"))
+        assert spooled, "records the collector refused stay in the spool (sync them with the right token)"
+    finally:
+        collector.stop()
