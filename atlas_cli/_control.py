@@ -1,8 +1,6 @@
 """`atlas stop`, `atlas pause`, `atlas resume`: commands to a running trainer through the collector."""
 from __future__ import annotations
 
-import getpass
-import socket
 from typing import Any
 
 import click
@@ -19,6 +17,9 @@ def send_command(obj: Ctx, run: str, kind: str, reason: str = "", sender: str | 
 
     kinds = {"pause": tpb.COMMAND_KIND_PAUSE, "resume": tpb.COMMAND_KIND_RESUME, "stop": tpb.COMMAND_KIND_STOP}
     if sender is None:
+        import getpass
+        import socket
+
         try:
             sender = f"atlas-cli:{getpass.getuser()}@{socket.gethostname()}"
         except Exception:  # noqa: BLE001 - no user name in some containers

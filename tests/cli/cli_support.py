@@ -5,6 +5,7 @@ on the CPU with AtlasCallback, and one run streamed through the real telemetry p
 architecture whose content the tests know exactly."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pathlib
@@ -167,6 +168,7 @@ def stored_runs() -> Store:
             store.val_loss[name] = val
     store.runs["streamed"] = stream_run(collector.address)
     _STORE = store
+    atexit.register(stop_store)  # shared by every CLI test module of the session
     return store
 
 

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from cli_support import Store, atlas, atlas_json, stop_store, stored_runs
+from cli_support import Store, atlas, atlas_json, stored_runs
 from conftest import cli_env
 from llm_fakes import FakeLLM, Reply
 
@@ -25,8 +25,7 @@ def belief_block(primary: str, confidence: float, severity: str = "warning", gra
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
-    yield stored_runs()
-    stop_store()
+    yield stored_runs()  # built once per session, stopped at exit
 
 
 def ask(store: Store, *args: str, openai: FakeLLM | None = None, anthropic: FakeLLM | None = None,

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from cli_support import LOG_LINES, Store, atlas, atlas_json, free_port, one_line_error, stop_store, stored_runs
+from cli_support import LOG_LINES, Store, atlas, atlas_json, free_port, one_line_error, stored_runs
 from conftest import cli_env
 
 ISSUE_FIELDS = ["run", "check", "severity", "category", "title", "description", "epoch", "step", "layer",
@@ -21,8 +21,7 @@ COMMANDS = ["runs", "runs show", "runs delete", "issues", "health", "green", "ep
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
-    yield stored_runs()
-    stop_store()
+    yield stored_runs()  # built once per session, stopped at exit
 
 
 def test_every_command_help_shows_an_example_and_loads_no_torch_or_grpc() -> None:
@@ -227,5 +226,21 @@ def test_runs_delete_asks_unless_yes(tmp_path) -> None:
         assert len(atlas_json("runs", collector=proc.address)) == 1
         assert f"deleted run {run_id}" in atlas("runs", "delete", "doomed", "--yes", collector=proc.address).stdout
         assert atlas_json("runs", collector=proc.address) == []
+    finally:
+        proc.stop()
+
+
+def test_a_collector_with_a_token_refuses_the_cli_without_it(tmp_path) -> None:
+    from conftest import start_collector_process
+
+    proc = start_collector_process(f"sqlite:///{tmp_path / 't.db'}", "--token", "s3cret")
+    try:
+        line = one_line_error(atlas("issues", "latest", collector=proc.address, check=False))
+        assert proc.address in line and "token" in line and "ATLAS_TOKEN" in line
+        assert "s3cret" not in line
+        ok = atlas("--token", "s3cret", "runs", "--json", collector=proc.address)
+        assert json.loads(ok.stdout) == []
+        env_ok = atlas("runs", "--json", collector=proc.address, env=cli_env(ATLAS_TOKEN="s3cret"))
+        assert json.loads(env_ok.stdout) == []
     finally:
         proc.stop()

@@ -7,14 +7,13 @@ from typing import Any, Iterator
 import anyio
 import pytest
 
-from cli_support import Store, atlas_json, stop_store, stored_runs
+from cli_support import Store, atlas_json, stored_runs
 from conftest import BIN, cli_env
 
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
-    yield stored_runs()
-    stop_store()
+    yield stored_runs()  # built once per session, stopped at exit
 
 
 def session_calls(address: str, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[Any], list[Any]]:
