@@ -121,3 +121,22 @@ def test_collector_killed_mid_run_every_epoch_stored_once(tmp_path: pathlib.Path
         assert spool_files(pathlib.Path(os.environ["ATLAS_HOME"])) == []
     finally:
         chaos.collector.stop()
+
+
+def test_full_spool_warns_once_and_training_goes_on(monkeypatch, caplog) -> None:
+    import logging
+
+    from atlas_callback import AtlasConfig, Observer
+
+    monkeypatch.setenv("ATLAS_MODE", "offline")
+    with caplog.at_level(logging.WARNING, logger="atlas_callback"):
+        with Observer(project="offline", run_name="full", config=AtlasConfig(
+                spool_max_mb=1, track_carbon=False, track_gpu=False, step_flush_seconds=0.01)) as obs:
+            metrics = {f"metric_{i}": float(i) for i in range(12)}
+            for step in range(12_000):
+                obs.step(float(step), batch_size=8, metrics=metrics)
+            obs.flush()
+    full = [r for r in caplog.records if "is full" in r.getMessage()]
+    assert len(full) == 1
+    spool = next((pathlib.Path(os.environ["ATLAS_HOME"]) / "spool" / obs.run_id).glob("*.log"))
+    assert spool.stat().st_size <= 2**20
