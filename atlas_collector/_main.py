@@ -116,5 +116,10 @@ def migrate(ctx: click.Context, **flags: Any) -> None:
         click.echo(f"schema migrated from {before or 'empty'} to revision {after}: {store.url}")
 
 
+from ._otel_cli import make_otel_replay  # noqa: E402 - built with the flags above
+
+cli.add_command(make_otel_replay(_with_flags, _config))
+
+
 def main() -> None:
     cli(prog_name="atlas-collector")

@@ -23,6 +23,7 @@ from ._driver import DiagnosticsDriver
 from ._exceptions import CollectorError, RunEnded, grpc_status
 from ._fanout import CommandHub, PgListener, note_holder, send_command
 from ._ingest import Outcome, Writer
+from ._otel import OtelExporter, chain
 from ._store import Store
 from ._validate import validate
 
@@ -265,6 +266,7 @@ class Collector:
         self.hub = CommandHub()
         self.driver: DiagnosticsDriver | None = None
         self._listener: PgListener | None = None
+        self.otel: OtelExporter | None = None
         self._timer: asyncio.Task[None] | None = None
         self._retention_since: float | None = None
         self._last_retention = 0.0
@@ -279,7 +281,8 @@ class Collector:
         await loop.run_in_executor(None, self.store.create_schema)
         self.driver = DiagnosticsDriver(self.store, thresholds=self.config.thresholds,
                                         disabled_checks=self.config.disabled_checks, act=self._policy)
-        self._writer = Writer(self.store, on_commit=self.driver.notify)
+        self.otel = OtelExporter.from_config(self.config, self.store, driver=self.driver)
+        self._writer = Writer(self.store, on_commit=chain(self.driver.notify, self.otel.notify if self.otel else None))
         self._telemetry = TelemetryServicer(self._writer, self.config.max_inflight, self.hub, self.store)
         if self.store.dialect == "postgresql":
             self._listener = PgListener(self.store, self.hub)
@@ -373,6 +376,8 @@ class Collector:
             await self._server.stop(max(0.1, (deadline - loop.time()) * 0.5))
         if self._writer is not None:
             await loop.run_in_executor(None, self._writer.shutdown, max(0.1, deadline - loop.time()))
+        if self.otel is not None:  # before the driver: its last spans wait for the last diagnoses
+            await loop.run_in_executor(None, self.otel.shutdown, max(0.1, (deadline - loop.time()) * 0.5))
         if self.driver is not None:
             await loop.run_in_executor(None, self.driver.shutdown, max(0.1, deadline - loop.time()))
         if self._listener is not None:

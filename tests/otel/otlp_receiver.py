@@ -36,6 +36,8 @@ class Received:
         self.cond = threading.Condition()
         self.trace_requests: list[tpb.ExportTraceServiceRequest] = []
         self.metric_requests: list[mpb.ExportMetricsServiceRequest] = []
+        self.gate = threading.Event()  # Export answers only while set (clear it to hold the exporter)
+        self.gate.set()
 
     def add(self, request: Any) -> None:
         with self.cond:
@@ -103,6 +105,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
         self.received = received
 
     def Export(self, request: tpb.ExportTraceServiceRequest, context: Any) -> tpb.ExportTraceServiceResponse:
+        self.received.gate.wait(30)
         self.received.add(request)
         return tpb.ExportTraceServiceResponse()
 
