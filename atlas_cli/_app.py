@@ -55,6 +55,10 @@ def cli(ctx: click.Context, collector: str, token: str | None, tls_ca: str | Non
       atlas demo                      # train a small model against an embedded collector
       atlas runs                      # list runs
       atlas runs show latest --json   # one run, as JSON
+      atlas watch latest              # follow a live run until it ends
+      atlas issues latest             # what the diagnostics found
+      atlas green latest              # grade, wasted epochs, CO2, EUR
+      atlas ask "why is my val loss rising?"
     """
     ctx.obj = Ctx(collector=collector, token=token, tls_ca=tls_ca, json=as_json)
     ctx.call_on_close(lambda: ctx.obj._client and ctx.obj._client.close())

@@ -141,12 +141,14 @@ def _screen(state: WatchState) -> Any:
               help="Seconds between polls of the collector.")
 @click.option("--wait", type=click.FloatRange(0, 3600), default=0, show_default=True,
               help="Seconds to wait for RUN to appear (start `atlas watch` before the training).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per line (event: status, epoch, issue, end) instead of a view.")
 @click.pass_obj
-def watch(obj: Ctx, run: str, interval: float, wait: float) -> None:
+def watch(obj: Ctx, run: str, interval: float, wait: float, as_json: bool) -> None:
     """Follow a run live until it ends: loss and validation curves, throughput, GPU, CO2, new issues, status.
 
-    Piped (not a terminal), prints one line per new epoch, issue and status change. Exits 0 when the run
-    completes or is stopped, 1 when it failed or went stale.
+    Piped (not a terminal), prints one line per new epoch, issue and status change; with --json, one JSON
+    object per line. Exits 0 when the run completes or is stopped, 1 when it failed or went stale.
 
     \b
     Examples:
@@ -168,7 +170,9 @@ def watch(obj: Ctx, run: str, interval: float, wait: float) -> None:
                 raise
             time.sleep(min(interval, 0.5))
     try:
-        if sys.stdout.isatty():
+        if as_json or obj.json:
+            _watch_plain(obj, state, run, interval, as_json=True)
+        elif sys.stdout.isatty():
             _watch_live(obj, state, run, interval)
         else:
             _watch_plain(obj, state, run, interval)
@@ -180,7 +184,9 @@ def watch(obj: Ctx, run: str, interval: float, wait: float) -> None:
         raise click.ClickException(f"run {state.run['id']} {status}" + (f": {error}" if error else ""))
 
 
-def _watch_plain(obj: Ctx, state: WatchState, run: str, interval: float) -> None:
+def _watch_plain(obj: Ctx, state: WatchState, run: str, interval: float, *, as_json: bool = False) -> None:
+    if as_json:
+        return _watch_jsonl(obj, state, run, interval)
     while True:
         new_epochs, new_issues, changed = poll(obj, state, run)
         if changed and not state.ended:
@@ -194,6 +200,27 @@ def _watch_plain(obj: Ctx, state: WatchState, run: str, interval: float) -> None
                        f"{state.run['steps']} steps")
             return
         sys.stdout.flush()
+        time.sleep(interval)
+
+
+def _watch_jsonl(obj: Ctx, state: WatchState, run: str, interval: float) -> None:
+    import json
+
+    def emit(event: str, data: dict[str, Any]) -> None:
+        click.echo(json.dumps({"event": event, **data}))
+        sys.stdout.flush()
+
+    while True:
+        new_epochs, new_issues, changed = poll(obj, state, run)
+        if changed and not state.ended:
+            emit("status", {"run": state.run["id"], "status": state.status})
+        for e in new_epochs:
+            emit("epoch", {"run": state.run["id"], **e})
+        for i in new_issues:
+            emit("issue", i)
+        if state.ended:
+            emit("end", state.run)
+            return
         time.sleep(interval)
 
 

@@ -121,7 +121,7 @@ class OpenAIProvider(Provider):
                     if tc.function is not None:
                         slot["name"] += tc.function.name or ""
                         slot["arguments"] += tc.function.arguments or ""
-        except self._openai.APIError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of this provider (HTTP, stream, SDK) means: next one
             raise ProviderError(f"{type(exc).__name__}: {_short(exc)}") from exc
         for index in sorted(calls):
             c = calls[index]
@@ -184,7 +184,7 @@ class AnthropicProvider(Provider):
                         turn.text += event.text
                         on_text(event.text)
                 final = stream.get_final_message()
-        except self._anthropic.APIError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of this provider (HTTP, stream, SDK) means: next one
             raise ProviderError(f"{type(exc).__name__}: {_short(exc)}") from exc
         for block in final.content:
             if block.type == "tool_use":

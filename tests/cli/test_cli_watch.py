@@ -125,3 +125,6 @@ def test_stop_ends_a_live_run(collector_process: CollectorProcess) -> None:
     assert detail["status"] == "stopped" and detail["epochs"] < 50
     text = atlas("watch", run_id, collector=address).stdout
     assert text.strip().endswith(f"ended: stopped after {detail['epochs']} epochs, {detail['steps']} steps")
+    events = [json.loads(line) for line in atlas("watch", run_id, "--json", collector=address).stdout.splitlines()]
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == list(range(detail["epochs"]))
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "stopped" and events[-1]["id"] == run_id
