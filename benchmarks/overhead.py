@@ -1,14 +1,18 @@
-"""Step-time overhead of AtlasCallback on a small CNN and a small transformer (Lightning, CPU).
+"""Step-time overhead of AtlasCallback and of its peers on a small CNN and a small transformer (Lightning, CPU).
 
-    .venv/bin/python benchmarks/overhead.py [--rounds 6] [--steps 80]
+    bash benchmarks/peers_env.sh        # once: torch (CPU), Lightning, mlflow, wandb, tensorboard, Atlas
+    benchmarks/.peers-venv/bin/python benchmarks/overhead.py [--rounds 5] [--steps 80]
 
 Configurations are interleaved round by round in one process (the machine is shared and noisy):
-no callback, AtlasCallback with the default config, and AtlasCallback with every channel on (layer
-health every 10 steps, gradient norm every 10 steps, the profiler on step 1 of each fit). A collector
-runs as a separate process on loopback, as it would on a GPU box. The step time is the time between
-consecutive `on_train_batch_start` calls, so it includes every callback's work; the first 5 steps of
+no logger, AtlasCallback with the default config, AtlasCallback with every channel on (layer
+health every 10 steps, gradient norm every 10 steps, the profiler on step 1 of each fit), and the
+peers' Lightning loggers: CSVLogger, TensorBoardLogger, MLFlowLogger (SQLite store) and WandbLogger
+(offline). Every configuration logs the same thing: the module calls `self.log("train_loss", loss,
+on_step=True)` each step and the Trainer has `log_every_n_steps=1`. A collector runs as a separate
+process on loopback, as it would on a GPU box. The step time is the time between consecutive
+`on_train_batch_start` calls, so it includes every callback's and logger's work; the first 5 steps of
 each fit are warm-up. Prints a Markdown table of median and mean step times and their ratios to the
-run without a callback.
+run without a logger. Peers that are not installed (e.g. in the project's own venv) are skipped.
 """
 from __future__ import annotations
 
@@ -48,7 +52,9 @@ class CNN(pl.LightningModule):
 
     def training_step(self, batch, _):
         x, y = batch
-        return nn.functional.cross_entropy(self.net(x), y)
+        loss = nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss, on_step=True)
+        return loss
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.01)
@@ -68,7 +74,9 @@ class Transformer(pl.LightningModule):
     def training_step(self, batch, _):
         (tokens,) = batch
         logits = self.head(self.encoder(self.embed(tokens[:, :-1])))
-        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        self.log("train_loss", loss, on_step=True)
+        return loss
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
@@ -79,34 +87,85 @@ class Transformer(pl.LightningModule):
 
 
 class StepTimer(pl.Callback):
+    """Wall time and this process's CPU time (every thread) between consecutive batch starts."""
+
     def __init__(self) -> None:
-        self.starts: list[float] = []
+        self.starts: list[tuple[float, float]] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append(time.perf_counter())
+        self.starts.append((time.perf_counter(), time.process_time()))
 
-    def times(self) -> list[float]:
-        return [b - a for a, b in zip(self.starts, self.starts[1:])][WARMUP:]
+    def times(self) -> list[tuple[float, float]]:
+        return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(self.starts, self.starts[1:])][WARMUP:]
 
 
-CONFIGS = {
-    "no callback": None,
+ATLAS = {
     "AtlasCallback default": AtlasConfig(),
     "AtlasCallback all channels": AtlasConfig(track_profiler=True),
 }
+BASELINE = "no logger"
 
 
-def fit_once(model_cls, config, collector: str, steps: int) -> list[float]:
+def _csv(tmp: str, tag: str):
+    from lightning.pytorch.loggers import CSVLogger
+
+    return CSVLogger(save_dir=tmp, name=tag), None
+
+
+def _tensorboard(tmp: str, tag: str):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(save_dir=tmp, name=tag), None
+
+
+def _mlflow(tmp: str, tag: str):
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    return MLFlowLogger(experiment_name="bench", run_name=tag, tracking_uri=f"sqlite:///{tmp}/mlflow.db",
+                        artifact_location=f"{tmp}/mlflow-artifacts"), None
+
+
+def _wandb(tmp: str, tag: str):
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    return WandbLogger(project="bench", name=tag, save_dir=tmp, offline=True), wandb.finish
+
+
+PEERS = {"CSVLogger": (_csv, "lightning"), "TensorBoardLogger": (_tensorboard, "tensorboard"),
+         "MLFlowLogger (SQLite)": (_mlflow, "mlflow"), "WandbLogger (offline)": (_wandb, "wandb")}
+
+
+def configurations() -> list[str]:
+    import importlib.util
+
+    names = [BASELINE, *ATLAS]
+    for name, (_, module) in PEERS.items():
+        if importlib.util.find_spec(module) is None:
+            print(f"skipping {name}: `{module}` is not installed here (run benchmarks/peers_env.sh)")
+        else:
+            names.append(name)
+    return names
+
+
+def fit_once(model_cls, name: str, collector: str, steps: int, tmp: str) -> list[tuple[float, float]]:
     timer = StepTimer()
-    callbacks = [timer]
-    if config is not None:
+    callbacks: list[pl.Callback] = [timer]
+    logger, finish = False, None
+    if name in ATLAS:
         callbacks.append(AtlasCallback(project="bench", run_name=model_cls.__name__, collector=collector,
-                                       config=config))
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                                       config=ATLAS[name]))
+    elif name in PEERS:
+        logger, finish = PEERS[name][0](tmp, model_cls.__name__)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=logger, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
-                         limit_train_batches=steps + 1)
+                         limit_train_batches=steps + 1, log_every_n_steps=1)
     torch.manual_seed(0)
-    trainer.fit(model_cls(), DataLoader(model_cls.data(32 * (steps + 1)), batch_size=32))
+    try:
+        trainer.fit(model_cls(), DataLoader(model_cls.data(32 * (steps + 1)), batch_size=32))
+    finally:
+        if finish is not None:
+            finish()
     return timer.times()
 
 
@@ -120,41 +179,62 @@ def start_collector(db: str) -> tuple[subprocess.Popen[str], str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
     ns = parser.parse_args()
     torch.set_num_threads(1)
     home = tempfile.mkdtemp(prefix="atlas-bench-")
     os.environ["ATLAS_HOME"] = home
+    os.environ.update(WANDB_MODE="offline", WANDB_DIR=home, WANDB_SILENT="true", WANDB_CONSOLE="off",
+                      MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING="false")
+    names = configurations()
     proc, address = start_collector(f"sqlite:///{home}/bench.db")
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    t0 = time.perf_counter()
     try:
         for model_cls in (CNN, Transformer):
-            per = results.setdefault(model_cls.__name__, {name: [] for name in CONFIGS})
-            for _ in range(ns.rounds):
-                for name, config in CONFIGS.items():
-                    per[name].extend(fit_once(model_cls, config, address, ns.steps))
+            per = results.setdefault(model_cls.__name__, {name: [] for name in names})
+            for r in range(ns.rounds):
+                order = names if r % 2 == 0 else names[::-1]  # alternate the order: no slot is always first
+                for name in order:
+                    per[name].extend(fit_once(model_cls, name, address, ns.steps, home))
     finally:
         proc.terminate()
         proc.wait(20)
+    wall = time.perf_counter() - t0
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, torch {torch.__version__}, 1 torch thread; "
-          f"{ns.rounds} interleaved rounds x {ns.steps} steps\n")
-    print("| model | configuration | median step (ms) | ratio | mean step (ms) | ratio |")
-    print("|---|---|---|---|---|---|")
-    summary = {}
+          f"python {platform.python_version()}, torch {torch.__version__}, lightning {pl.__version__}, "
+          f"1 torch thread; {ns.rounds} interleaved rounds x {ns.steps} steps; {wall:.0f} s\n")
+    print("| model | configuration | median step (ms) | ratio | mean step (ms) | ratio | median CPU/step (ms) | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    summary: dict[str, dict[str, float]] = {}
     for model, per in results.items():
-        base_med = statistics.median(per["no callback"])
-        base_mean = statistics.fmean(per["no callback"])
+        base_med = statistics.median(w for w, _ in per[BASELINE])
+        base_mean = statistics.fmean(w for w, _ in per[BASELINE])
+        base_cpu = statistics.median(c for _, c in per[BASELINE])
         for name, times in per.items():
-            med, mean = statistics.median(times), statistics.fmean(times)
+            wall_s = [w for w, _ in times]
+            med, mean, cpu = statistics.median(wall_s), statistics.fmean(wall_s), statistics.median(c for _, c in times)
             summary[f"{model}/{name}"] = {"median_ms": med * 1e3, "median_ratio": med / base_med,
-                                          "mean_ms": mean * 1e3, "mean_ratio": mean / base_mean}
+                                          "mean_ms": mean * 1e3, "mean_ratio": mean / base_mean,
+                                          "cpu_median_ms": cpu * 1e3, "cpu_ratio": cpu / base_cpu,
+                                          "steps": len(times)}
             print(f"| {model} | {name} | {med * 1e3:.2f} | {med / base_med:.3f}x | {mean * 1e3:.2f} | "
-                  f"{mean / base_mean:.3f}x |")
+                  f"{mean / base_mean:.3f}x | {cpu * 1e3:.2f} | {cpu / base_cpu:.3f}x |")
+    print()
+    for model, per in results.items():
+        ratio = {name: summary[f"{model}/{name}"]["median_ratio"] for name in per}
+        peers = [ratio[n] for n in per if n in PEERS]
+        for name, target in (("AtlasCallback default", 1.01), ("AtlasCallback all channels", 1.10)):
+            verdict = "met" if ratio[name] <= target else "MISSED"
+            below = all(ratio[name] < p for p in peers)
+            print(f"{model}: {name} {ratio[name]:.3f}x (target <= {target:.2f}x: {verdict}; "
+                  f"below every peer: {'yes' if below and peers else 'no' if peers else 'n/a'})")
     if ns.json:
-        ns.json.write_text(json.dumps(summary, indent=2))
+        ns.json.parent.mkdir(parents=True, exist_ok=True)
+        ns.json.write_text(json.dumps({"rounds": ns.rounds, "steps": ns.steps, "wall_s": wall,
+                                       "results": summary}, indent=2))
 
 
 if __name__ == "__main__":
