@@ -10,7 +10,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   echo "installing torch==2.13.0 (CPU build)" >&2
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.13.0
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  "$VENV/bin/python" -c "import torch" || { echo "installing torch==2.13.0 failed" >&2; exit 1; }
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -e "$ROOT[dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
 "$VENV/bin/python" -c "import atlas_cli, atlas_collector, atlas_callback, lightning" \
