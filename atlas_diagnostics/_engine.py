@@ -211,6 +211,13 @@ class Engine:
             last = epoch
             if old is not None and old.last_seen_epoch is not None and (epoch is None or old.last_seen_epoch > epoch):
                 last = old.last_seen_epoch
+            if old is not None and old.active and old.step is not None and f.step is not None \
+                    and (severity == old.severity):
+                # A step-located issue that stays active keeps where it was first found (the first NaN batch, the
+                # first gradient spike): a diverged run repeats the finding on every later step, and reporting the
+                # latest step would hide where the fault began. Only its last epoch moves.
+                self._issues[ident] = dataclasses.replace(old, last_seen_epoch=last)
+                continue
             self._issues[ident] = Issue(
                 check=r.check, severity=severity, category=r.category, title=f.title, description=f.description,
                 suggestion=f.suggestion, epoch=epoch, step=f.step, layer=f.layer, metric_key=f.metric_key,

@@ -45,11 +45,15 @@ def nan_loss(ctx: Context) -> list[Finding] | None:
     rec = ctx.epoch
     assert rec is not None
     bad_steps = ctx.state.fired_in_epoch(rec.epoch, "nan_loss")
+    if bad_steps:
+        # The step-level issue already names the first bad batch; the epoch's NaN mean is the same fault. On real
+        # runs (tests/faults, "nan_batch") replacing it with an epoch-level finding lost the step of the first NaN.
+        return None
     mean_bad = rec.train_mean is not None and not math.isfinite(rec.train_mean)
-    if mean_bad and rec.amp_skipped_steps and ctx.state.steps_seen.get(rec.epoch) and not bad_steps:
+    if mean_bad and rec.amp_skipped_steps and ctx.state.steps_seen.get(rec.epoch):
         mean_bad = False  # only AMP-skipped steps were non-finite: the scaler handled them
     if not mean_bad:
-        return None if bad_steps else []  # the step-level issue already says which step; keep it as it is
+        return []
     return [Finding(
         title="Non-finite loss",
         description=f"Epoch {rec.epoch}: mean training loss {rec.train_mean!r}; {bad_steps} step(s) with a NaN/inf "
@@ -186,31 +190,58 @@ def gradient_instability(ctx: Context) -> list[Finding]:
     )]
 
 
+def _median_update_ratio(ctx: Context) -> float | None:
+    """The median over layers of the epoch's mean per-step update ratio |dw| / |w| (None without layer health)."""
+    rec = ctx.epoch
+    assert rec is not None
+    ratios = [float(h.update_ratio) for h in rec.layers.values() if finite(h.update_ratio)]  # type: ignore[arg-type]
+    return median(ratios) if ratios else None
+
+
+LR_HIGH_SUGGESTION = ("Lower the learning rate 3-10x, or decay it: "
+                      "`torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.5)`.")
+
+
 @rule("lr_too_high", severity="warning", category="loss")
 def lr_too_high(ctx: Context) -> list[Finding]:
     th = ctx.th
+    out: list[Finding] = []
+    rec = ctx.epoch
+    assert rec is not None
+    ratio = _median_update_ratio(ctx)
+    if ratio is not None and ratio > th.lr_too_high_update_ratio:
+        lr = rec.max_lr
+        out.append(Finding(
+            title="Learning rate likely too high",
+            description=f"Epoch {rec.epoch}: each optimiser step changes the weights by {ratio:.3g}x their norm "
+                        f"(median over layers; limit {th.lr_too_high_update_ratio:g}, healthy runs are near 1e-3)"
+                        + (f" at learning rate {lr:g}" if lr is not None else "") + ".",
+            suggestion=LR_HIGH_SUGGESTION, metric_key="update_ratio", metric_value=ratio, key="update_ratio",
+            thresholds=th.pick("lr_too_high_update_ratio"),
+        ))
     w = th.lr_oscillation_window
     losses = _losses(ctx, w)
     if losses is None or w < 3:
-        return []
+        return out
     deltas = [b - a for a, b in zip(losses, losses[1:])]
     changes = sum(1 for a, b in zip(deltas, deltas[1:]) if a * b < 0)
     swing = sum(abs(d) / abs(a) for d, a in zip(deltas, losses) if a) / len(deltas)
     if changes < th.lr_oscillation_sign_changes or swing < th.lr_oscillation_min_swing_pct:
-        return []
-    rec = ctx.epoch
-    assert rec is not None
+        return out
     lr = rec.max_lr
     lr_text = f" at learning rate {lr:g}" if lr is not None else ""
-    return [Finding(
+    out.append(Finding(
         title="Learning rate likely too high",
         description=f"Training loss changed direction {changes} times in the last {w} epochs{lr_text}, "
                     f"swinging {swing * 100:.1f} % per epoch on average.",
-        suggestion="Lower the learning rate 3-10x, or decay it: "
-                   "`torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.5)`.",
-        metric_key="lr", metric_value=lr,
+        suggestion=LR_HIGH_SUGGESTION, metric_key="lr", metric_value=lr,
         thresholds=th.pick("lr_oscillation_window", "lr_oscillation_sign_changes", "lr_oscillation_min_swing_pct"),
-    )]
+    ))
+    return out
+
+
+LR_LOW_SUGGESTION = ("Raise the learning rate (try an LR range test), e.g. `torch.optim.Adam(params, lr=1e-3)`, "
+                     "or use `torch.optim.lr_scheduler.OneCycleLR`.")
 
 
 @rule("lr_too_low", severity="info", category="loss")
@@ -219,26 +250,40 @@ def lr_too_low(ctx: Context) -> list[Finding]:
     rec = ctx.epoch
     assert rec is not None
     lr = rec.max_lr
-    if lr is None or lr >= th.lr_too_low_value:
-        return []
     prev = ctx.state.previous()
-    if prev is not None and prev.max_lr is not None and lr > prev.max_lr:
-        return []  # warm-up: the LR is still rising
+    if prev is not None and prev.max_lr is not None and lr is not None and lr != prev.max_lr:
+        return []  # warm-up or annealing: a schedule moves the LR on purpose
+    out: list[Finding] = []
+    ratio = _median_update_ratio(ctx)
+    if ratio is not None and ratio < th.lr_too_low_update_ratio and prev is not None \
+            and finite(prev.train_mean) and finite(rec.train_mean) and prev.train_mean > 0:  # type: ignore[operator]
+        gain = (prev.train_mean - rec.train_mean) / prev.train_mean  # type: ignore[operator]
+        if gain < th.lr_too_low_max_improvement_pct:
+            out.append(Finding(
+                title="Learning rate likely too low",
+                description=f"Epoch {rec.epoch}: each optimiser step changes the weights by only {ratio:.2g}x their "
+                            f"norm (median over layers; limit {th.lr_too_low_update_ratio:g}, healthy runs are near "
+                            f"1e-3) and the loss improved {gain * 100:.2f} % since the previous epoch"
+                            + (f" at learning rate {lr:g}" if lr is not None else "") + ".",
+                suggestion=LR_LOW_SUGGESTION, metric_key="update_ratio", metric_value=ratio, key="update_ratio",
+                thresholds=th.pick("lr_too_low_update_ratio", "lr_too_low_max_improvement_pct"),
+            ))
+    if lr is None or lr >= th.lr_too_low_value:
+        return out
     w = th.lr_too_low_window
     losses = _losses(ctx, w + 1)
     if losses is None or losses[0] <= 0 or not all(b < a for a, b in zip(losses, losses[1:])):
-        return []
+        return out
     gain = (losses[0] - losses[-1]) / losses[0]
     if gain >= th.lr_too_low_max_improvement_pct:
-        return []
-    return [Finding(
+        return out
+    out.append(Finding(
         title="Learning rate likely too low",
         description=f"Learning rate {lr:g} and the loss fell steadily but only {gain * 100:.2f} % over {w} epochs.",
-        suggestion="Raise the learning rate (try an LR range test), e.g. `torch.optim.Adam(params, lr=1e-3)`, "
-                   "or use `torch.optim.lr_scheduler.OneCycleLR`.",
-        metric_key="lr", metric_value=lr,
+        suggestion=LR_LOW_SUGGESTION, metric_key="lr", metric_value=lr,
         thresholds=th.pick("lr_too_low_value", "lr_too_low_window", "lr_too_low_max_improvement_pct"),
-    )]
+    ))
+    return out
 
 
 @rule("exploding_gradients", severity="critical", category="loss", on=("step", "epoch"))

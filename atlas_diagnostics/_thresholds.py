@@ -52,9 +52,16 @@ class Thresholds:
     lr_oscillation_window: int = 6  # epochs looked at for an oscillating loss (AUTOTRAINER "oscillating loss")
     lr_oscillation_sign_changes: int = 4  # direction changes of the loss within the window
     lr_oscillation_min_swing_pct: float = 0.03  # mean |relative change| per epoch; smaller swings are noise
+    lr_too_high_update_ratio: float = 0.25  # or: the median over layers of the epoch's mean per-step update ratio
+    # |dw| / |w| above this. CS231n's rule of thumb puts a healthy ratio near 1e-3; the healthy real runs of
+    # tests/faults stay below 0.09 even in their first epoch, while SGD at 40x the working LR reads 0.7-3.6
     lr_too_low_value: float = 1e-6  # the largest param-group LR below this ...
     lr_too_low_window: int = 3  # ... while the loss fell monotonically for this many epochs ...
     lr_too_low_max_improvement_pct: float = 0.01  # ... by less than 1 % in total (AUTOTRAINER "slow convergence")
+    lr_too_low_update_ratio: float = 1e-5  # or: the median per-step update ratio below this while the loss fell
+    # less than lr_too_low_max_improvement_pct since the previous epoch: weights that barely move. Healthy real
+    # runs (tests/faults) stay above 1e-3; SGD at lr=1e-7 reads 3e-8 to 3e-7. (SageMaker WeightUpdateRatio's
+    # small_threshold of 1e-8 is for single steps of large models and missed a 500,000x too small LR.)
     exploding_grad_norm: float = 1e5  # a gradient norm above this is extreme (ExplodingTensor treats inf/NaN)
     exploding_grad_ratio: float = 1000.0  # ... or above this multiple of the recent median gradient norm
     exploding_grad_history: int = 64  # gradient norms kept for that median (steps)

@@ -95,8 +95,11 @@ def test_delta_reports_new_critical_and_updates() -> None:
     delta = engine.update(steps=[StepRecord(step=30, epoch=2, loss=math.nan)])
     assert [i.check for i in delta.new_critical] == ["nan_loss"]
     assert delta.new[0].step == 30
+    delta = engine.update(steps=[StepRecord(step=31, epoch=2, loss=math.nan)])
+    assert not delta  # the same fault on the next batch: the issue keeps its first step
     delta = engine.update(epochs=[replace(eps[2], train_mean=math.nan)])
-    assert [i.check for i in delta.updated] == ["nan_loss"] and not delta.new
+    assert not delta.new and not delta.cleared  # the NaN epoch mean is the step-level fault, not a second issue
+    assert [(i.check, i.step) for i in engine.issues()] == [("nan_loss", 30)]
     delta = engine.update(epochs=[eps[3]])
     assert [i.check for i in delta.cleared] == ["nan_loss"]
     assert not engine.update()  # nothing new: an empty delta is falsy
