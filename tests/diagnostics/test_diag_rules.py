@@ -387,3 +387,49 @@ def test_wasted_carbon_from_diminishing_returns_alone_is_info() -> None:
     eps = epochs(14, train_mean=curve, val={}, carbon=co2([1e-5] * 14))
     issue = active_checks(dict(epochs=eps))["wasted_carbon"]
     assert issue.severity == "info" and "diminishing_returns" in issue.description
+
+
+# ---- rules tuned on real runs (tests/faults)
+
+def _ratios(value: float) -> Callable[[int], Any]:
+    return layers(**{n: {"update_ratio": value} for n in ("fc1", "fc2", "fc3", "fc4")})
+
+
+@pytest.mark.parametrize("ratio, fires", [(0.6, True), (0.2, False)])
+def test_lr_too_high_from_the_update_ratio_in_the_first_epoch(ratio: float, fires: bool) -> None:
+    found = active_checks(dict(epochs=epochs(1, deep=True, layers=_ratios(ratio))))
+    assert ("lr_too_high" in found) is fires
+    if fires:
+        assert found["lr_too_high"].metric_key == "update_ratio" and found["lr_too_high"].first_seen_epoch == 0
+
+
+def test_one_layer_with_a_large_update_ratio_is_not_a_too_high_lr() -> None:
+    one = layers(fc4={"update_ratio": 5.0})  # the median over layers judges, not the fastest layer
+    assert "lr_too_high" not in active_checks(dict(epochs=epochs(2, deep=True, layers=one)))
+
+
+@pytest.mark.parametrize("ratio, losses, lrs, fires", [
+    (1e-7, [2.0, 1.9999], [(1e-7,), (1e-7,)], True),
+    (1e-4, [2.0, 1.9999], [(1e-7,), (1e-7,)], False),  # the weights move: near miss on the ratio
+    (1e-7, [2.0, 1.9], [(1e-7,), (1e-7,)], False),  # the loss still falls 5 % an epoch
+    (1e-7, [2.0, 1.9999], [(1e-3,), (1e-7,)], False),  # a schedule annealed the LR on purpose
+])
+def test_lr_too_low_from_the_update_ratio_after_one_epoch(ratio: float, losses: list[float],
+                                                          lrs: list[tuple[float]], fires: bool) -> None:
+    found = active_checks(dict(epochs=epochs(2, deep=True, layers=_ratios(ratio), train_mean=losses, lr=lrs)))
+    assert ("lr_too_low" in found) is fires
+    if fires:
+        assert found["lr_too_low"].first_seen_epoch == 1 and found["lr_too_low"].metric_key == "update_ratio"
+
+
+def test_update_ratio_rules_need_layer_health() -> None:
+    found = active_checks(dict(epochs=epochs(2, train_mean=[2.0, 1.9999])))
+    assert "lr_too_low" not in found and "lr_too_high" not in found
+
+
+def test_nan_loss_names_the_first_bad_step_of_a_diverged_run() -> None:
+    eps = epochs(3, train_mean=[2.0, 1.9, NAN])
+    bad = steps_for(epochs(3), **{str(k): {"loss": NAN} for k in (12, 13, 14)})
+    issue = active_checks(dict(epochs=eps, steps=bad))["nan_loss"]
+    assert (issue.step, issue.first_seen_epoch, issue.metric_key) == (12, 2, "loss")
+    assert "step 12" in issue.description
