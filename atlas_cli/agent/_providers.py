@@ -61,12 +61,18 @@ class OpenAIProvider(Provider):
 
     def __init__(self, model: str, base_url: str | None, api_key: str | None) -> None:
         super().__init__(model)
-        import openai
-
-        self._openai = openai
         self.base_url = base_url
-        self.client = openai.OpenAI(base_url=base_url or None, api_key=api_key or "EMPTY", max_retries=0,
-                                    timeout=TIMEOUT_S)
+        self.api_key = api_key
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:  # the SDK loads when this provider is first asked
+            import openai
+
+            self._client = openai.OpenAI(base_url=self.base_url or None, api_key=self.api_key or "EMPTY",
+                                         max_retries=0, timeout=TIMEOUT_S)
+        return self._client
 
     def label(self) -> str:
         return f"openai-compatible:{self.model}" + (f" at {self.base_url}" if self.base_url else "")
@@ -101,10 +107,12 @@ class OpenAIProvider(Provider):
                  on_text: Callable[[str], None]) -> Turn:
         turn = Turn()
         calls: dict[int, dict[str, Any]] = {}
+        kwargs: dict[str, Any] = {"model": self.model, "messages": self._messages(system, messages), "stream": True,
+                                  "temperature": 0.2}
+        if tools:
+            kwargs["tools"] = [t.schema() for t in tools]
         try:
-            stream = self.client.chat.completions.create(
-                model=self.model, messages=self._messages(system, messages),
-                tools=[t.schema() for t in tools] or self._openai.NOT_GIVEN, stream=True, temperature=0.2)
+            stream = self.client.chat.completions.create(**kwargs)
             for chunk in stream:
                 if not chunk.choices:
                     continue
@@ -135,11 +143,18 @@ class AnthropicProvider(Provider):
 
     def __init__(self, model: str, api_key: str | None, base_url: str | None = None) -> None:
         super().__init__(model)
-        import anthropic
+        self.api_key = api_key
+        self.base_url = base_url
+        self._client: Any = None
 
-        self._anthropic = anthropic
-        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url or None, max_retries=0,
-                                          timeout=TIMEOUT_S)
+    @property
+    def client(self) -> Any:
+        if self._client is None:  # the SDK loads when this provider is first asked
+            import anthropic
+
+            self._client = anthropic.Anthropic(api_key=self.api_key, base_url=self.base_url or None, max_retries=0,
+                                               timeout=TIMEOUT_S)
+        return self._client
 
     def _messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
 
-from cli_support import Store, atlas, atlas_json, stored_runs
-from conftest import cli_env
+from cli_support import Store, atlas_json, stored_runs
 from llm_fakes import FakeLLM, Reply
 
 READ_ONLY = {"list_runs", "get_run_detail", "get_run_epochs", "get_run_health", "get_diagnostic_detail",
@@ -28,14 +28,35 @@ def store() -> Iterator[Store]:
     yield stored_runs()  # built once per session, stopped at exit
 
 
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def ask(store: Store, *args: str, openai: FakeLLM | None = None, anthropic: FakeLLM | None = None,
-        check: bool = True, input: str | None = None, **env: str) -> Any:
-    extra: dict[str, str] = dict(env)
+        check: bool = True, input: str | None = None, **env: str) -> Done:
+    """`atlas ask` in this process (the click app as the `atlas` script runs it), so the SDKs load once."""
+    from click.testing import CliRunner
+
+    from atlas_cli import cli
+
+    extra: dict[str, str | None] = {k: None for k in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL",
+                                                      "ANTHROPIC_API_KEY", "ATLAS_LLM_PROVIDER", "ATLAS_LLM_MODEL")}
+    extra.update(env)
     if openai is not None:
         extra.update(OPENAI_BASE_URL=openai.url, OPENAI_API_KEY="sk-test-openai")
     if anthropic is not None:
         extra.update(ANTHROPIC_BASE_URL=anthropic.url, ANTHROPIC_API_KEY="sk-ant-test")
-    return atlas("ask", *args, collector=store.address, env=cli_env(**extra), check=check, input=input)
+    result = CliRunner().invoke(cli, ["--collector", store.address, "ask", *args], env=extra, input=input,
+                                prog_name="atlas")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    done = Done(result.exit_code, result.stdout, result.stderr)
+    if check and done.returncode != 0:
+        raise AssertionError(f"atlas ask exited {done.returncode}:\n{done.stderr}\n{done.stdout}")
+    return done
 
 
 def tool_names(request: dict[str, Any]) -> set[str]:
@@ -160,7 +181,9 @@ def test_every_provider_failing_answers_from_the_diagnostics(store: Store) -> No
 
 
 def test_without_any_llm_the_diagnostics_answer(store: Store) -> None:
-    done = ask(store, "--run", "hot", "what is wrong?")
+    from cli_support import atlas
+
+    done = atlas("ask", "--run", "hot", "what is wrong?", collector=store.address)  # the installed script
     health = atlas_json("health", "hot", collector=store.address)
     assert "No LLM is configured" in done.stdout and "ANTHROPIC_API_KEY" in done.stdout
     assert "OPENAI_BASE_URL" in done.stdout
@@ -197,7 +220,7 @@ def test_interactive_conversation_keeps_history(store: Store) -> None:
 def test_unknown_run_and_bad_provider_are_one_line_errors(store: Store) -> None:
     from cli_support import one_line_error
 
-    assert "'baseline'" in one_line_error(ask(store, "--run", "baselin", "q", check=False))
+    assert "'baseline'" in one_line_error(ask(store, "--run", "baselin", "q", check=False))  # type: ignore[arg-type]
     line = one_line_error(ask(store, "--run", "hot", "q", check=False, ATLAS_LLM_PROVIDER="anthropic"))
     assert "ANTHROPIC_API_KEY" in line
     assert one_line_error(ask(store, "q", "--provider", "nope", check=False), code=2)
