@@ -82,7 +82,7 @@ def poll(obj: Ctx, state: WatchState, run_ref: str) -> tuple[list[dict[str, Any]
         if key not in state.issues:
             new_issues.append(issue)
         state.issues[key] = issue
-    state.new_issues = (state.new_issues + new_issues)[-5:]
+    state.new_issues = (state.new_issues + new_issues)[-8:]
     changed = state.run["status"] != state.status
     state.status = state.run["status"]
     return new_epochs, new_issues, changed
@@ -119,7 +119,7 @@ def _screen(state: WatchState) -> Any:
     style = {"running": "green", "paused": "yellow", "completed": "cyan", "failed": "red"}.get(run.get("status"), "")
     head = Text.assemble((f"{run.get('name')} ", "bold"), (f"{run.get('id', '')[:8]}  ", "dim"),
                          (str(run.get("status")), style), f"   epochs {run.get('epochs')}   steps {run.get('steps')}"
-                         f"   health {'-' if run.get('health_score') is None else run['health_score']}")
+                         f"   health {'-' if run.get('health_score') is None else format(run['health_score'], 'g')}")
     series: dict[str, list[float | None]] = {"loss": [e.get("loss_mean") for e in state.epochs]}
     if any(e.get("val_loss") is not None for e in state.epochs):
         series["val_loss"] = [e.get("val_loss") for e in state.epochs]

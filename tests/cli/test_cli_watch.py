@@ -73,16 +73,17 @@ def test_watch_follows_a_live_run_and_exits_when_it_ends(collector_process: Coll
     assert ended_at - train_end < 10
 
 
-def test_watch_table_mode_on_a_terminal_draws_the_curves(collector_process: CollectorProcess) -> None:
+def test_watch_on_a_terminal_draws_the_curves_and_the_issues() -> None:
     """On a TTY (a pseudo-terminal) the view is drawn with rich: chart, throughput line, issues panel."""
     import os
     import pty
 
-    address = collector_process.address
-    train = start_training(address, "tty-run", epochs=2, pause=0.0)
-    assert train.wait(120) == 0
+    from cli_support import stored_runs
+
+    store = stored_runs()
+    issues = atlas_json("issues", "hot", collector=store.address)
     main, secondary = pty.openpty()
-    proc = subprocess.Popen([str(BIN / "atlas"), "--collector", address, "watch", "tty-run", "--interval", "0.2"],
+    proc = subprocess.Popen([str(BIN / "atlas"), "--collector", store.address, "watch", "hot", "--interval", "0.2"],
                             stdout=secondary, stderr=subprocess.PIPE, env=cli_env(COLUMNS="100", LINES="40"))
     os.close(secondary)
     chunks = []
@@ -99,6 +100,8 @@ def test_watch_table_mode_on_a_terminal_draws_the_curves(collector_process: Coll
     screen = b"".join(chunks).decode("utf-8", "replace")
     assert "● loss" in screen and "◆ val_loss" in screen and "samples/s" in screen
     assert "new issues" in screen and "ended: completed" in screen
+    assert f"! {issues[-1]['severity']} {issues[-1]['check']}" in screen
+    assert f"health {atlas_json('health', 'hot', collector=store.address)['health_score']:g}" in screen
 
 
 def test_stop_ends_a_live_run(collector_process: CollectorProcess) -> None:
