@@ -1,14 +1,8 @@
 """Process life: exit never hangs, forked DataLoader workers, resuming a run, both Lightning packages."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 
 import pytest
 import torch
@@ -27,40 +21,6 @@ def collector(tmp_path):
         c.query = Query(c.address)
         yield c
         c.query.close()
-
-
-EXIT_SCRIPT = textwrap.dedent("""
-    import os, signal, sys, time, torch
-    from atlas_callback import AtlasConfig, Observer
-    collector_pid, address = int(sys.argv[1]), sys.argv[2]
-    obs = Observer(project="exit", run_name="no-close", collector=address,
-                   config=AtlasConfig(flush_timeout_s=2.0))
-    for step in range(20):
-        obs.step(torch.tensor(1.0 / (step + 1)))
-    obs.flush()
-    time.sleep(0.5)
-    os.kill(collector_pid, signal.SIGKILL)   # the collector is gone at exit
-    for step in range(20):
-        obs.step(torch.tensor(0.01))
-    print(obs.run_id, flush=True)
-    # no obs.close(): interpreter exit must flush (bounded) and not hang
-""")
-
-
-def test_exit_is_bounded_when_the_collector_is_gone(tmp_path: pathlib.Path) -> None:
-    collector = start_collector_process(f"sqlite:///{tmp_path / 'gone.db'}")
-    script = tmp_path / "exit_script.py"
-    script.write_text(EXIT_SCRIPT)
-    t0 = time.monotonic()
-    done = subprocess.run([sys.executable, str(script), str(collector.proc.pid), collector.address],
-                          capture_output=True, text=True, timeout=60, env={**os.environ})
-    elapsed = time.monotonic() - t0
-    collector.proc.wait(10)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert elapsed < 25, f"exit took {elapsed:.1f}s"
-    run_id = done.stdout.strip()
-    spooled = list((pathlib.Path(os.environ["ATLAS_HOME"]) / "spool" / run_id).glob("*.log"))
-    assert spooled, "what the collector did not acknowledge must stay in the spool for `atlas sync`"
 
 
 def test_forked_dataloader_workers_do_not_break_the_run(collector) -> None:

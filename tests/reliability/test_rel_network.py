@@ -1,8 +1,6 @@
 """Reliability: a network that stalls, a trainer killed outright, twenty trainers at once."""
 from __future__ import annotations
 
-import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -11,8 +9,6 @@ import threading
 import time
 
 import lightning.pytorch as pl
-import pytest
-import torch
 
 from atlas_callback import AtlasCallback, AtlasConfig, Observer
 from atlas_collector import run_server
