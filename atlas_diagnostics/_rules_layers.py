@@ -107,23 +107,31 @@ def _collapsed(ctx: Context, h: LayerHealthRecord) -> bool:
     return finite(h.activation_std) and h.activation_std < ctx.th.activation_collapse_std  # type: ignore[operator]
 
 
+def _frozen(ctx: Context, h: LayerHealthRecord) -> bool:
+    v, std = h.activation_var_of_means, h.activation_std
+    if not finite(v) or v >= ctx.th.frozen_output_var:  # type: ignore[operator]
+        return False
+    return not finite(std) or v <= ctx.th.frozen_output_rel_var * std * std  # type: ignore[operator]
+
+
 @rule("frozen_output_layers", severity="warning", category="sustainability")
 def frozen_output_layers(ctx: Context) -> list[Finding] | None:
     cur = ctx.epoch
     assert cur is not None
     if not cur.layers:
         return None
-    limit = ctx.th.frozen_output_var
+    th = ctx.th
     return [Finding(
         title="Frozen layer output",
-        description=f"The batch-mean output of {name} varies by {h.activation_var_of_means:.3g} (below {limit:g}): "
-                    "it answers the same whatever the input.",
+        description=f"The batch-mean output of {name} varies by {h.activation_var_of_means:.3g} (below "
+                    f"{th.frozen_output_var:g}, and below {th.frozen_output_rel_var:g} of its activation variance, "
+                    f"for {th.frozen_output_epochs} epochs): it answers the same whatever the input.",
         suggestion=f"Check that `{name}` receives the input you expect (not a constant or a detached tensor) and "
                    "that its weights are updated (`requires_grad=True`, included in the optimizer).",
         metric_key="activation_var_of_means", metric_value=h.activation_var_of_means, layer=name,
-        thresholds=ctx.th.pick("frozen_output_var"),
+        thresholds=th.pick("frozen_output_var", "frozen_output_rel_var", "frozen_output_epochs"),
     ) for name, h in cur.layers.items()
-        if finite(h.activation_var_of_means) and h.activation_var_of_means < limit  # type: ignore[operator]
+        if _frozen(ctx, h) and _held(ctx, name, th.frozen_output_epochs, lambda x: _frozen(ctx, x))
         and not _is_dead(ctx, h) and not _collapsed(ctx, h)]  # one root cause, one issue
 
 

@@ -22,7 +22,12 @@ def _losses(ctx: Context, n: int) -> list[float] | None:
 
 def _spread_judgeable(ctx: Context, loss: float) -> bool:
     first = ctx.state.first_loss
-    return ctx.state.epochs_seen > 1 and first is not None and loss >= first * ctx.th.loss_spread_min_loss_pct
+    if not (ctx.state.epochs_seen > 1 and first is not None and loss >= first * ctx.th.loss_spread_min_loss_pct):
+        return False
+    prev = ctx.state.previous()
+    if prev is not None and finite(prev.train_mean) and prev.train_mean > 0:  # type: ignore[operator]
+        return (prev.train_mean - loss) / prev.train_mean < ctx.th.loss_spread_max_fall_pct  # type: ignore[operator]
+    return True
 
 
 @rule("nan_loss", severity="critical", category="loss", on=("step", "epoch"))
@@ -90,13 +95,17 @@ def loss_divergence(ctx: Context) -> list[Finding]:
     rise = ctx.th.loss_divergence_min_rise_pct
     if not all(b > a + abs(a) * rise for a, b in zip(losses, losses[1:])):
         return []
+    first = ctx.state.first_loss
+    if first is not None and first > 0 and losses[-1] - losses[0] < first * ctx.th.loss_divergence_min_total_pct:
+        return []
     return [Finding(
         title="Loss divergence",
         description=f"Training loss rose {n} epochs in a row: " + " -> ".join(f"{v:.4g}" for v in losses) + ".",
         suggestion="Lower the learning rate or add a scheduler, e.g. "
                    "`torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)`; check the data for NaNs.",
         metric_key="train_mean", metric_value=losses[-1],
-        thresholds=ctx.th.pick("loss_divergence_epochs", "loss_divergence_min_rise_pct"),
+        thresholds=ctx.th.pick("loss_divergence_epochs", "loss_divergence_min_rise_pct",
+                               "loss_divergence_min_total_pct"),
     )]
 
 
@@ -166,7 +175,7 @@ def high_loss_variance(ctx: Context) -> list[Finding]:
         suggestion="Use larger batches (`DataLoader(ds, batch_size=128, shuffle=True)`) or a lower learning rate; "
                    "check for mislabelled or outlier samples.",
         metric_key="train_std/train_mean", metric_value=cv,
-        thresholds=ctx.th.pick("high_loss_variance_cv", "loss_spread_min_loss_pct"),
+        thresholds=ctx.th.pick("high_loss_variance_cv", "loss_spread_min_loss_pct", "loss_spread_max_fall_pct"),
     )]
 
 
@@ -186,7 +195,7 @@ def gradient_instability(ctx: Context) -> list[Finding]:
                     f"(limit {ctx.th.gradient_instability_ratio:g}x): a gradient spike.",
         suggestion=f"Add gradient clipping: `{CLIP}`; consider a learning-rate warm-up.",
         metric_key="train_max/train_mean", metric_value=ratio,
-        thresholds=ctx.th.pick("gradient_instability_ratio", "loss_spread_min_loss_pct"),
+        thresholds=ctx.th.pick("gradient_instability_ratio", "loss_spread_min_loss_pct", "loss_spread_max_fall_pct"),
     )]
 
 

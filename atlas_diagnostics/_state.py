@@ -95,6 +95,7 @@ class RunState:
             th.loss_plateau_window, th.loss_divergence_epochs, th.data_leakage_epochs, th.throughput_drop_epochs,
             th.low_gpu_utilization_epochs, th.diminishing_returns_warn_epochs, th.dead_layer_epochs,
             th.vanishing_gradient_epochs, th.activation_collapse_epochs, th.early_stopping_patience,
+            th.frozen_output_epochs, th.throughput_drop_epochs + th.throughput_reference_epochs,
         )
         self.window = deque(maxlen=size)
         self.profiled = deque(maxlen=max(1, th.profiler_consistent_epochs))

@@ -39,6 +39,9 @@ class Thresholds:
     loss_explosion_ratio: float = 2.0  # train_mean(e) / train_mean(e-1) above this is an explosion (guide 5.2)
     loss_divergence_epochs: int = 2  # consecutive rising epochs (guide 5.1)
     loss_divergence_min_rise_pct: float = 0.01  # a rise smaller than 1 % of the previous loss is noise, not a rise
+    loss_divergence_min_total_pct: float = 0.03  # ... and the whole climb must reach 3 % of the first epoch's loss:
+    # near convergence (tests/faults, healthy SGD with momentum at 3 % of its first loss) a run wobbles upwards by
+    # tens of per cent of a tiny loss, which is not a divergence
     loss_plateau_window: int = 3  # epochs looked back (guide 5.3)
     loss_plateau_min_improvement_pct: float = 0.01  # < 1 % relative improvement over the window is a plateau
     overfitting_epochs: int = 2  # epochs with val up while train down (guide 5.4) ...
@@ -48,6 +51,9 @@ class Thresholds:
     high_loss_variance_cv: float = 0.5  # train_std / train_mean (guide 5.5)
     loss_spread_min_loss_pct: float = 0.10  # variance/spike checks judge only while train_mean >= 10 % of the
     # first epoch's loss: near zero, a few misclassified batches make std/mean and max/mean large in healthy runs
+    loss_spread_max_fall_pct: float = 0.25  # ... and only once the loss fell less than 25 % since the previous
+    # epoch: while it still falls fast, the within-epoch spread is the downward trend, not noise (tests/faults:
+    # every healthy run's second epoch read std/mean 0.5-0.8 while its mean fell 70-85 %)
     gradient_instability_ratio: float = 20.0  # train_max / train_mean (guide 5.6)
     lr_oscillation_window: int = 6  # epochs looked at for an oscillating loss (AUTOTRAINER "oscillating loss")
     lr_oscillation_sign_changes: int = 4  # direction changes of the loss within the window
@@ -70,8 +76,10 @@ class Thresholds:
     data_leakage_accuracy: float = 0.999  # or a validation accuracy this high in the first epoch
 
     # --- system -----------------------------------------------------------------------------------------------
-    throughput_drop_pct: float = 0.20  # below (1 - 0.2) x peak samples/s (guide 5.7) ...
+    throughput_drop_pct: float = 0.20  # below (1 - 0.2) x the reference samples/s (guide 5.7: the peak) ...
     throughput_drop_epochs: int = 2  # ... for this many consecutive epochs
+    throughput_reference_epochs: int = 10  # the reference is the median of these epochs before them and them
+    # (the guide's "peak" is the luckiest epoch of a noisy series: see throughput_degradation)
     memory_growth_pct: float = 0.25  # RSS growth against the baseline epoch (guide 5.8) ...
     memory_growth_min_mb: float = 100.0  # ... and at least this many MB (small processes jitter by tens of MB)
     memory_baseline_epoch: int = 1  # index of the epoch used as baseline (epoch 0 still warms allocators up)
@@ -118,7 +126,11 @@ class Thresholds:
     vanishing_gradient_norm: float = 1e-7  # mean gradient norm (SageMaker VanishingGradient) ...
     vanishing_gradient_epochs: int = 2  # ... for this many consecutive epochs (reference 5.5)
     depth_gradient_ratio: float = 100.0  # last-layer / first-layer gradient norm (reference 5.5)
-    frozen_output_var: float = 1e-8  # activation variance of batch means (reference 5.5)
+    frozen_output_var: float = 1e-8  # activation variance of batch means (reference 5.5) ...
+    frozen_output_rel_var: float = 1e-10  # ... and below this fraction of the activation variance ...
+    frozen_output_epochs: int = 2  # ... in this many consecutive epochs. On real runs (tests/faults) the absolute
+    # limit alone flagged healthy conv layers: a batch mean over ~10^5 values barely moves, and with two sampled
+    # batches per epoch two close means give 1e-13. A frozen layer's relative variance is float rounding (< 1e-13)
     activation_collapse_std: float = 1e-5  # activation std ...
     activation_collapse_epochs: int = 2  # ... for this many consecutive epochs (reference 5.5)
     redundant_correlation: float = 0.95  # activation correlation of consecutive equal-width layers (guide 6.10)

@@ -185,9 +185,9 @@ CASES: dict[str, tuple[Case, Case]] = {
     "depth_gradient_ratio": (
         lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc1={"gradient_norm_mean": 3e-5}))),
         lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc1={"gradient_norm_mean": 5e-5})))),
-    "frozen_output_layers": (
-        lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc3={"activation_var_of_means": 1e-9}))),
-        lambda: dict(epochs=epochs(1, deep=True, layers=layers(fc3={"activation_var_of_means": 1e-7})))),
+    "frozen_output_layers": (  # absolute 1e-8 (reference) and 1e-10 of the activation variance (0.25), 2 epochs
+        lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc3={"activation_var_of_means": 1e-14}))),
+        lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc3={"activation_var_of_means": 1e-9})))),
     "activation_collapse": (lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc3={"activation_std": 1e-6}))),
                             lambda: dict(epochs=epochs(2, deep=True, layers=layers(fc3={"activation_std": 1e-4})))),
     "redundant_layers": (lambda: dict(epochs=epochs(1, deep=True, correlations=(corr(0.97),))),
@@ -433,3 +433,34 @@ def test_nan_loss_names_the_first_bad_step_of_a_diverged_run() -> None:
     issue = active_checks(dict(epochs=eps, steps=bad))["nan_loss"]
     assert (issue.step, issue.first_seen_epoch, issue.metric_key) == (12, 2, "loss")
     assert "step 12" in issue.description
+
+
+def test_frozen_output_needs_two_epochs_and_a_tiny_share_of_the_variance() -> None:
+    frozen = layers(fc3={"activation_var_of_means": 0.0})
+    assert "frozen_output_layers" not in active_checks(dict(epochs=epochs(1, deep=True, layers=frozen)))
+    lucky = lambda e: layers(fc3={"activation_var_of_means": 1e-13 if e == 0 else 1e-3})(e)  # noqa: E731
+    assert "frozen_output_layers" not in active_checks(dict(epochs=epochs(2, deep=True, layers=lucky)))
+    issue = active_checks(dict(epochs=epochs(3, deep=True, layers=frozen)))["frozen_output_layers"]
+    assert (issue.layer, issue.first_seen_epoch) == ("fc3", 1)
+
+
+def test_loss_variance_while_the_loss_still_falls_fast_is_the_trend() -> None:
+    falling = dict(train_mean=[1.0, 0.7, 0.2, 0.19], train_std=[0.1, 0.2, 0.15, 0.02])
+    assert "high_loss_variance" not in active_checks(dict(epochs=epochs(4, **falling)))  # epoch 2 fell 71 %
+    steady = dict(train_mean=[1.0, 0.7, 0.6, 0.55], train_std=[0.1, 0.2, 0.45, 0.4])
+    assert active_checks(dict(epochs=epochs(4, **steady)))["high_loss_variance"].first_seen_epoch == 2
+
+
+def test_a_small_climb_near_convergence_is_not_a_divergence() -> None:
+    wobble = [2.0, 1.0, 0.05, 0.06, 0.08]  # +0.03 is 1.5 % of the first loss
+    assert "loss_divergence" not in active_checks(dict(epochs=epochs(5, train_mean=wobble)))
+    climb = [2.0, 1.0, 0.05, 0.08, 0.12]  # +0.07 is 3.5 %
+    assert "loss_divergence" in active_checks(dict(epochs=epochs(5, train_mean=climb)))
+
+
+def test_throughput_is_judged_against_the_median_not_the_lucky_peak() -> None:
+    noisy = [1000.0, 2000, 1000, 950, 1000, 780, 790]  # one lucky epoch; the last two 21 % below the median
+    issue = active_checks(dict(epochs=epochs(7, samples_per_sec=noisy)))["throughput_degradation"]
+    assert issue.first_seen_epoch == 6 and "median of 1000.0" in issue.description
+    peak_only = [1000.0, 2000, 1000, 950, 1000, 900, 900]  # 55 % below the peak, 10 % below the median
+    assert "throughput_degradation" not in active_checks(dict(epochs=epochs(7, samples_per_sec=peak_only)))
