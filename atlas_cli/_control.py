@@ -7,6 +7,8 @@ import click
 
 from ._app import Ctx, cli, output
 
+ENDED = ("completed", "stopped", "failed")
+
 
 def send_command(obj: Ctx, run: str, kind: str, reason: str = "", sender: str | None = None) -> dict[str, Any]:
     """Send PAUSE/RESUME/STOP to a run; the collector records it and forwards it to the trainer's streams."""
@@ -14,7 +16,13 @@ def send_command(obj: Ctx, run: str, kind: str, reason: str = "", sender: str | 
     from atlas_proto.v1 import telemetry_pb2 as tpb
 
     from ._client import iso
+    from ._runs import get_run
 
+    detail = get_run(obj, run)
+    if detail["status"] in ENDED:
+        raise click.ClickException(f"run {detail['id']} ({detail['name']}) has already ended ({detail['status']}); "
+                                   f"there is nothing to {kind}")
+    run = detail["id"]
     kinds = {"pause": tpb.COMMAND_KIND_PAUSE, "resume": tpb.COMMAND_KIND_RESUME, "stop": tpb.COMMAND_KIND_STOP}
     if sender is None:
         import getpass

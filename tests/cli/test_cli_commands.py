@@ -194,6 +194,9 @@ def test_export_writes_events_and_scalars_then_diagnose_reads_them_offline(store
     text = atlas("diagnose", str(out)).stdout
     assert f"run {store.runs['baseline']} (baseline), 3 epochs: health score" in text
     assert "grade" in text
+    report = json.loads(atlas("diagnose", str(out), "--report").stdout)
+    assert report["run"] == store.runs["baseline"] and 0 <= report["health_score"] <= 100
+    assert report["sustainability"]["total_training_duration_seconds"] > 0
 
     line = one_line_error(atlas("diagnose", str(tmp_path), check=False))
     assert "no events.jsonl" in line
@@ -211,6 +214,12 @@ def test_offline_diagnosis_of_an_export_gives_the_collectors_issues(store: Store
     assert sorted(map(key, offline)) == sorted(map(key, online))
     assert offline, "the run has issues to compare"
     assert "the same issues as the collector" in atlas("diagnose", str(tmp_path)).stdout
+
+
+@pytest.mark.parametrize("kind", ["stop", "pause"])
+def test_control_refuses_a_run_that_has_ended(store: Store, kind: str) -> None:
+    line = one_line_error(atlas(kind, "baseline", "--reason", "x", collector=store.address, check=False))
+    assert f"{store.runs['baseline']} (baseline) has already ended (completed)" in line and kind in line
 
 
 def test_runs_delete_asks_unless_yes(tmp_path) -> None:

@@ -35,10 +35,11 @@ def session_calls(address: str, calls: list[tuple[str, dict[str, Any]]]) -> tupl
 
 
 def test_mcp_lists_the_read_only_tools_and_answers_calls(store: Store) -> None:
-    tools, (health, logs, unknown) = session_calls(store.address, [
+    tools, (health, logs, unknown, fresh) = session_calls(store.address, [
         ("get_run_health", {"run": "hot"}),
         ("get_run_logs", {"run": "streamed", "errors_only": True}),
         ("get_run_detail", {"run": "baselin"}),
+        ("diagnose_run", {"run": "hot"}),
     ])
     names = {t.name for t in tools}
     assert {"list_runs", "get_run_health", "get_run_epochs", "get_sustainability_report", "compare_runs"} <= names
@@ -51,3 +52,5 @@ def test_mcp_lists_the_read_only_tools_and_answers_calls(store: Store) -> None:
     assert json.loads(health.content[0].text) == expected
     assert [r["level"] for r in json.loads(logs.content[0].text)] == ["ERROR", "ERROR"]
     assert unknown.is_error and "'baseline'" in unknown.content[0].text
+    rediagnosed = json.loads(fresh.content[0].text)
+    assert rediagnosed["run"] == store.runs["hot"] and rediagnosed["health_score"] == expected["health_score"]
