@@ -171,7 +171,11 @@ def diagnose_dir(directory: pathlib.Path) -> tuple[dict[str, Any], Any]:
                 into.append(convert(msg, int(event.get("rank", 0))))
         except (json_format.ParseError, d.DiagnosticsError, TypeError, ValueError) as exc:
             raise click.ClickException(f"events.jsonl:{event['_line']}: bad {kind} record ({exc})") from None
-    engine = d.Engine(run_info=r.run_info(detail))
+    try:
+        limits = r.thresholds(detail.get("thresholds"))
+    except d.DiagnosticsError as exc:
+        raise click.ClickException(f"events.jsonl: the run's thresholds are not valid ({exc})") from None
+    engine = d.Engine(run_info=r.run_info(detail), thresholds=limits)
     engine.update(epochs=epochs, steps=steps, logs=logs, architecture=arch)
     return detail, engine
 

@@ -147,3 +147,15 @@ def run_info(detail: dict[str, Any]) -> Any:
     return d.RunInfo(device=kind, cpu_only_by_choice=kind == "cpu" and not accelerator,
                      world_size=max(1, detail.get("world_size") or 1), framework=detail.get("framework"),
                      cuda_available=bool(accelerator) if device else None)
+
+
+def thresholds(overrides: dict[str, Any] | None) -> Any:
+    """The run's threshold overrides (as its RunStart sent them) over the defaults; integers sent as floats by
+    protobuf Struct are read back as integers."""
+    import atlas_diagnostics as d
+
+    if not overrides:
+        return None
+    ints = {k for k, v in d.Thresholds().to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
+    fixed = {k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v for k, v in overrides.items()}
+    return d.Thresholds.from_mapping(fixed)

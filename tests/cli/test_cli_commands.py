@@ -253,3 +253,19 @@ def test_a_collector_with_a_token_refuses_the_cli_without_it(tmp_path) -> None:
         assert json.loads(env_ok.stdout) == []
     finally:
         proc.stop()
+
+
+def test_offline_diagnosis_applies_the_runs_threshold_overrides(store: Store, tmp_path) -> None:
+    atlas("export", "hot", "-o", str(tmp_path), collector=store.address)
+    path = tmp_path / "events.jsonl"
+    lines = path.read_text().splitlines()
+    before = {i["check"] for i in json.loads(atlas("diagnose", str(tmp_path), "--json").stdout)}
+    assert "overfitting" in before
+    run = json.loads(lines[0])
+    run["data"]["thresholds"] = {"overfitting_epochs": 50.0}  # as protobuf Struct sends an integer
+    path.write_text("\n".join([json.dumps(run)] + lines[1:]) + "\n")
+    after = {i["check"] for i in json.loads(atlas("diagnose", str(tmp_path), "--json").stdout)}
+    assert after == before - {"overfitting"}
+    run["data"]["thresholds"] = {"no_such_threshold": 1}
+    path.write_text("\n".join([json.dumps(run)] + lines[1:]) + "\n")
+    assert "no_such_threshold" in one_line_error(atlas("diagnose", str(tmp_path), check=False))
