@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = ("grpc", "http/protobuf")
 LOG_EVERY_S = 30.0
-MAX_STEP_ROWS = 10_000  # step samples read per run per pass (metrics only)
+STEP_SAMPLE_ROWS = 100  # newest step samples read per run per pass (metrics only; at most one pass a second)
 _ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                   "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
 
@@ -209,6 +209,7 @@ class OtelExporter:
         self._not_before: dict[tuple[str, str], float] = {}
         self._busy = False
         self._stopping = False
+        self._abandon = False
         self._attrs: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         self._step_cursor: dict[str, int] = {}
         self._provider: MeterProvider | None = None
@@ -282,7 +283,17 @@ class OtelExporter:
             self._not_before.clear()
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._thread.join(max(0.0, deadline - time.monotonic() - 0.5))
+        if self._thread.is_alive():  # out of time: what is still pending is left to otel-replay
+            with self._cond:
+                self._abandon = True
+                left = len(self._pending)
+                self.stats["abandoned"] += left
+                self._pending.clear()
+                self._cond.notify_all()
+            log.warning("OTLP export: stopping with %d run update(s) not exported; atlas-collector otel-replay RUN "
+                        "re-sends a run", left)
+            self._thread.join(0.5)
         if self._provider is not None:
             self._provider.shutdown(max(0.1, deadline - time.monotonic()) * 1000)
         if self._spans is not None:
@@ -313,33 +324,37 @@ class OtelExporter:
 
     # ------------------------------------------------------------------------------------- worker
 
-    def _next(self) -> tuple[tuple[str, str], int] | None:
-        """Under the lock: the oldest pending key that is due (steps wait `steps_every_s` between passes)."""
+    def _take(self) -> list[tuple[tuple[str, str], int]]:
+        """Under the lock: the pending keys that are due, oldest first (steps wait `steps_every_s` between
+        passes), at most `max_batch` of them."""
         now = time.monotonic()
-        for key in self._pending:
-            if self._not_before.get(key, 0.0) <= now:
-                return key, self._pending.pop(key)
-        return None
+        due = [k for k in self._pending if self._not_before.get(k, 0.0) <= now][:self._max_batch]
+        return [(k, self._pending.pop(k)) for k in due]
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                item = self._next()
-                while item is None:
-                    if self._stopping and not self._pending:
+                items = self._take()
+                while not items:
+                    if self._stopping and (not self._pending or self._abandon):
                         return
                     due = min((self._not_before.get(k, 0.0) for k in self._pending), default=None)
                     self._cond.wait(None if due is None else max(0.01, due - time.monotonic()))
-                    item = self._next()
+                    items = self._take()
                 self._busy = True
             spans: list[ReadableSpan] = []
             try:
-                self._handle(item[0], item[1], spans)
-                if spans and self._spans is not None:
-                    self._export(spans)
-            except Exception as exc:  # noqa: BLE001 - worker boundary: export is never fatal
-                self.stats["errors"] += 1
-                self.failures.failed("run updates", 1, f"{item[0][0]} of run {item[0][1]}: {exc!r}")
+                for key, count in items:
+                    if self._abandon:
+                        self.stats["abandoned"] += 1
+                        continue
+                    try:
+                        self._handle(key, count, spans)
+                    except Exception as exc:  # noqa: BLE001 - worker boundary: export is never fatal
+                        self.stats["errors"] += 1
+                        self.failures.failed("run updates", 1, f"{key[0]} of run {key[1]}: {exc!r}")
+                if spans and self._spans is not None and not self._abandon:
+                    self._export(spans)  # one request for what this pass built
             finally:
                 with self._cond:
                     self._busy = False
@@ -374,8 +389,8 @@ class OtelExporter:
         return attrs
 
     def _settle(self, run_id: str) -> None:
-        if self._driver is not None:
-            self._driver.settle(run_id, self._settle_s)
+        if self._driver is not None:  # when stopping, delivering the spans comes first
+            self._driver.settle(run_id, 0.2 if self._stopping else self._settle_s)
 
     def _handle(self, key: tuple[str, str], count: int, spans: list[ReadableSpan]) -> None:
         kind, run_id = key
@@ -422,7 +437,8 @@ class OtelExporter:
             self._attrs.pop(run_id, None)
 
     def _steps(self, run_id: str, conn: Any = None) -> None:
-        """Step samples committed since the last pass of this run: loss and step-time histograms."""
+        """The newest step samples since the last pass of this run (at most STEP_SAMPLE_ROWS of them, so the
+        cost stays flat whatever the step rate): loss and step-time histograms, the loss and step gauges."""
         if self._metrics is None:
             return
         if conn is None:
@@ -432,14 +448,10 @@ class OtelExporter:
         if attrs is None:
             return
         st = s.step_samples.c
-        cursor = self._step_cursor.get(run_id)
-        if cursor is None:  # first pass here: start from what this process has not seen (bounded)
-            top = conn.execute(sa.select(sa.func.max(st.id)).where(st.run_id == run_id)).scalar() or 0
-            cursor = max(0, top - MAX_STEP_ROWS)
-        rows = conn.execute(sa.select(st.id, st.loss, st.step_time_s).where(st.run_id == run_id, st.id > cursor)
-                            .order_by(st.id).limit(MAX_STEP_ROWS)).all()
+        cursor = self._step_cursor.get(run_id, 0)
+        rows = conn.execute(sa.select(st.id, st.step, st.loss, st.step_time_s)
+                            .where(st.run_id == run_id, st.rank == 0, st.id > cursor)
+                            .order_by(st.id.desc()).limit(STEP_SAMPLE_ROWS)).all()
         if rows:
-            self._step_cursor[run_id] = rows[-1].id
-            self._metrics.on_steps(attrs, [r._mapping for r in rows])
-        else:
-            self._step_cursor[run_id] = cursor
+            self._step_cursor[run_id] = rows[0].id
+            self._metrics.on_steps(attrs, [r._mapping for r in reversed(rows)])

@@ -36,6 +36,7 @@ class RunMetrics:
         gauge = self._gauge
         for name, unit, desc in (
             ("atlas.train.loss", "1", "Latest training loss of the run (last step sample, else the epoch mean)"),
+            ("atlas.train.global_step", "{step}", "Latest global step of the run"),
             ("atlas.val.loss", "1", "Validation loss of the run's last epoch"),
             ("atlas.train.throughput", "{sample}/s", "Training samples per second over the run's last epoch"),
             ("atlas.run.health_score", "1", "Health score of the run, 0 (bad) to 100 (no active issue)"),
@@ -66,7 +67,6 @@ class RunMetrics:
             "atlas.train.epoch.duration", unit="s", description="Duration of each training epoch",
             explicit_bucket_boundaries_advisory=EPOCH_SECONDS_BUCKETS)
         self.epochs = meter.create_counter("atlas.train.epochs", unit="{epoch}", description="Epochs finished")
-        self.steps = meter.create_counter("atlas.train.steps", unit="{step}", description="Step samples received")
         self.runs_ended = meter.create_counter("atlas.runs.ended", unit="{run}",
                                                description="Runs that ended, by `atlas.run.status`")
 
@@ -80,10 +80,10 @@ class RunMetrics:
         return state
 
     def on_steps(self, attrs: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> None:
-        last = None
-        count = 0
+        """Step samples, oldest first (a sample of the newest ones: the histograms are sampled)."""
+        last = step = None
         for row in rows:
-            count += 1
+            step = row.get("step", step)
             loss = finite(row.get("loss"))
             if loss is not None:
                 self.step_loss.record(loss, attrs)
@@ -91,15 +91,17 @@ class RunMetrics:
             seconds = finite(row.get("step_time_s"))
             if seconds is not None and seconds >= 0:
                 self.step_duration.record(seconds, attrs)
-        if count:
-            self.steps.add(count, attrs)
-        if last is not None:
-            with self._lock:
-                self._state(attrs)["values"]["atlas.train.loss"] = last
+        with self._lock:
+            values = self._state(attrs)["values"]
+            if last is not None:
+                values["atlas.train.loss"] = last
+            if step is not None:
+                values["atlas.train.global_step"] = int(step)
 
     def on_epoch(self, attrs: Mapping[str, Any], row: Mapping[str, Any]) -> None:
         p = row.get("payload") or {}
         self.epochs.add(1, attrs)
+        global_step = row.get("global_step")
         duration = finite(row.get("duration_seconds"))
         if duration is not None and duration >= 0:
             self.epoch_duration.record(duration, attrs)
@@ -116,6 +118,8 @@ class RunMetrics:
             if "atlas.train.loss" not in state["values"] and finite(row.get("loss_mean")) is not None:
                 state["values"]["atlas.train.loss"] = finite(row.get("loss_mean"))
             state["values"].update({k: v for k, v in values.items() if v is not None})
+            if global_step and global_step > state["values"].get("atlas.train.global_step", 0):
+                state["values"]["atlas.train.global_step"] = int(global_step)
             state["gpus"] = list(p.get("gpus") or [])
 
     def on_health(self, attrs: Mapping[str, Any], score: float | None, active: Mapping[str, int]) -> None:
