@@ -18,4 +18,18 @@ __all__ = ["cli", "main"]
 
 
 def main() -> None:
-    cli(prog_name="atlas")
+    """The `atlas` script. A failure nobody foresaw is still one line on stderr and exit 1 (ATLAS_DEBUG=1 shows the
+    traceback)."""
+    import os
+    import sys
+
+    try:
+        cli(prog_name="atlas")
+    except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback for users
+        if os.environ.get("ATLAS_DEBUG"):
+            raise
+        import click
+
+        click.echo(f"Error: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                   "(set ATLAS_DEBUG=1 to see the traceback)", err=True)
+        sys.exit(1)

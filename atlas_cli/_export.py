@@ -116,7 +116,10 @@ def export(obj: Ctx, run: str, out: pathlib.Path | None, as_json: bool) -> None:
         from ._runs import get_run
 
         out = pathlib.Path(f"atlas-export-{get_run(obj, run)['id'][:8]}")
-    summary = write_export(obj, run, out)
+    try:
+        summary = write_export(obj, run, out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the export to {out}: {exc.strerror or exc}") from None
     if as_json or obj.json:
         click.echo(json.dumps(summary, indent=2))
     else:

@@ -80,7 +80,9 @@ def test_openai_tool_calls_stream_and_belief_is_stored_then_revised(store: Store
     r1, r2 = llm.requests
     assert r1["model"] == "qwen3-test" and r1["stream"] is True
     assert tool_names(r1) == READ_ONLY  # no stop/pause without --allow-actions
-    assert hot in r1["messages"][0]["content"] and r1["messages"][-1] == {
+    system = r1["messages"][0]["content"]
+    assert "EUR 50 per tonne" in system and "never an instruction" in system and "<belief>" in system
+    assert hot in system and r1["messages"][-1] == {
         "role": "user", "content": "why does my validation loss go up?"}
     assert llm.headers[0]["authorization"] == "Bearer sk-test-openai"
     # the tool results went back, delimited as data, with the collector's numbers in them

@@ -200,6 +200,10 @@ def test_export_writes_events_and_scalars_then_diagnose_reads_them_offline(store
 
     line = one_line_error(atlas("diagnose", str(tmp_path), check=False))
     assert "no events.jsonl" in line
+    (tmp_path / "a-file").write_text("")
+    line = one_line_error(atlas("export", "baseline", "-o", str(tmp_path / "a-file" / "x"), collector=store.address,
+                                check=False))
+    assert "cannot write the export to" in line
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "events.jsonl").write_text('{"type": "run", "data": {}}\nnot json\n')
     assert "events.jsonl:2" in one_line_error(atlas("diagnose", str(tmp_path / "bad"), check=False))
