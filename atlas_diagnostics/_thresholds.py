@@ -64,7 +64,7 @@ class Thresholds:
     lr_too_low_value: float = 1e-6  # the largest param-group LR below this ...
     lr_too_low_window: int = 3  # ... while the loss fell monotonically for this many epochs ...
     lr_too_low_max_improvement_pct: float = 0.01  # ... by less than 1 % in total (AUTOTRAINER "slow convergence")
-    lr_too_low_update_ratio: float = 1e-5  # or: the median per-step update ratio below this while the loss fell
+    lr_too_low_update_ratio: float = 1e-5  # or: every layer's per-step update ratio below this while the loss fell
     # less than lr_too_low_max_improvement_pct since the previous epoch: weights that barely move. Healthy real
     # runs (tests/faults) stay above 1e-3; SGD at lr=1e-7 reads 3e-8 to 3e-7. (SageMaker WeightUpdateRatio's
     # small_threshold of 1e-8 is for single steps of large models and missed a 500,000x too small LR.)

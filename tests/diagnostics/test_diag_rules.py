@@ -422,6 +422,13 @@ def test_lr_too_low_from_the_update_ratio_after_one_epoch(ratio: float, losses: 
         assert found["lr_too_low"].first_seen_epoch == 1 and found["lr_too_low"].metric_key == "update_ratio"
 
 
+def test_vanishing_gradients_are_not_a_too_low_lr() -> None:
+    still = layers(fc1={"update_ratio": 1e-9}, fc2={"update_ratio": 1e-8}, fc3={"update_ratio": 1e-7},
+                   fc4={"update_ratio": 1e-2})  # the early layers are still, the last one moves normally
+    found = active_checks(dict(epochs=epochs(2, deep=True, layers=still, train_mean=[2.0, 1.9999], lr=(1e-3,))))
+    assert "lr_too_low" not in found
+
+
 def test_update_ratio_rules_need_layer_health() -> None:
     found = active_checks(dict(epochs=epochs(2, train_mean=[2.0, 1.9999])))
     assert "lr_too_low" not in found and "lr_too_high" not in found
@@ -464,3 +471,10 @@ def test_throughput_is_judged_against_the_median_not_the_lucky_peak() -> None:
     assert issue.first_seen_epoch == 6 and "median of 1000.0" in issue.description
     peak_only = [1000.0, 2000, 1000, 950, 1000, 900, 900]  # 55 % below the peak, 10 % below the median
     assert "throughput_degradation" not in active_checks(dict(epochs=epochs(7, samples_per_sec=peak_only)))
+
+
+def test_exploding_gradients_keep_the_first_spike_step_when_the_epoch_mean_explodes_too() -> None:
+    eps = epochs(4, grad_norm=[1.0, 1.1, 0.9, 1e12])
+    steps = steps_for(epochs(4), **{"16": {"grad_norm": 5e9}, "17": {"grad_norm": 1e12}})
+    issue = active_checks(dict(epochs=eps, steps=steps))["exploding_gradients"]
+    assert (issue.step, issue.first_seen_epoch, issue.metric_value) == (16, 3, 5e9)

@@ -173,6 +173,7 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
         "critical": sorted({i["check"] for i in critical(r)}),
         "warnings": sorted({i["check"] for i in r.issues if i["severity"] == "warning"}),
         "infos": sorted({i["check"] for i in r.issues if i["severity"] == "info"}),
+        "issues": [f"{i['severity']} {i['check']}: {i['description']}" for i in r.issues],
     } for r in healthy]
     delays = [c["delay_epochs"] for row in rows for c in row["checks"] if c["delay_epochs"] is not None]
     return {

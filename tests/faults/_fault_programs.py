@@ -272,6 +272,49 @@ class SlowLoader(Classifier):
             self.trainer.train_dataloader.dataset.delay = self.delay
 
 
+class CheckpointStall(Classifier):
+    """From epoch ``onset`` on, one step per epoch blocks for ``seconds`` (a synchronous checkpoint to a slow disk)."""
+
+    def __init__(self, onset: int, seconds: float) -> None:
+        super().__init__(mlp(), lr=0.05)
+        self.onset, self.seconds = onset, seconds
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.current_epoch >= self.onset and batch_idx == 7:
+            time.sleep(self.seconds)
+        return super().training_step(batch, batch_idx)
+
+
+class DeepLSTM(pl.LightningModule):
+    """A sequence classifier on a 6-layer LSTM (the sum of a sequence's signs decides its class)."""
+
+    def __init__(self, num_layers: int = 6) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(1, 16, num_layers=num_layers, batch_first=True)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def sequences(n: int, length: int = 12, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, length, 1, generator=g)
+    return TensorDataset(x, (x.sum(dim=(1, 2)) > 0).long())
+
+
 class FrozenZeroLayer(nn.Module):
     """MLP whose middle Linear was zeroed and frozen (a bad checkpoint load): its output is a constant."""
 
@@ -373,7 +416,8 @@ FAULTS: tuple[Program, ...] = (
             (Expect("lr_too_low", onset=0, by_epoch=1),)),
     Program("deep_sigmoid_stack", "10 Linear+Sigmoid layers of width 32",
             _seeded(13, lambda: Classifier(mlp(hidden=32, depth=10, act=nn.Sigmoid), lr=0.05)), 4,
-            (Expect("depth_gradient_ratio", onset=0, by_epoch=1),)),
+            (Expect("depth_gradient_ratio", onset=0, by_epoch=1),
+             Expect("vanishing_gradients", onset=0, by_epoch=1, layer="net.0"))),
     Program("dead_relu_bias", "hidden ReLU layer with its bias initialised at -20",
             _seeded(14, lambda: Classifier(dead_relu_net(), lr=0.05)), 4,
             (Expect("dead_layers", onset=0, by_epoch=1, layer="net.0"),)),
@@ -383,9 +427,9 @@ FAULTS: tuple[Program, ...] = (
     Program("tiny_train_big_model", "24 training samples, MLP 8-512-512-512-3, Adam(lr=1e-3)",
             _seeded(16, lambda: Classifier(mlp(hidden=512, depth=3), lr=1e-3, optimizer="adam"), _tiny_train), 12,
             (Expect("overfitting", onset=-1, by_epoch=-1),)),
-    Program("slow_data_loader", "the dataset's __getitem__ sleeps 1 ms per sample from epoch 2 on",
-            _seeded(17, lambda: SlowLoader(onset=2, delay=0.001), _slow_loaders), 5,
-            (Expect("throughput_degradation", onset=2, by_epoch=3),)),
+    Program("slow_data_loader", "the dataset's __getitem__ sleeps 1 ms per sample from epoch 3 on",
+            _seeded(17, lambda: SlowLoader(onset=3, delay=0.001), _slow_loaders), 5,
+            (Expect("throughput_degradation", onset=3, by_epoch=4),)),
     Program("leaking_tensor_list", "a list on the module keeps a 12 MB tensor per step from epoch 1 on",
             _seeded(18, lambda: LeakyHistory(onset=1, mb_per_step=12)), 4,
             (Expect("memory_growth", onset=1, by_epoch=2),)),
@@ -398,12 +442,18 @@ FAULTS: tuple[Program, ...] = (
     Program("error_logs", "logging.error('corrupt record ...') every 5th step from epoch 2 on",
             _seeded(21, lambda: ErrorLogging(onset=2)), 4,
             (Expect("error_logs", onset=2, by_epoch=2),)),
-    Program("exploding_inputs", "from epoch 3, every input multiplied by 1e4 (a unit bug)",
+    Program("exploding_inputs", "from epoch 3 (global step 49), every input multiplied by 1e4 (a unit bug)",
             _seeded(22, lambda: ScaledInputs(onset=3, factor=1e4)), 4,
-            (Expect("exploding_gradients", onset=3, by_epoch=3),)),
+            (Expect("exploding_gradients", onset=3, by_epoch=3, at_step=49),)),
     Program("lr_jump", "a scheduler bug multiplies the lr by 60 at epoch 3",
             _seeded(23, lambda: LrJump(onset=3, factor=60.0)), 5,
             (Expect("loss_explosion", onset=3, by_epoch=3),)),
+    Program("checkpoint_stall", "from epoch 1, one step per epoch sleeps 0.5 s (a synchronous checkpoint write)",
+            _seeded(25, lambda: CheckpointStall(onset=1, seconds=0.5)), 3,
+            (Expect("step_time_outlier", onset=1, by_epoch=1),)),
+    Program("lstm_six_layers", "nn.LSTM(1, 16, num_layers=6) sequence classifier",
+            _seeded(26, DeepLSTM, lambda: loaders(sequences(256), sequences(128, seed=1))), 2,
+            (Expect("rnn_too_deep", onset=0, by_epoch=0, layer="rnn"),)),
     Program("frozen_zero_layer", "a hidden Linear zeroed and frozen (requires_grad=False)",
             _seeded(24, lambda: Classifier(FrozenZeroLayer(), lr=0.05)), 3,
             (Expect("frozen_output_layers", onset=0, by_epoch=1, layer="net.fc2"),)),
