@@ -217,20 +217,24 @@ def health_dict(h: qpb.HealthResponse) -> dict[str, Any]:
 
 
 def message_dict(msg: Any) -> dict[str, Any]:
-    """Protobuf JSON with the .proto field names; 64-bit ints and NaN/Inf strings made numbers again
-    (non-finite values stay as the strings "NaN", "Infinity", "-Infinity" so JSON remains valid)."""
-    return _deep_numbers(json_format.MessageToDict(msg, preserving_proto_field_name=True))
+    """Protobuf JSON with the .proto field names; 64-bit integer fields (which protobuf JSON writes as strings) are
+    numbers again. Other strings stay strings (a layer may be named "0")."""
+    return _int64_fields(json_format.MessageToDict(msg, preserving_proto_field_name=True))
 
 
+# uint64/int64 fields of atlas.v1 messages
+_INT64 = frozenset({"parameters", "total_parameters", "trainable_parameters", "input_shape", "output_shape", "step",
+                    "global_step", "samples_processed", "batches", "count", "nonfinite_count", "calls", "console",
+                    "warning", "error", "total_steps"})
 _INT = re.compile(r"-?\d+")
 
 
-def _deep_numbers(value: Any) -> Any:
+def _int64_fields(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
-        return {k: _deep_numbers(v) for k, v in value.items()}
+        return {k: _int64_fields(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_deep_numbers(v) for v in value]
-    if isinstance(value, str) and _INT.fullmatch(value):
+        return [_int64_fields(v, key) for v in value]
+    if key in _INT64 and isinstance(value, str) and _INT.fullmatch(value):
         return int(value)
     return value
 

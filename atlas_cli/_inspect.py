@@ -108,16 +108,20 @@ def get_arch(obj: Ctx, run: str) -> dict[str, Any]:
 
 
 def _tree_lines(node: dict[str, Any], params: dict[str, int], prefix: str = "", last: bool = True,
-                root: bool = True) -> list[str]:
+                path: str | None = None) -> list[str]:
+    """The module tree drawn with box characters; each node with its parameter count."""
+    root = path is None
     name, kind = node.get("name") or "", node.get("type") or ""
-    label = f"{name} ({kind})" if name else kind
-    if name in params:
-        label += f"  {params[name]:,} params"
+    full = "" if root else (f"{path}.{name}" if path else name)
+    label = kind if root and name in ("", kind) else f"{name} ({kind})"
+    count = node.get("parameters", params.get(full))
+    if isinstance(count, (int, float)) and count:
+        label += f"  {int(count):,} params"
     lines = [label if root else prefix + ("└── " if last else "├── ") + label]
     children = node.get("children") or []
     child_prefix = "" if root else prefix + ("    " if last else "│   ")
     for i, child in enumerate(children):
-        lines += _tree_lines(child, params, child_prefix, i == len(children) - 1, False)
+        lines += _tree_lines(child, params, child_prefix, i == len(children) - 1, full)
     return lines
 
 
@@ -127,10 +131,15 @@ def _print_arch(a: dict[str, Any]) -> None:
         return
     click.echo(f"model {a['model_class'] or '-'}: {a['total_parameters']:,} parameters "
                f"({a['trainable_parameters']:,} trainable)\n")
+    shapes = {f["layer"]: f.get("output_shape") for f in a.get("dimension_flow") or [] if f.get("layer")}
     rows = [{**x, "pct": f"{x['pct_of_total']:.1f}%",
-             "attrs": ", ".join(f"{k}={_fmt(v)}" for k, v in (x["attributes"] or {}).items())} for x in a["layers"]]
-    render_table(rows, [("name", "LAYER"), ("type", "TYPE"), ("parameters", "PARAMS"), ("pct", "SHARE"),
-                        ("attrs", "ATTRIBUTES")])
+             "output": "x".join(str(v) for v in shapes[x["name"]]) if shapes.get(x["name"]) else None,
+             "attrs": ", ".join(f"{k}={_fmt(v)}" for k, v in (x["attributes"] or {}).items() if k != "category")}
+            for x in a["layers"]]
+    columns = [("name", "LAYER"), ("type", "TYPE"), ("parameters", "PARAMS"), ("pct", "SHARE")]
+    if shapes:
+        columns.append(("output", "OUTPUT"))
+    render_table(rows, columns + [("attrs", "ATTRIBUTES")])
     if a["module_tree"]:
         click.echo("")
         for line in _tree_lines(a["module_tree"], {x["name"]: x["parameters"] for x in a["layers"]}):

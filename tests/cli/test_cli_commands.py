@@ -108,6 +108,12 @@ def test_arch_layer_table_tree_and_json(store: Store) -> None:
     assert "20,810 parameters" in text
     assert any(line.split()[:3] == ["fc", "Linear", "20490"] for line in text.splitlines())
     assert "├── conv1 (Conv2d)  320 params" in text and "└── fc (Linear)  20,490 params" in text
+    # the architecture AtlasCallback captured from the trained TinyClassifier
+    real = atlas_json("arch", "baseline", collector=store.address)
+    assert real["model_class"] == "TinyClassifier" and real["total_parameters"] == 8 * 16 + 16 + 16 * 3 + 3
+    assert [(x["name"], x["parameters"]) for x in real["layers"] if x["parameters"]] == [("net.0", 144), ("net.2", 51)]
+    text = atlas("arch", "baseline", collector=store.address).stdout
+    assert "    ├── 0 (Linear)  144 params" in text and "    └── 2 (Linear)  51 params" in text
 
 
 def test_compare_side_by_side(store: Store) -> None:
