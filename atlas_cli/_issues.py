@@ -178,7 +178,9 @@ def print_green(g: dict[str, Any]) -> None:
 def green(obj: Ctx, run: str) -> Any:
     """The run's Green-AI account: grade, wasted epochs, CO2, energy, cost in EUR and CO2 equivalents.
 
-    Cost prices CO2 at the EU ETS allowance (EUR 50 per tonne by default).
+    Grade bands, on the share of compute spent after the optimal stopping epoch: A < 5 %, B < 15 %,
+    C < 30 %, D < 50 %, F otherwise; one grade lower when under half the parameters are used well
+    (parameter efficiency < 50). Cost prices CO2 at the EU ETS allowance (EUR 50 per tonne by default).
 
     \b
     Example:
