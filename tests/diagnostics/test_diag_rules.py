@@ -478,3 +478,12 @@ def test_exploding_gradients_keep_the_first_spike_step_when_the_epoch_mean_explo
     steps = steps_for(epochs(4), **{"16": {"grad_norm": 5e9}, "17": {"grad_norm": 1e12}})
     issue = active_checks(dict(epochs=eps, steps=steps))["exploding_gradients"]
     assert (issue.step, issue.first_seen_epoch, issue.metric_value) == (16, 3, 5e9)
+
+
+def test_throughput_drop_must_stand_out_of_the_runs_own_noise() -> None:
+    noisy = [1000.0, 2000, 1400, 700, 1900, 650, 640]  # epochs swing 2x: 640 is within that swing
+    assert "throughput_degradation" not in active_checks(dict(epochs=epochs(7, samples_per_sec=noisy)))
+    steady = [1000.0, 1020, 990, 1010, 1000, 650, 640]  # the same drop on a quiet machine
+    assert active_checks(dict(epochs=epochs(7, samples_per_sec=steady)))["throughput_degradation"].first_seen_epoch == 6
+    slowed = [1000.0, 2000, 1400, 700, 1900, 200, 190]  # a 5x slowdown stands out of a 2x swing
+    assert "throughput_degradation" in active_checks(dict(epochs=epochs(7, samples_per_sec=slowed)))
