@@ -102,7 +102,11 @@ def stream_run(address: str, *, project: str = "cli", name: str = "streamed", ep
                                                       max=2.0 / (e + 1), count=10),
                                    val_metrics={"val_loss": 1.1 / (e + 1), "val_acc": 0.5 + 0.1 * e},
                                    throughput=tpb.Throughput(samples_per_sec=1000.0 + e, samples_processed=320,
-                                                             batches=10))
+                                                             batches=10),
+                                   carbon=tpb.Carbon(epoch_co2_kg=0.01, epoch_energy_kwh=0.04, power_draw_watts=150.0,
+                                                     cumulative_co2_kg=0.01 * (e + 1),
+                                                     cumulative_energy_kwh=0.04 * (e + 1),
+                                                     carbon_intensity_g_per_kwh=250.0, country_iso="FRA"))
         summary.ended_at.FromNanoseconds(int((now - 49 + e) * 1e9))
         messages.append(msg(epoch_summary=summary))
     end = tpb.RunEnd(status=tpb.RUN_STATUS_COMPLETED, total_steps=10 * epochs, epochs=epochs)

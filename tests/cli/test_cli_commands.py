@@ -166,6 +166,19 @@ def test_issues_health_and_green_tell_the_same_story(store: Store) -> None:
     assert f"grade              {g['grade']}" in text and f"wasted epochs      {g['wasted_epochs']}" in text
 
 
+def test_green_reads_co2_cost_and_equivalents(store: Store) -> None:
+    g = atlas_json("green", "streamed", collector=store.address)
+    assert g["total_co2_kg"] == pytest.approx(0.02) and g["total_energy_kwh"] == pytest.approx(0.08)
+    assert g["total_cost_eur"] == pytest.approx(0.02 * 50 / 1000)
+    assert g["co2_equivalents"]["km_driven_by_car"] == pytest.approx(0.02 / (0.393 / 1.609344))
+    text = atlas("green", "streamed", collector=store.address).stdout
+    assert "CO2 total          20 g" in text and "0.08 kWh" in text and "total 0.001 EUR" in text
+    assert f"{g['co2_equivalents']['km_driven_by_car']:,.4g} km driven by an average car" in text
+    assert "smartphone charges" in text and "no carbon data" not in text
+    epochs = atlas_json("epochs", "streamed", collector=store.address)
+    assert [e["cumulative_co2_kg"] for e in epochs] == pytest.approx([0.01, 0.02])
+
+
 def test_trend_of_a_project(store: Store) -> None:
     t = atlas_json("trend", "cli", collector=store.address)
     assert isinstance(t, dict) and t
