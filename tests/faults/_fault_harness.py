@@ -7,12 +7,12 @@ on healthy controls and detection delays.
 """
 from __future__ import annotations
 
-import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import lightning.pytorch as pl
 import torch
 from google.protobuf.json_format import MessageToDict
@@ -20,8 +20,6 @@ from google.protobuf.json_format import MessageToDict
 from atlas_callback import AtlasCallback, AtlasConfig
 from atlas_proto.v1 import query_pb2 as qpb
 from atlas_proto.v1 import query_pb2_grpc
-import grpc
-
 from _fault_programs import Expect, Program
 
 # What every program captures: the defaults, without carbon (CodeCarbon adds seconds per run and no check of the
@@ -71,6 +69,7 @@ def read_issues(address: str, run_id: str) -> list[dict[str, Any]]:
 
 
 def run_program(address: str, program: Program) -> RunResult:
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the machine is shared: one thread keeps each run's timing steady
     config = AtlasConfig(**{**BASE_CONFIG, **program.config})
     callback = AtlasCallback(project="faults", run_name=program.name, collector=address, config=config)
@@ -81,6 +80,8 @@ def run_program(address: str, program: Program) -> RunResult:
         trainer(callback, program.epochs).fit(model, train, val)
     except Exception as exc:  # a fault may crash training; the run is still diagnosed
         error = f"{type(exc).__name__}: {exc}"
+    finally:
+        torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
     assert callback.run_id is not None
     issues = read_issues(address, callback.run_id)
@@ -165,8 +166,8 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
                         "at_step": v.expect.at_step, "detected": v.detected, "first_seen_epoch": v.first_seen_epoch,
                         "step": v.step, "delay_epochs": v.delay_epochs, "delay_steps": v.delay_steps,
                         "why": v.why} for v in verdicts],
-            "other_issues": sorted({f"{i['check']}:{i['severity']}" for i in r.issues}
-                                   - {f"{v.expect.check}:{s}" for v in verdicts for s in ("critical", "warning", "info")}),
+            "other_issues": sorted({f"{i['check']}:{i['severity']}" for i in r.issues
+                                    if i["check"] not in {v.expect.check for v in verdicts}}),
         })
     controls = [{
         "program": r.program.name, "injected": r.program.injected, "seconds": round(r.seconds, 2),

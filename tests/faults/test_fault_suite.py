@@ -8,7 +8,6 @@ delays to ``benchmarks/results/fault_suite.json``.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from typing import Iterator
 
@@ -16,7 +15,7 @@ import pytest
 
 from atlas_collector import run_server
 from _fault_harness import RunResult, critical, judge, run_program, summarise
-from _fault_programs import FAULTS, HEALTHY, Program
+from _fault_programs import FAULTS, HEALTHY, Expect, Program
 
 RESULTS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "fault_suite.json"
 PROGRAMS = FAULTS + HEALTHY
@@ -40,6 +39,26 @@ def test_suite_is_labelled_as_the_issue_asks() -> None:
     assert len({p.name for p in PROGRAMS}) == len(PROGRAMS)
     assert len(FAULTS) >= 12 and len(HEALTHY) >= 4
     assert len({e.check for p in FAULTS for e in p.expect}) >= 12  # distinct faults, distinct symptoms
+
+
+def test_judge_refuses_late_wrong_layer_and_wrong_step_detections() -> None:
+    """The verdicts can fail: a late issue, one on another layer, a NaN named two batches late, no issue."""
+    late = Program("late", "-", lambda: None, 3, (Expect("memory_growth", onset=1, by_epoch=2),))  # type: ignore
+    layer = Program("layer", "-", lambda: None, 3, (Expect("dead_layers", onset=0, by_epoch=1, layer="fc1"),))  # type: ignore
+    nan = Program("nan", "-", lambda: None, 3, (Expect("nan_loss", onset=2, by_epoch=2, at_step=38),))  # type: ignore
+
+    def verdict(program: Program, **issue: object) -> bool:
+        issues = [dict(severity="warning", **issue)] if issue else []
+        return judge(RunResult(program, "r", 0.0, issues, []))[0].detected
+
+    assert verdict(late, check="memory_growth", first_seen_epoch=2)
+    assert not verdict(late, check="memory_growth", first_seen_epoch=3)
+    assert not verdict(late)
+    assert verdict(layer, check="dead_layers", first_seen_epoch=1, layer="fc1")
+    assert not verdict(layer, check="dead_layers", first_seen_epoch=1, layer="fc2")
+    assert verdict(nan, check="nan_loss", first_seen_epoch=2, step=39)
+    assert not verdict(nan, check="nan_loss", first_seen_epoch=2, step=40)
+    assert not verdict(nan, check="nan_loss", first_seen_epoch=2)  # an epoch-level NaN issue names no step
 
 
 @pytest.mark.parametrize("program", FAULTS, ids=lambda p: p.name)
