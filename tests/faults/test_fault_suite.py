@@ -43,9 +43,12 @@ def test_suite_is_labelled_as_the_issue_asks() -> None:
 
 def test_judge_refuses_late_wrong_layer_and_wrong_step_detections() -> None:
     """The verdicts can fail: a late issue, one on another layer, a NaN named two batches late, no issue."""
-    late = Program("late", "-", lambda: None, 3, (Expect("memory_growth", onset=1, by_epoch=2),))  # type: ignore
-    layer = Program("layer", "-", lambda: None, 3, (Expect("dead_layers", onset=0, by_epoch=1, layer="fc1"),))  # type: ignore
-    nan = Program("nan", "-", lambda: None, 3, (Expect("nan_loss", onset=2, by_epoch=2, at_step=38),))  # type: ignore
+    def labelled(*expect: Expect) -> Program:
+        return Program("labelled", "-", FAULTS[0].build, 3, expect)
+
+    late = labelled(Expect("memory_growth", onset=1, by_epoch=2))
+    layer = labelled(Expect("dead_layers", onset=0, by_epoch=1, layer="fc1"))
+    nan = labelled(Expect("nan_loss", onset=2, by_epoch=2, at_step=38))
 
     def verdict(program: Program, **issue: object) -> bool:
         issues = [dict(severity="warning", **issue)] if issue else []
