@@ -30,12 +30,19 @@ def line_chart(series: dict[str, list[float | None]], width: int = 60, height: i
     grid = [[" "] * width for _ in range(height)]
     for name, ys in series.items():
         mark = MARKS.get(name, "*")
+        points = []
         for i, y in enumerate(ys):
             if y is None or not math.isfinite(y):
                 continue
             x = 0 if n == 1 else round(i * (width - 1) / (n - 1))
-            row = height - 1 - round((y - lo) / (hi - lo) * (height - 1))
-            grid[row][x] = mark
+            points.append((x, (height - 1) - (y - lo) / (hi - lo) * (height - 1)))
+        for (x0, r0), (x1, r1) in zip(points, points[1:]):  # a dotted line between consecutive epochs
+            for x in range(x0 + 1, x1):
+                row = round(r0 + (r1 - r0) * (x - x0) / (x1 - x0))
+                if grid[row][x] == " ":
+                    grid[row][x] = "·"
+        for x, r in points:
+            grid[round(r)][x] = mark
     label_w = max(len(f"{hi:.4g}"), len(f"{lo:.4g}"))
     lines = []
     for r, row in enumerate(grid):

@@ -131,3 +131,19 @@ def test_stop_ends_a_live_run(collector_process: CollectorProcess) -> None:
     events = [json.loads(line) for line in atlas("watch", run_id, "--json", collector=address).stdout.splitlines()]
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == list(range(detail["epochs"]))
     assert events[-1]["event"] == "end" and events[-1]["status"] == "stopped" and events[-1]["id"] == run_id
+
+
+def test_line_chart_draws_each_series_where_its_values_are() -> None:
+    from atlas_cli._watch import line_chart
+
+    lines = line_chart({"loss": [4.0, 3.0, 2.0, 1.0], "val_loss": [1.0, 2.0, 3.0, 4.0]}, width=31, height=7)
+    grid = [line.split("│", 1)[1].ljust(31) for line in lines[:7]]
+    assert lines[0].startswith("4 │") and lines[6].startswith("1 │")
+    # loss falls from the top-left corner to the bottom-right one; val_loss rises the other way
+    assert grid[0][0] == "●" and grid[6][30] == "●"
+    assert grid[6][0] == "◆" and grid[0][30] == "◆"
+    assert grid[2][10] == "●" and grid[4][10] == "◆"  # epoch 1 of 3 at x = 10
+    assert "·" in grid[1]  # the curve between epochs is drawn
+    assert lines[-1] == "● loss  ◆ val_loss"
+    assert line_chart({"loss": []}) == ["(waiting for the first epoch)"]
+    assert line_chart({"loss": [float("nan"), 2.0]})[0].startswith("2.5 │")
