@@ -316,9 +316,11 @@ class OtelExporter:
 
     def replay(self, run_id: str, *, include_root: bool | None = None) -> int:
         """Send every span of `run_id` as the store holds it now; returns how many. Raises on failure."""
+        if self._spans is None:
+            raise ConnectionError("trace export is off (OTEL_TRACES_EXPORTER=none): nothing to replay to")
         with self._store.connect() as conn:
             spans = sp.run_spans(conn, run_id, self._resource, include_root=include_root)
-        if spans and self._spans is not None and not self._export(spans):
+        if spans and not self._export(spans):
             raise ConnectionError(f"the OTLP backend did not accept the {len(spans)} span(s) of run {run_id}")
         return len(spans)
 

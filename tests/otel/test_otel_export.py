@@ -210,3 +210,47 @@ def test_export_lags_but_never_blocks_ingest(tmp_path, monkeypatch: pytest.Monke
     assert trained < 25
     assert sorted(s["name"] for s in trace_of(received, atlas.run_id)) == ["epoch 0", "epoch 1", "train otel"]
     assert root["attrs"]["atlas.run.epochs"] == 2
+
+
+def test_gpu_power_and_carbon_metrics_follow_the_hw_conventions(tmp_path) -> None:
+    """NVML is absent here, so the GPU statistics come in an epoch summary sent over the real wire protocol, as
+    the trainer's GPU channel sends them on a GPU box."""
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "collector"))
+    from coll_support import Trainer
+
+    with grpc_receiver() as (endpoint, received), \
+            run_server(db=f"sqlite:///{tmp_path / 'gpu.db'}", otlp_endpoint=endpoint) as collector:
+        t = Trainer(collector.address).start(project="otel", name="gpu")
+        m = t._msg()
+        e = m.epoch_summary
+        e.epoch, e.duration_seconds, e.global_step = 0, 42.0, 100
+        e.ended_at.GetCurrentTime()
+        e.loss.mean, e.loss.count = 0.5, 100
+        e.gpus.add(index=0, name="NVIDIA H100", utilization_percent=87.5, memory_used_mb=40960.0,
+                   memory_total_mb=81920.0, power_watts=350.0, temperature_c=61.0)
+        e.carbon.epoch_co2_kg, e.carbon.cumulative_co2_kg, e.carbon.power_draw_watts = 0.01, 0.01, 420.0
+        e.carbon.cumulative_energy_kwh = 0.05
+        t.outbox.put(m)
+        t.wait_acked()
+        metrics = received.wait(lambda r: "hw.gpu.utilization" in r.metrics() and "atlas.run.co2" in r.metrics()
+                                and r.metrics())
+        t.finish()
+    point = lambda name: metrics[name][-1]  # noqa: E731
+    gpu = point("hw.gpu.utilization")
+    assert gpu["value"] == pytest.approx(0.875) and gpu["unit"] == "1"
+    assert (gpu["attrs"]["hw.type"], gpu["attrs"]["hw.id"], gpu["attrs"]["hw.name"]) == ("gpu", "0", "NVIDIA H100")
+    assert gpu["attrs"]["atlas.run.id"] == t.run_id
+    assert point("hw.gpu.memory.usage")["value"] == 40960 * 2**20 and point("hw.gpu.memory.usage")["unit"] == "By"
+    assert point("hw.gpu.memory.limit")["value"] == 81920 * 2**20
+    assert point("hw.power")["value"] == 350.0 and point("hw.power")["unit"] == "W"
+    assert point("hw.temperature")["value"] == 61.0 and point("hw.temperature")["unit"] == "Cel"
+    assert point("atlas.run.power")["value"] == 420.0
+    co2 = point("atlas.run.co2")
+    assert co2["value"] == pytest.approx(0.01) and co2["unit"] == "kg" and co2["kind"] == "sum"
+    assert point("atlas.run.energy")["value"] == pytest.approx(0.05) and point("atlas.run.energy")["unit"] == "kW.h"
+    duration = point("atlas.train.epoch.duration")
+    assert duration["count"] == 1 and duration["sum"] == 42.0
+    assert duration["buckets"][EPOCH_SECONDS_BUCKETS.index(60.0)] == 1  # 42 s lands in (30 s, 60 s]
