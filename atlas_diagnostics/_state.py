@@ -199,7 +199,8 @@ class RunState:
         if index == th.memory_baseline_epoch or (self.rss_baseline is None and index > th.memory_baseline_epoch):
             if finite(rec.process_rss_mb):
                 self.rss_baseline, self.rss_baseline_epoch = rec.process_rss_mb, rec.epoch
-        if index == th.memory_baseline_epoch or (self.gpu_mem_baseline is None and index > th.memory_baseline_epoch):
+        if index == th.gpu_memory_baseline_epoch or (self.gpu_mem_baseline is None
+                                                     and index > th.gpu_memory_baseline_epoch):
             if finite(rec.cuda_allocated_mb):
                 self.gpu_mem_baseline, self.gpu_mem_baseline_epoch = rec.cuda_allocated_mb, rec.epoch
         run = self.running

@@ -119,7 +119,7 @@ CASES: dict[str, tuple[Case, Case]] = {
     "throughput_degradation": (lambda: dict(epochs=epochs(5, samples_per_sec=[1000.0, 1000, 1000, 700, 700])),
                                lambda: dict(epochs=epochs(5, samples_per_sec=[1000.0, 1000, 1000, 700, 1000]))),
     "memory_growth": (lambda: dict(epochs=epochs(5, process_rss_mb=[900.0, 1000, 1100, 1200, 1300])),
-                      lambda: dict(epochs=epochs(5, process_rss_mb=[900.0, 1000, 1100, 1200, 1240]))),
+                      lambda: dict(epochs=epochs(5, process_rss_mb=[1000.0, 1000, 1100, 1200, 1240]))),
     "gpu_memory_growth": (lambda: dict(run_info=CUDA,
                                        epochs=epochs(5, cuda=True, cuda_allocated_mb=GPU_MB + [2600.0])),
                           lambda: dict(run_info=CUDA,
@@ -487,3 +487,11 @@ def test_throughput_drop_must_stand_out_of_the_runs_own_noise() -> None:
     assert active_checks(dict(epochs=epochs(7, samples_per_sec=steady)))["throughput_degradation"].first_seen_epoch == 6
     slowed = [1000.0, 2000, 1400, 700, 1900, 200, 190]  # a 5x slowdown stands out of a 2x swing
     assert "throughput_degradation" in active_checks(dict(epochs=epochs(7, samples_per_sec=slowed)))
+
+
+def test_a_leak_from_the_first_step_is_measured_from_epoch_0() -> None:
+    leak = [580.0, 770, 960]  # 190 MB per epoch from the first step (tests/faults "leaking_tensor_list")
+    issue = active_checks(dict(epochs=epochs(3, process_rss_mb=leak)))["memory_growth"]
+    assert issue.first_seen_epoch == 1 and "(epoch 0)" in issue.description
+    gpu = dict(run_info=CUDA, epochs=epochs(3, cuda=True, cuda_allocated_mb=[1000.0, 2000, 2050]))
+    assert "gpu_memory_growth" not in active_checks(gpu)  # CUDA warm-up into epoch 1 is not a leak
