@@ -1,7 +1,7 @@
 """Step-time overhead of AtlasCallback and of its peers on a small CNN and a small transformer (Lightning, CPU).
 
     bash benchmarks/peers_env.sh        # once: torch (CPU), Lightning, mlflow, wandb, tensorboard, Atlas
-    benchmarks/.peers-venv/bin/python benchmarks/overhead.py [--rounds 5] [--steps 80]
+    benchmarks/.peers-venv/bin/python benchmarks/overhead.py [--rounds 3] [--steps 60]
 
 Configurations are interleaved round by round in one process (the machine is shared and noisy):
 no logger, AtlasCallback with the default config, AtlasCallback with every channel on (layer
@@ -179,8 +179,8 @@ def start_collector(db: str) -> tuple[subprocess.Popen[str], str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
     ns = parser.parse_args()
     torch.set_num_threads(1)
