@@ -107,13 +107,21 @@ def slow_epoch(ctx: Context) -> list[Finding]:
     duration = float(cur.duration_seconds)  # type: ignore[arg-type]
     if med is None or med <= 0 or duration <= th.slow_epoch_factor * med:
         return []
+    # as throughput_degradation: beyond the run's own epoch-to-epoch noise too (robust sigmas of log duration);
+    # on a shared machine (tests/faults) healthy 0.2 s epochs took 2-3x the median now and then
+    logs = [math.log(d) for d in previous if d and d > 0]  # type: ignore[arg-type]
+    centre = median(logs)
+    if centre is not None:
+        sigma = 1.4826 * (median(abs(v - centre) for v in logs) or 0.0)
+        if duration <= med * math.exp(th.throughput_noise_sigmas * sigma):
+            return []
     return [Finding(
         title="Slow epoch",
         description=f"Epoch {cur.epoch} took {duration:.1f} s, {duration / med:.1f}x the "
                     f"median {med:.1f} s of the previous {len(previous)} epochs.",
         suggestion="Check what else ran during that epoch (checkpointing, evaluation, another job, I/O stalls).",
         metric_key="duration_seconds", metric_value=cur.duration_seconds,
-        thresholds=th.pick("slow_epoch_factor", "slow_epoch_window"),
+        thresholds=th.pick("slow_epoch_factor", "slow_epoch_window", "throughput_noise_sigmas"),
     )]
 
 

@@ -81,7 +81,8 @@ class Thresholds:
     throughput_reference_epochs: int = 10  # the reference is the median of these epochs before them and them
     # (the guide's "peak" is the luckiest epoch of a noisy series: see throughput_degradation)
     throughput_noise_sigmas: float = 3.0  # ... and the drop must exceed this many robust standard deviations of
-    # the run's own epoch-to-epoch log throughput (judged with 3+ epochs before the drop)
+    # the run's own epoch-to-epoch log throughput (judged with 3+ epochs before the drop); slow_epoch uses the
+    # same number of sigmas of log epoch duration
     memory_growth_pct: float = 0.25  # RSS growth against the baseline epoch (guide 5.8) ...
     memory_growth_min_mb: float = 100.0  # ... and at least this many MB (small processes jitter by tens of MB)
     memory_baseline_epoch: int = 0  # index of the epoch whose RSS is the baseline: the first, as in the guide

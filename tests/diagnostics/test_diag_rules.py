@@ -495,3 +495,10 @@ def test_a_leak_from_the_first_step_is_measured_from_epoch_0() -> None:
     assert issue.first_seen_epoch == 1 and "(epoch 0)" in issue.description
     gpu = dict(run_info=CUDA, epochs=epochs(3, cuda=True, cuda_allocated_mb=[1000.0, 2000, 2050]))
     assert "gpu_memory_growth" not in active_checks(gpu)  # CUDA warm-up into epoch 1 is not a leak
+
+
+def test_slow_epoch_must_stand_out_of_the_runs_own_noise() -> None:
+    noisy = [0.2, 0.4, 0.15, 0.3, 0.2, 0.45]  # short epochs on a busy machine: 2.25x the median is within the swing
+    assert "slow_epoch" not in active_checks(dict(epochs=epochs(6, duration_seconds=noisy)))
+    stalled = [0.2, 0.4, 0.15, 0.3, 0.2, 2.0]  # a 10x epoch stands out
+    assert active_checks(dict(epochs=epochs(6, duration_seconds=stalled)))["slow_epoch"].first_seen_epoch == 5
