@@ -18,7 +18,7 @@ from typing import Any, Callable
 import click
 
 PROVIDERS = ("openai", "anthropic")
-DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-20250514"}
+DEFAULT_MODELS = {"openai": "gpt-5.5", "anthropic": "claude-sonnet-5-5"}  # a served model needs ATLAS_LLM_MODEL
 TIMEOUT_S = 120.0
 MAX_TOKENS = 2048
 
