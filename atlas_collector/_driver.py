@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
-from atlas_diagnostics import Engine, IssueDelta, Thresholds, health_score
+from atlas_diagnostics import Engine, IssueDelta, StepRecord, Thresholds, health_score
 
 from . import _diagnostics as d
 from . import _schema as s
@@ -29,7 +30,8 @@ from ._exceptions import RunNotFound
 log = logging.getLogger(__name__)
 
 REBUILD_STEPS = 20_000  # a rebuilt engine sees at most this many of the run's latest step samples
-READ_CHUNK = 50_000
+STEPS_PER_UPDATE = 2_000  # step samples fed per run and update; more are thinned (notable ones always kept)
+STEP_BUFFER = 50_000  # step samples held per run while the worker is busy; beyond it they are thinned
 _DIAG_KINDS = frozenset({"run_start", "model_info", "step_batch", "epoch_summary", "log_batch", "run_end"})
 
 # (run id, kind "pause"|"stop", reason, issue check) -> None; records and delivers the command.
@@ -41,7 +43,7 @@ class _RunDiag:
     engine: Engine
     on_critical: str
     status: str
-    step_id: int = 0
+    step_hw: dict[int, int] = field(default_factory=dict)  # rank -> highest step fed
     log_id: int = 0
     epochs_seen: set[tuple[int, int]] = field(default_factory=set)
     max_epoch: int = -1
@@ -62,6 +64,7 @@ class DiagnosticsDriver:
         self._lock = threading.RLock()  # engines and their cursors
         self._pending_lock = threading.Condition()
         self._pending: dict[str, set[str]] = {}
+        self._pending_steps: dict[str, list[tuple[Any, ...]]] = {}
         self._busy: set[str] = set()  # runs taken from `_pending` and being diagnosed
         self._wake = threading.Event()
         self._stopping = False
@@ -74,15 +77,29 @@ class DiagnosticsDriver:
     def notify(self, outcomes: Iterable[Any]) -> None:
         """Writer thread, after commit: note which runs got new data (and of which kind)."""
         touched: dict[str, set[str]] = {}
+        steps: dict[str, list[tuple[Any, ...]]] = {}
         for o in outcomes:
             if o.error is None and o.applied and o.kind in _DIAG_KINDS:
                 touched.setdefault(o.run_id, set()).add(o.kind)
+                if o.steps:
+                    steps.setdefault(o.run_id, []).extend(o.steps)
         if not touched:
             return
         with self._pending_lock:
             for run_id, kinds in touched.items():
                 self._pending.setdefault(run_id, set()).update(kinds)
+            for run_id, new in steps.items():
+                held = self._pending_steps.setdefault(run_id, [])
+                held.extend(new)
+                if len(held) > STEP_BUFFER:
+                    self._pending_steps[run_id] = thin(held, STEP_BUFFER // 5)
         self._wake.set()
+
+    def forget(self, run_id: str) -> None:
+        """Drop the run's engine: the next update rebuilds it from the store (its stream joined this process,
+        perhaps after streaming to another replica, whose data this engine has not seen)."""
+        with self._lock:
+            self._runs.pop(run_id, None)
 
     def settle(self, run_id: str | None = None, timeout: float = 5.0) -> bool:
         """Wait (bounded) until the data committed so far for `run_id` (None: every run) has been diagnosed,
@@ -109,11 +126,12 @@ class DiagnosticsDriver:
             self._wake.clear()
             with self._pending_lock:
                 work, self._pending = self._pending, {}
+                steps, self._pending_steps = self._pending_steps, {}
                 self._busy = set(work)
             for run_id, kinds in work.items():
                 trigger = "epoch" if "epoch_summary" in kinds else ("step" if "step_batch" in kinds else "data")
                 try:
-                    self.update_run(run_id, trigger=trigger, ended="run_end" in kinds)
+                    self.update_run(run_id, trigger=trigger, ended="run_end" in kinds, steps=steps.get(run_id))
                 except Exception:  # noqa: BLE001 - worker boundary: one run's failure never stops the others
                     count = self._errors[run_id] = self._errors.get(run_id, 0) + 1
                     if count <= 3:
@@ -127,8 +145,11 @@ class DiagnosticsDriver:
     # ------------------------------------------------------------------------------------ diagnosis
 
     def update_run(self, run_id: str, *, trigger: str = "data", now: float | None = None, ended: bool = False,
-                   record: bool | None = None) -> IssueDelta:
-        """Feed the run's new records to its engine, persist, act on the policy. Thread-safe."""
+                   record: bool | None = None, steps: list[tuple[Any, ...]] | None = None) -> IssueDelta:
+        """Feed the run's new records to its engine, persist, act on the policy. Thread-safe.
+
+        `steps`: the step samples just committed (the writer's tuples); epochs, logs and the architecture are
+        read from the store, and so are the latest steps when the engine is rebuilt."""
         with self._lock:
             with self._store.connect() as conn:
                 run = conn.execute(sa.select(s.runs).where(s.runs.c.id == run_id)).first()
@@ -142,6 +163,7 @@ class DiagnosticsDriver:
                     rd = self._new(run)
                 rd.status, rd.on_critical = run["status"], run["on_critical"]
                 records = self._read_new(conn, run_id, rd, rebuilt)
+            records["steps"].extend(_fresh_steps(rd, steps or ()))
             delta = rd.engine.update(**records, now=now)
             epoch_seen = bool(records["epochs"])
             self._remember(run_id, rd)
@@ -210,17 +232,16 @@ class DiagnosticsDriver:
             rd.max_epoch = max(rd.max_epoch, row.epoch)
             out["epochs"].append(d.epoch_record(row._mapping))
         st = s.step_samples.c
-        if rebuilt:
-            last = conn.execute(sa.select(sa.func.max(st.id)).where(st.run_id == run_id)).scalar() or 0
-            rd.step_id = max(0, last - REBUILD_STEPS)  # ids of one run are increasing; older samples are skipped
-        while True:
-            rows = conn.execute(sa.select(s.step_samples).where(st.run_id == run_id, st.id > rd.step_id)
-                                .order_by(st.id).limit(READ_CHUNK)).all()
-            out["steps"].extend(d.step_record(r._mapping) for r in rows)
-            if rows:
-                rd.step_id = rows[-1].id
-            if len(rows) < READ_CHUNK:
-                break
+        if rebuilt:  # the latest steps of each rank, oldest first
+            cols = (st.step, st.epoch, st.rank, st.loss, st.loss_kind, st.lr, st.grad_norm, st.time, st.amp_skipped)
+            ranks = [r[0] for r in conn.execute(sa.select(st.rank).where(st.run_id == run_id).distinct())]
+            for rank in ranks:
+                rows = conn.execute(sa.select(*cols).where(st.run_id == run_id, st.rank == rank)
+                                    .order_by(st.step.desc()).limit(REBUILD_STEPS)).all()
+                for r in reversed(rows):
+                    out["steps"].append(d.step_record(r._mapping))
+                if rows:
+                    rd.step_hw[rank] = rows[0].step
         lc = s.logs.c
         for row in conn.execute(sa.select(s.logs).where(lc.run_id == run_id, lc.id > rd.log_id).order_by(lc.id)):
             rd.log_id = row.id
@@ -253,3 +274,39 @@ class DiagnosticsDriver:
                 self._act(run_id, rd.on_critical, reason, first.check)
             except Exception:  # noqa: BLE001 - the issue is stored; a failed command is logged, not fatal
                 log.exception("run=%s on_critical=%s command failed", run_id, rd.on_critical)
+
+
+def thin(rows: list[tuple[Any, ...]], limit: int) -> list[tuple[Any, ...]]:
+    """At most about `limit` of the step tuples, evenly spaced, always keeping the notable ones: every
+    non-finite or AMP-skipped loss, the largest loss and the largest gradient norm (so a spike or an explosion
+    is never thinned away), and the last sample."""
+    n = len(rows)
+    if n <= limit:
+        return rows
+    keep = {n - 1}
+    best_loss = best_grad = None
+    for i, (_, _, _, loss, _, grad, _, amp) in enumerate(rows):
+        if loss is not None and (loss != loss or loss in (math.inf, -math.inf)) or amp:
+            keep.add(i)
+        elif loss is not None and (best_loss is None or loss > rows[best_loss][3]):
+            best_loss = i
+        if grad is not None and (best_grad is None or not grad <= rows[best_grad][5]):
+            best_grad = i
+    keep.update(i for i in (best_loss, best_grad) if i is not None)
+    stride = n / limit
+    keep.update(int(j * stride) for j in range(limit))
+    return [rows[i] for i in sorted(keep)]
+
+
+def _fresh_steps(rd: _RunDiag, steps: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """The just-committed step tuples this engine has not seen (a rebuild may have read them already), thinned
+    to `STEPS_PER_UPDATE`, as StepRecords."""
+    hw = rd.step_hw
+    new = [t for t in steps if t[1] > hw.get(t[0], -1)]
+    out = []
+    for rank, step, epoch, loss, lr, grad, when, amp in thin(new, STEPS_PER_UPDATE):
+        out.append(StepRecord(step=step, epoch=epoch, rank=rank, loss=loss, lr=lr, grad_norm=grad, time=when,
+                              amp_skipped=amp))
+        if step > hw.get(rank, -1):
+            hw[rank] = step
+    return out

@@ -5,6 +5,7 @@ thread that writes: it drains whatever messages are queued (from every stream), 
 transaction, commits, and only then reports each message's ack — so an acked sequence is durable."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
@@ -47,11 +48,15 @@ class Outcome:
     error: BaseException | None = None
     kind: str = ""
     applied: bool = False  # False for a duplicate that was skipped
+    # For an applied StepBatch: (rank, step, epoch, loss, lr, grad_norm, time, amp_skipped) per sample, raw
+    # values (NaN/Inf kept), so the diagnostics driver need not read back what was just written.
+    steps: list[tuple[Any, ...]] | None = None
 
 
 @dataclass
 class _BatchState:
     cursors: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    dirty: set[tuple[str, int, str]] = field(default_factory=set)  # cursors advanced in this batch
     known_runs: set[str] = field(default_factory=set)
     touched: dict[str, float] = field(default_factory=dict)  # run id -> last seen
 
@@ -70,10 +75,29 @@ def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any] | l
     conn.execute(_insert(conn, table).on_conflict_do_nothing(), values)
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
 def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
-    stmt = _insert(conn, table).values(**values)
-    update = {k: stmt.excluded[k] for k in values if k not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+    """INSERT ... ON CONFLICT (keys) DO UPDATE; the statement is built once per shape (building it is costly)."""
+    cache_key = (conn.dialect.name, table.name, tuple(values), tuple(keys))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        ins = _insert(conn, table)
+        stmt = ins.on_conflict_do_update(index_elements=keys,
+                                         set_={k: ins.excluded[k] for k in values if k not in keys})
+        _UPSERTS[cache_key] = stmt
+    conn.execute(stmt, values)
+
+
+_STEP_COLUMNS = ("run_id", "rank", "step", "epoch", "time", "loss", "loss_kind", "lr", "grad_norm", "step_time_s",
+                 "batch_size", "amp_skipped", "metrics")
+
+
+def _step_sql(dialect: str) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    return (f"INSERT INTO step_samples ({', '.join(_STEP_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(_STEP_COLUMNS))})")
 
 
 # ------------------------------------------------------------------------------------------- apply
@@ -81,6 +105,7 @@ def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: lis
 def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _BatchState | None = None,
                   now: float | None = None) -> Outcome:
     """Apply one validated message inside the caller's transaction."""
+    flush_cursor = state is None  # a lone call writes its cursor at once; the Writer writes them per batch
     state = state if state is not None else _BatchState()
     now = now if now is not None else time.time()
     run_id, rank, session = msg.run_id, msg.rank, msg.session
@@ -102,11 +127,13 @@ def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _B
     if msg.seq > current + 1:
         log.warning("run=%s rank=%d session=%s sequence gap: expected %d, got %d (records lost on the client)",
                     run_id, rank, session, current + 1, msg.seq)
-    _APPLY[kind](conn, msg, getattr(msg, kind), now)
-    _upsert(conn, s.ingest_cursors, {"run_id": run_id, "rank": rank, "session": session, "seq": msg.seq},
-            ["run_id", "rank", "session"])
+    extra = _APPLY[kind](conn, msg, getattr(msg, kind), now)
     state.cursors[(run_id, rank, session)] = msg.seq
-    return Outcome(run_id, rank, session, ack_seq=msg.seq, kind=kind, applied=True)
+    state.dirty.add((run_id, rank, session))
+    if flush_cursor:
+        _flush_cursors(conn, state)
+    return Outcome(run_id, rank, session, ack_seq=msg.seq, kind=kind, applied=True,
+                   steps=extra if kind == "step_batch" else None)
 
 
 def _cursor(conn: Connection, state: _BatchState, msg: tpb.ClientMessage) -> int:
@@ -183,23 +210,33 @@ def _loss_kind(value: float | None) -> str | None:
     return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
-def _step_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.StepBatch, now: float) -> None:
+def _step_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.StepBatch, now: float) -> list[tuple[Any, ...]]:
     if not m.samples:
-        return
-    rows = []
+        return []
+    # The hot path of ingest: plain tuples through the driver's executemany (SQLAlchemy's per-row parameter
+    # processing costs more than the insert itself at 1,000 samples a message).
+    run_id, rank = msg.run_id, msg.rank
+    rows, seen = [], []
     for x in m.samples:
-        loss = opt(x, "loss")
-        rows.append({
-            "run_id": msg.run_id, "rank": msg.rank, "step": x.step, "epoch": x.epoch,
-            "time": ts_to_float(x.time), "loss": finite_or_none(loss), "loss_kind": _loss_kind(loss),
-            "lr": opt(x, "lr"), "grad_norm": finite_or_none(opt(x, "grad_norm")),
-            "step_time_s": opt(x, "step_time_s"), "batch_size": x.batch_size or None,
-            "amp_skipped": x.amp_skipped, "metrics": dict(x.metrics) or None,
-        })
-    conn.execute(sa.insert(s.step_samples), rows)
+        loss = x.loss if x.HasField("loss") else None
+        finite = loss is not None and math.isfinite(loss)
+        grad = x.grad_norm if x.HasField("grad_norm") else None
+        lr = x.lr if x.HasField("lr") else None
+        t = x.time
+        when = (t.seconds + t.nanos / 1e9) if (t.seconds or t.nanos) else None
+        rows.append((
+            run_id, rank, x.step, x.epoch, when, loss if finite else None,
+            None if finite or loss is None else _loss_kind(loss), lr,
+            grad if grad is not None and math.isfinite(grad) else None,
+            x.step_time_s if x.HasField("step_time_s") else None, x.batch_size or None, x.amp_skipped,
+            json.dumps(dict(x.metrics)) if x.metrics else None,
+        ))
+        seen.append((rank, x.step, x.epoch, loss, lr, grad, when, x.amp_skipped))
+    conn.exec_driver_sql(_step_sql(conn.dialect.name), rows)
     if msg.rank == 0:
         top = max(x.step for x in m.samples)
         conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id, s.runs.c.steps < top).values(steps=top))
+    return seen
 
 
 def _epoch_summary(conn: Connection, msg: tpb.ClientMessage, m: tpb.EpochSummary, now: float) -> None:
@@ -260,7 +297,7 @@ def _command_ack(conn: Connection, msg: tpb.ClientMessage, m: tpb.CommandAck, no
                      .values(status=new_status))
 
 
-_APPLY: dict[str, Callable[[Connection, tpb.ClientMessage, Any, float], None]] = {
+_APPLY: dict[str, Callable[[Connection, tpb.ClientMessage, Any, float], Any]] = {
     "model_info": _model_info,
     "step_batch": _step_batch,
     "epoch_summary": _epoch_summary,
@@ -270,7 +307,16 @@ _APPLY: dict[str, Callable[[Connection, tpb.ClientMessage, Any, float], None]] =
 }
 
 
+def _flush_cursors(conn: Connection, state: _BatchState) -> None:
+    for key in sorted(state.dirty):
+        run_id, rank, session = key
+        _upsert(conn, s.ingest_cursors, {"run_id": run_id, "rank": rank, "session": session,
+                                         "seq": state.cursors[key]}, ["run_id", "rank", "session"])
+    state.dirty.clear()
+
+
 def _flush_touched(conn: Connection, state: _BatchState) -> None:
+    _flush_cursors(conn, state)
     revive = sa.case((s.runs.c.status == "stale", "running"), else_=s.runs.c.status)  # data again: it goes on
     for run_id, seen in state.touched.items():
         conn.execute(sa.update(s.runs).where(s.runs.c.id == run_id).values(last_seen_at=seen, status=revive))

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -90,13 +91,17 @@ class _StreamConn:
 
 class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     def __init__(self, writer: Writer, max_inflight: int, hub: CommandHub | None = None,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, driver: DiagnosticsDriver | None = None) -> None:
         self._writer = writer
+        self._driver = driver
         self._max_inflight = max_inflight
         self._inflight: asyncio.Semaphore | None = None
         self._hub = hub
         self._store = store
         self.streams: set[_StreamConn] = set()
+        # Joins and releases of runs run on one thread, in the order the streams saw them (a release never
+        # overtakes the join it undoes).
+        self.control = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="atlas-streams")
 
     def _joined(self, run_id: str, conn: _StreamConn) -> None:  # event loop
         """A run's first committed message on this stream: hold it in the hub, send what is pending for it."""
@@ -104,7 +109,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             return
         log.info("run=%s stream joined (%d stream(s) open)", run_id, len(self.streams))
         if self._store is not None:
-            asyncio.get_running_loop().run_in_executor(None, self._deliver_pending, run_id, conn)
+            self.control.submit(self._deliver_pending, run_id, conn)
 
     def _deliver_pending(self, run_id: str, conn: _StreamConn) -> None:  # executor
         try:
@@ -113,10 +118,12 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 rows = _commands.pending_commands(db, run_id)
         except Exception:  # noqa: BLE001 - the commands stay pending for the next connect
             log.exception("run=%s could not read pending commands", run_id)
-            return
+            rows = []
         for row in rows:
             log.info("run=%s command=%s kind=%s delivered on reconnect", run_id, row["id"], row["kind"])
             conn.push(tpb.ServerMessage(command=_commands.to_message(row)))
+        if self._driver is not None:
+            self._driver.forget(run_id)  # rebuilt from the store: it may have streamed to another replica
 
     async def Stream(self, request_iterator: AsyncIterator[tpb.ClientMessage], context: Any) -> AsyncIterator[Any]:
         if self._inflight is None:
@@ -139,9 +146,8 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             if self._hub is not None:
                 released = self._hub.unregister(conn)
                 if released and self._store is not None and self._store.dialect == "postgresql":
-                    loop = asyncio.get_running_loop()
                     for run_id in released:
-                        loop.run_in_executor(None, self._release, run_id)
+                        self.control.submit(self._release, run_id)
 
     def _release(self, run_id: str) -> None:  # executor
         try:
@@ -283,7 +289,8 @@ class Collector:
                                         disabled_checks=self.config.disabled_checks, act=self._policy)
         self.otel = OtelExporter.from_config(self.config, self.store, driver=self.driver)
         self._writer = Writer(self.store, on_commit=chain(self.driver.notify, self.otel.notify if self.otel else None))
-        self._telemetry = TelemetryServicer(self._writer, self.config.max_inflight, self.hub, self.store)
+        self._telemetry = TelemetryServicer(self._writer, self.config.max_inflight, self.hub, self.store,
+                                            self.driver)
         if self.store.dialect == "postgresql":
             self._listener = PgListener(self.store, self.hub)
             await loop.run_in_executor(None, self._listener.wait_ready, 10.0)
@@ -376,6 +383,8 @@ class Collector:
             await self._server.stop(max(0.1, (deadline - loop.time()) * 0.5))
         if self._writer is not None:
             await loop.run_in_executor(None, self._writer.shutdown, max(0.1, deadline - loop.time()))
+        if self._telemetry is not None:
+            self._telemetry.control.shutdown(wait=False, cancel_futures=True)
         if self.otel is not None:  # before the driver: its last spans wait for the last diagnoses
             await loop.run_in_executor(None, self.otel.shutdown, max(0.1, (deadline - loop.time()) * 0.5))
         if self.driver is not None:

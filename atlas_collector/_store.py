@@ -32,6 +32,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: index pages of step samples stay hot
     cur.close()
 
 
@@ -120,7 +121,10 @@ class Store:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
-        q = sa.select(s.runs, s.projects.c.name.label("project")).select_from(s.runs.join(s.projects))
+        r = s.runs.c
+        # The summary's columns only: the JSON columns (hyperparameters, ...) cost a decode per row.
+        q = sa.select(r.id, r.name, r.status, r.started_at, r.ended_at, r.epochs, r.steps, r.health_score,
+                      r.framework, s.projects.c.name.label("project")).select_from(s.runs.join(s.projects))
         conds = []
         if project:
             conds.append(s.projects.c.name == project)
@@ -204,15 +208,22 @@ class Store:
         from_step: int | None = None,
         to_step: int | None = None,
         limit: int = 10_000,
-    ) -> Iterator[dict[str, Any]]:
-        q = sa.select(s.step_samples).where(s.step_samples.c.run_id == run_id)
+        columns: tuple[str, ...] | None = None,
+    ) -> Iterator[Any]:
+        """Rows of the run's step samples in step order: dicts, or plain tuples of `columns` when given."""
+        st = s.step_samples.c
+        q = (sa.select(*(st[c] for c in columns)) if columns else sa.select(s.step_samples)).where(st.run_id == run_id)
         if rank is not None:
             q = q.where(s.step_samples.c.rank == rank)
         if from_step is not None:
             q = q.where(s.step_samples.c.step >= from_step)
         if to_step is not None:
             q = q.where(s.step_samples.c.step <= to_step)
-        for r in conn.execute(q.order_by(s.step_samples.c.step, s.step_samples.c.rank).limit(limit)):
+        result = conn.execute(q.order_by(s.step_samples.c.step, s.step_samples.c.rank).limit(limit))
+        if columns:
+            yield from result.tuples()
+            return
+        for r in result:
             yield dict(r._mapping)
 
     def logs(self, conn: Connection, run_id: str, *, errors_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:

@@ -27,6 +27,8 @@ def test_a_stop_sent_through_replica_b_reaches_the_trainer_on_replica_a(pg_datab
         trainer = Trainer(a.address).start(name="fleet")
         trainer.epoch(0, 1.0)
         trainer.wait_acked()
+        store = Store(url)
+        wait_for(lambda: rows(store, s.run_streams, run_id=trainer.run_id), what="A to note it holds the stream")
 
         resp = send(b.address, "fleet", tpb.COMMAND_KIND_STOP, reason="from b")
         assert resp.delivered and resp.run_id == trainer.run_id
@@ -36,7 +38,6 @@ def test_a_stop_sent_through_replica_b_reaches_the_trainer_on_replica_a(pg_datab
         trainer.wait_acked(trainer.ack_command(cmd))
         trainer.wait_acked(trainer.end(tpb.RUN_STATUS_STOPPED))
         trainer.finish()
-        store = Store(url)
         [row] = rows(store, s.commands, run_id=trainer.run_id)
         assert row["delivered_at"] is not None
         assert rows(store, s.runs, id=trainer.run_id)[0]["status"] == "stopped"
@@ -46,6 +47,7 @@ def test_a_stop_sent_through_replica_b_reaches_the_trainer_on_replica_a(pg_datab
         idle = Trainer(b.address).start(name="idle")
         idle.steps([1.0])
         idle.wait_acked()
+        wait_for(lambda: rows(store, s.run_streams, run_id=idle.run_id), what="B to note it holds the stream")
         idle.finish()
         wait_for(lambda: not rows(store, s.run_streams, run_id=idle.run_id), what="B to release the stream")
         assert not send(a.address, "idle", tpb.COMMAND_KIND_PAUSE).delivered
