@@ -104,7 +104,7 @@ def test_watch_on_a_terminal_draws_the_curves_and_the_issues() -> None:
     assert f"health {atlas_json('health', 'hot', collector=store.address)['health_score']:g}" in screen
 
 
-def test_stop_ends_a_live_run(collector_process: CollectorProcess) -> None:
+def test_pause_resume_and_stop_a_live_run(collector_process: CollectorProcess) -> None:
     address = collector_process.address
     train = start_training(address, "to-stop", epochs=50, pause=0.05)
     lines = Lines(train)
@@ -116,6 +116,19 @@ def test_stop_ends_a_live_run(collector_process: CollectorProcess) -> None:
             return done.returncode == 0 and len(json.loads(done.stdout)) >= 1
 
         wait_for(one_epoch, timeout=60)
+
+        def status() -> str:
+            return atlas_json("runs", "show", "to-stop", collector=address)["status"]
+
+        paused = atlas("pause", "to-stop", "--reason", "look at memory", collector=address).stdout
+        assert paused.startswith("pause sent to run ") and "(delivered to the trainer)" in paused
+        wait_for(lambda: status() == "paused", timeout=30)
+        time.sleep(1.5)  # samples taken before the pause are flushed within step_flush_seconds (1 s)
+        steps = atlas_json("runs", "show", "to-stop", collector=address)["steps"]
+        time.sleep(1.5)
+        assert atlas_json("runs", "show", "to-stop", collector=address)["steps"] == steps  # it really waits
+        assert "resume sent to run" in atlas("resume", "to-stop", collector=address).stdout
+        wait_for(lambda: status() == "running", timeout=30)
         sent = json.loads(atlas("stop", "to-stop", "--reason", "enough", "--json", collector=address).stdout)
         assert sent["kind"] == "stop" and sent["delivered"] is True and sent["reason"] == "enough"
         assert train.wait(60) == 0
