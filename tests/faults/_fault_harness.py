@@ -7,7 +7,12 @@ on healthy controls and detection delays.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import pathlib
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -69,27 +74,52 @@ def read_issues(address: str, run_id: str) -> list[dict[str, Any]]:
 
 
 def run_program(address: str, program: Program) -> RunResult:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: one thread keeps each run's timing steady
-    config = AtlasConfig(**{**BASE_CONFIG, **program.config})
-    callback = AtlasCallback(project="faults", run_name=program.name, collector=address, config=config)
-    model, train, val = program.build()
+    """Train ``program`` against the collector at ``address`` and read back its issues and epochs."""
     t0 = time.perf_counter()
-    error = None
-    try:
-        trainer(callback, program.epochs).fit(model, train, val)
-    except Exception as exc:  # a fault may crash training; the run is still diagnosed
-        error = f"{type(exc).__name__}: {exc}"
-    finally:
-        torch.set_num_threads(threads)
+    if program.own_process:
+        run_id, error = _train_in_child(address, program)
+    else:
+        run_id, error = train(address, program)
     seconds = time.perf_counter() - t0
-    assert callback.run_id is not None
-    issues = read_issues(address, callback.run_id)
+    issues = read_issues(address, run_id)
     for issue in issues:  # uint64 fields come back as strings from MessageToDict
         for key in ("step", "first_seen_epoch", "last_seen_epoch", "epoch"):
             if key in issue and issue[key] is not None:
                 issue[key] = int(issue[key])
-    return RunResult(program, callback.run_id, seconds, issues, read_epochs(address, callback.run_id), error)
+    return RunResult(program, run_id, seconds, issues, read_epochs(address, run_id), error)
+
+
+def _train_in_child(address: str, program: Program) -> tuple[str, str | None]:
+    """A fresh trainer process: its RSS is the program's own, not the test session's (hundreds of MB that would
+    make any leak a smaller share of the baseline)."""
+    here = pathlib.Path(__file__).resolve().parent
+    code = ("import json, sys; sys.path[:0] = [sys.argv[1]]; import _fault_harness as h, _fault_programs as p; "
+            "prog = {x.name: x for x in p.FAULTS + p.HEALTHY}[sys.argv[3]]; "
+            "print(json.dumps(h.train(sys.argv[2], prog)))")
+    done = subprocess.run([sys.executable, "-c", code, str(here), address, program.name], capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ))
+    if done.returncode != 0:
+        raise RuntimeError(f"{program.name} failed in its own process: {done.stderr[-2000:]}")
+    run_id, error = json.loads(done.stdout.strip().splitlines()[-1])
+    return run_id, error
+
+
+def train(address: str, program: Program) -> tuple[str, str | None]:
+    """Train ``program`` in this process with a real AtlasCallback; returns the run id and the error, if any."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: one thread keeps each run's timing steady
+    config = AtlasConfig(**{**BASE_CONFIG, **program.config})
+    callback = AtlasCallback(project="faults", run_name=program.name, collector=address, config=config)
+    model, train_loader, val_loader = program.build()
+    error = None
+    try:
+        trainer(callback, program.epochs).fit(model, train_loader, val_loader)
+    except Exception as exc:  # a fault may crash training; the run is still diagnosed
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        torch.set_num_threads(threads)
+    assert callback.run_id is not None
+    return callback.run_id, error
 
 
 def read_epochs(address: str, run_id: str) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ class Program:
     epochs: int
     expect: tuple[Expect, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)  # AtlasConfig overrides
+    own_process: bool = False  # train in a fresh Python process (checks that judge the process, e.g. its RSS)
 
     @property
     def healthy(self) -> bool:
@@ -432,7 +433,7 @@ FAULTS: tuple[Program, ...] = (
             (Expect("throughput_degradation", onset=3, by_epoch=4),)),
     Program("leaking_tensor_list", "a list on the module keeps a 12 MB tensor per step from the first step",
             _seeded(18, lambda: LeakyHistory(onset=0, mb_per_step=12)), 3,
-            (Expect("memory_growth", onset=0, by_epoch=1),)),
+            (Expect("memory_growth", onset=0, by_epoch=1),), own_process=True),
     Program("fc_dominates_cnn", "CNN flattening a 16x8x8 map into Linear(1024, 128)",
             _seeded(19, lambda: Classifier(FcHeavyCNN(), lr=0.02), _image_loaders), 2,
             (Expect("fc_dominates_params", onset=0, by_epoch=0, layer="net.fc"),)),
