@@ -181,6 +181,8 @@ def _run_start(conn: Connection, msg: tpb.ClientMessage, state: _BatchState, now
         values = {"id": msg.run_id, "project_id": project_id, "status": "running", "started_at": started,
                   "last_seen_at": now, **fields}
         _insert_ignore(conn, s.runs, values)
+        log.info("run=%s started project=%s name=%s rank=%d on_critical=%s", msg.run_id, m.project or "default",
+                 fields["name"], msg.rank, fields["on_critical"])
         if m.tags:
             _insert_ignore(conn, s.run_tags, [{"run_id": msg.run_id, "tag": t} for t in dict.fromkeys(m.tags)])
         return
@@ -274,6 +276,8 @@ def _log_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.LogBatch, now: f
 def _run_end(conn: Connection, msg: tpb.ClientMessage, m: tpb.RunEnd, now: float) -> None:
     if msg.rank != 0:
         return  # the run ends with rank zero; other ranks' ends only advance their cursor
+    log.info("run=%s ended status=%s%s", msg.run_id, STATUS_NAMES[m.status],
+             f" error={m.error_type}" if m.error_type else "")
     conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id).values(
         status=STATUS_NAMES[m.status],
         ended_at=ts_to_float(m.ended_at) or now,

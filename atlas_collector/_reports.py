@@ -139,6 +139,7 @@ def diagnose(sv: Services, req: qpb.RunRef) -> qpb.HealthResponse:
 def sustainability(sv: Services, req: qpb.RunRef) -> qpb.ReportResponse:
     with sv.store.connect() as conn:
         run_id = sv.store.resolve_run(conn, req.run, req.project)
+    sv.driver.settle(run_id, SETTLE_S)
     with sv.driver.locked():
         insight = green_insight(sv.driver.engine(run_id), eur_per_tonne=sv.config.eur_per_tonne).to_dict()
     return qpb.ReportResponse(report=dict_to_struct({"run": run_id, **insight}))
@@ -181,6 +182,7 @@ def project_trend(sv: Services, req: qpb.ProjectRef) -> qpb.ReportResponse:
     """How a project's runs went, oldest first: health, losses, issues; and whether it is improving."""
     if not req.project:
         raise InvalidMessage("ProjectRef.project is empty: name a project")
+    sv.driver.settle(None, 1.0)
     with sv.store.connect() as conn:
         ids = [r[0] for r in conn.execute(
             sa.select(s.runs.c.id).select_from(s.runs.join(s.projects)).where(s.projects.c.name == req.project)
@@ -224,8 +226,11 @@ def _delta(a: Any, b: Any) -> Any:
 def compare_runs(sv: Services, req: qpb.CompareRequest) -> qpb.ReportResponse:
     """Two runs side by side: facts of each, and what differs (hyperparameters, metrics, issues)."""
     with sv.store.connect() as conn:
-        a = _run_facts(conn, sv.store.resolve_run(conn, req.run_a))
-        b = _run_facts(conn, sv.store.resolve_run(conn, req.run_b))
+        ids = sv.store.resolve_run(conn, req.run_a), sv.store.resolve_run(conn, req.run_b)
+    for run_id in ids:
+        sv.driver.settle(run_id, SETTLE_S)
+    with sv.store.connect() as conn:
+        a, b = _run_facts(conn, ids[0]), _run_facts(conn, ids[1])
     hp_keys = sorted(set(a["hyperparameters"]) | set(b["hyperparameters"]))
     hp = {k: {"a": a["hyperparameters"].get(k), "b": b["hyperparameters"].get(k)} for k in hp_keys
           if a["hyperparameters"].get(k) != b["hyperparameters"].get(k)}
