@@ -181,9 +181,14 @@ def test_green_reads_co2_cost_and_equivalents(store: Store) -> None:
 
 def test_trend_of_a_project(store: Store) -> None:
     t = atlas_json("trend", "cli", collector=store.address)
-    assert isinstance(t, dict) and t
-    assert store.runs["baseline"] in json.dumps(t)
-    assert atlas("trend", "cli", collector=store.address).stdout.strip()
+    assert t["project"] == "cli" and t["run_count"] == 4
+    assert [r["name"] for r in t["runs"]] == ["streamed", "baseline", "hot", "broken"]  # oldest start first
+    assert [r["id"] for r in t["runs"]][1:3] == [store.runs["baseline"], store.runs["hot"]]
+    text = atlas("trend", "cli", collector=store.address).stdout
+    table = [line.split() for line in text.splitlines()]
+    header = next(row for row in table if row and row[0] == "NAME")
+    assert header[:3] == ["NAME", "ID", "STATUS"]
+    assert [row[0] for row in table[table.index(header) + 1:]] == ["streamed", "baseline", "hot", "broken"]
     line = one_line_error(atlas("trend", "no-such-project", collector=store.address, check=False))
     assert "no-such-project" in line
 
