@@ -162,8 +162,10 @@ def judge(result: RunResult) -> list[Verdict]:
         first = issue.get("first_seen_epoch", 0)
         step = issue.get("step")
         delay_steps = None
-        ok = first is not None and first <= e.by_epoch
-        why = "" if ok else f"{e.check} first seen at epoch {first}, expected by epoch {e.by_epoch}"
+        ok = first is not None and e.onset <= first <= e.by_epoch
+        why = "" if ok else f"{e.check} first seen at epoch {first}, expected from epoch {e.onset} by {e.by_epoch}"
+        if first is not None and first < e.onset:
+            why += " (raised before the fault began: a false alarm on the healthy part of the run)"
         if e.at_step is not None:
             delay_steps = None if step is None else step - e.at_step
             if step is None or not 0 <= step - e.at_step <= 1:

@@ -56,6 +56,7 @@ def test_judge_refuses_late_wrong_layer_and_wrong_step_detections() -> None:
 
     assert verdict(late, check="memory_growth", first_seen_epoch=2)
     assert not verdict(late, check="memory_growth", first_seen_epoch=3)
+    assert not verdict(late, check="memory_growth", first_seen_epoch=0)  # before the leak began: a false alarm
     assert not verdict(late)
     assert verdict(layer, check="dead_layers", first_seen_epoch=1, layer="fc1")
     assert not verdict(layer, check="dead_layers", first_seen_epoch=1, layer="fc2")
