@@ -21,7 +21,7 @@ STEP_PAGE = 10_000
 PHASE = {"step": 0, "log": 0, "epoch": 1}
 
 
-def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:
+def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]] | None, list[Any]]:
     from google.protobuf import json_format
 
     from atlas_proto.v1 import query_pb2 as qpb

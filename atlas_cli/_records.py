@@ -36,7 +36,8 @@ def epoch_record(s: Any, rank: int = 0) -> Any:
         p = s.profiler
         profiler = d.ProfilerRecord(
             top_ops=tuple(d.ProfilerOp(name=o.name, cpu_time_us=o.cpu_time_ms * 1000.0,
-                                       cuda_time_us=_pos(o.cuda_time_ms * 1000.0), count=int(o.calls)) for o in p.top_ops),
+                                       cuda_time_us=_pos(o.cuda_time_ms * 1000.0), count=int(o.calls))
+                         for o in p.top_ops),
             per_layer=tuple(d.LayerTime(name=x.name, pct_total=x.pct_total) for x in p.per_layer),
             total_cpu_time_us=_pos(p.total_cpu_time_ms * 1000.0),
             total_cuda_time_us=_pos(p.total_cuda_time_ms * 1000.0),
@@ -128,7 +129,8 @@ def architecture(info: Any) -> Any:
         shape = tuple(int(v) for v in info.dimension_flow[0].input_shape[1:])
     return d.Architecture(
         total_parameters=int(info.total_parameters) or None,
-        layers=tuple(d.ArchLayer(name=x.name, type=x.type, parameters=int(x.parameters), pct_of_total=x.pct_of_total or None)
+        layers=tuple(d.ArchLayer(name=x.name, type=x.type, parameters=int(x.parameters),
+                                 pct_of_total=x.pct_of_total or None)
                      for x in info.layers),
         nodes=tuple(nodes),
         sequential_path=tuple(info.sequential_path),

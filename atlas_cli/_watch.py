@@ -131,12 +131,13 @@ def _screen(state: WatchState) -> Any:
     if any(e.get("val_loss") is not None for e in state.epochs):
         series["val_loss"] = [e.get("val_loss") for e in state.epochs]
     chart = Text("\n".join(line_chart(series)))
+    co2_g = None if last.get("cumulative_co2_kg") is None else last["cumulative_co2_kg"] * 1000
     stats = Text(
         f"throughput {_num(last.get('samples_per_sec'), ',.0f', ' samples/s')}   "
         f"step p50 {_num(last.get('step_time_p50_s'), '.3g', ' s')}   "
         f"GPU {_num(last.get('gpu_utilization_percent'), '.0f', '%')} "
         f"{_num(last.get('gpu_memory_used_mb'), ',.0f', ' MB')}   "
-        f"CO2 so far {_num(None if last.get('cumulative_co2_kg') is None else last['cumulative_co2_kg'] * 1000, '.3g', ' g')}"
+        f"CO2 so far {_num(co2_g, '.3g', ' g')}"
     )
     issues = Text("\n".join(issue_line(i) for i in state.new_issues) or "no issues so far")
     return Group(head, Panel(chart, title="loss"), stats, Panel(issues, title="new issues"))

@@ -175,7 +175,8 @@ class Agent:
             for call in calls:
                 result = self.runner.run(call["name"], call["arguments"])
                 self.messages.append({"role": "tool", "tool_call_id": call["id"], "name": call["name"],
-                                      "content": as_data(call["name"], result), "via_text": call.get("via_text", False)})
+                                      "content": as_data(call["name"], result),
+                                      "via_text": call.get("via_text", False)})
         else:
             limit = True
             final = (f"(stopped after {MAX_ROUNDS} rounds of tool calls without a final answer; ask a narrower "

@@ -135,7 +135,8 @@ def test_qwen_tool_call_tags_are_executed_and_log_text_stays_data(store: Store) 
 def test_anthropic_tool_use_and_json_output(store: Store) -> None:
     hot = store.runs["hot"]
     replies = [Reply(text="Checking the carbon account.", tool_calls=[("get_sustainability_report", {"run": hot})]),
-               Reply(text="Grade D: three epochs after the best one were wasted.\n" + belief_block("early_stopping_missed", 0.6))]
+               Reply(text="Grade D: three epochs after the best one were wasted.\n"
+                          + belief_block("early_stopping_missed", 0.6))]
     with FakeLLM("anthropic", replies) as llm:
         done = ask(store, "--run", "hot", "how green was it?", "--json", anthropic=llm)
     out = json.loads(done.stdout)
@@ -144,7 +145,9 @@ def test_anthropic_tool_use_and_json_output(store: Store) -> None:
     assert out["provider"].startswith("anthropic:") and out["rounds"] == 2
     assert out["belief"]["primary_issue"] == "early_stopping_missed" and out["revised"] is False
     r1, r2 = llm.requests
-    assert llm.paths[0] == "/v1/messages" and "sk-ant-test" in (llm.headers[0].get("x-api-key") or llm.headers[0].get("authorization", "")), llm.headers[0]
+    assert llm.paths[0] == "/v1/messages"
+    key = llm.headers[0].get("x-api-key") or llm.headers[0].get("authorization", "")  # the SDK sends either
+    assert "sk-ant-test" in key, llm.headers[0]
     assert r1["stream"] is True and tool_names(r1) == READ_ONLY and "Atlas" in r1["system"]
     assert r2["messages"][1]["content"][1] == {"type": "tool_use", "id": "toolu_1_0",
                                                "name": "get_sustainability_report", "input": {"run": hot}}
@@ -163,7 +166,8 @@ def test_the_loop_stops_after_8_rounds(store: Store) -> None:
 
 def test_a_failing_provider_falls_back_to_the_next(store: Store) -> None:
     with FakeLLM("openai", [Reply(status=500)]) as bad, \
-            FakeLLM("anthropic", [Reply(text="Answer from the fallback.\n" + belief_block("overfitting", 0.5))]) as good:
+            FakeLLM("anthropic", [Reply(text="Answer from the fallback.\n"
+                                             + belief_block("overfitting", 0.5))]) as good:
         done = ask(store, "--run", "hot", "hello?", openai=bad, anthropic=good)
     assert len(bad.requests) == 1 and len(good.requests) == 1
     assert "openai-compatible" in done.stderr and "falling back to anthropic" in done.stderr
