@@ -153,7 +153,35 @@ class ToolRunner:
             return cap(json.dumps({"error": exc.format_message()}))
         except Exception as exc:  # noqa: BLE001 - a tool failure is reported to the model, never a crash
             return cap(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
-        return cap(json.dumps(result, default=str), RESULT_CAP - WRAPPER)
+        return fit(result, RESULT_CAP - WRAPPER)
+
+
+def fit(result: Any, limit: int) -> str:
+    """`result` as JSON in at most `limit` bytes. A list too long keeps as many rows as fit (the latest epochs, the
+    first rows of anything else) and says how many it left out, so the model still reads valid JSON."""
+    text = json.dumps(result, default=str)
+    if len(text.encode()) <= limit:
+        return text
+    if isinstance(result, dict) and isinstance(result.get("epochs"), list):
+        rows, key, latest = result["epochs"], "epochs", True
+    elif isinstance(result, list):
+        rows, key, latest = result, "items", False
+    else:
+        return cap(text, limit)
+    lo, hi = 0, len(rows)
+    best = None
+    while lo <= hi:  # the most rows that fit
+        k = (lo + hi) // 2
+        kept = rows[len(rows) - k:] if latest else rows[:k]
+        base = result if isinstance(result, dict) else {}
+        candidate = json.dumps({**base, key: kept, "truncated": {
+            "shown": k, "total": len(rows), "kept": "latest" if latest else "first",
+            "hint": "ask for a range (from_epoch/to_epoch) or fewer rows (limit, errors_only)"}}, default=str)
+        if len(candidate.encode()) <= limit:
+            best, lo = candidate, k + 1
+        else:
+            hi = k - 1
+    return best if best is not None else cap(text, limit)
 
 
 def cap(text: str, limit: int = RESULT_CAP) -> str:

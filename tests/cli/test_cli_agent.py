@@ -253,14 +253,21 @@ def test_tool_results_are_capped_at_12_kb(store: Store) -> None:
     from atlas_cli._app import Ctx
     from atlas_cli.agent import RESULT_CAP, ToolRunner
     from atlas_cli.agent._tools import as_data, cap
+    from cli_support import stream_run
 
     big = cap("x" * 50_000)
     assert len(big.encode()) <= RESULT_CAP and "[truncated: " in big
     obj = Ctx(collector=store.address, token=None, tls_ca=None, json=True)
     runner = ToolRunner(obj)
     try:
-        result = runner.run("get_run_epochs", {"run": "hot"})
+        long_run = stream_run(store.address, project="cli-long", name="long-run", epochs=120)
+        result = runner.run("get_run_epochs", {"run": long_run})
         assert len(as_data("get_run_epochs", result).encode()) <= RESULT_CAP
+        data = json.loads(result)  # still valid JSON: the latest epochs that fit, and what was left out
+        assert data["truncated"]["total"] == 120 and 0 < data["truncated"]["shown"] < 120
+        assert data["epochs"][-1]["epoch"] == 119 and len(data["epochs"]) == data["truncated"]["shown"]
+        ranged = json.loads(runner.run("get_run_epochs", {"run": long_run, "from_epoch": 10, "to_epoch": 12}))
+        assert [e["epoch"] for e in ranged["epochs"]] == [10, 11, 12] and "truncated" not in ranged
         steps_like = runner.run("get_run_logs", {"run": "streamed", "limit": 1000})
         assert json.loads(steps_like)[0]["level"] == "INFO"
         assert "unknown tool" in runner.run("rm_rf", {})
