@@ -170,6 +170,11 @@ def _healthy_noisy_labels() -> tuple[pl.LightningModule, DataLoader, DataLoader]
             *loaders(blobs(2048, noise=1.6), blobs(512, noise=1.6, seed=1), batch_size=64))
 
 
+def _healthy_lstm() -> tuple[pl.LightningModule, DataLoader, DataLoader]:
+    torch.manual_seed(5)
+    return (DeepLSTM(num_layers=2), *loaders(sequences(384), sequences(128, seed=1)))
+
+
 HEALTHY: tuple[Program, ...] = (
     Program("healthy_mlp_sgd", "MLP 8-32-32-3, SGD(lr=0.05, momentum=0.9), separable blobs", _healthy_mlp, 6),
     Program("healthy_mlp_adam", "MLP 16-64x3-4, Adam(lr=1e-3)", _healthy_adam, 6),
@@ -177,6 +182,7 @@ HEALTHY: tuple[Program, ...] = (
     Program("healthy_tanh", "MLP with tanh activations, default init", _healthy_tanh, 6),
     Program("healthy_hard_data", "MLP 8-16-3 on overlapping classes, 2048 samples (the loss stays high)",
             _healthy_noisy_labels, 6),
+    Program("healthy_lstm", "nn.LSTM(1, 16, num_layers=2) sequence classifier, Adam(lr=1e-3)", _healthy_lstm, 4),
 )
 
 
