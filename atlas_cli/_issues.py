@@ -96,7 +96,7 @@ def issues(obj: Ctx, run: str | None, severity: str | None, all_runs: bool, proj
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("no issues" + (f" of severity {severity}" if severity else "") + " - the run looks healthy so far")
+        click.echo("no issues" + (f" of severity {severity}" if severity else "") + " found")
         return
     print_issues(rows)
 
