@@ -16,7 +16,7 @@ ISSUE_FIELDS = ["run", "check", "severity", "category", "title", "description", 
                 "metric_key", "metric_value", "thresholds", "suggestion", "first_seen_epoch", "last_seen_epoch",
                 "active"]
 COMMANDS = ["runs", "runs show", "runs delete", "issues", "health", "green", "epochs", "logs", "arch", "trend",
-            "compare", "stop", "pause", "resume", "watch", "export", "diagnose", "ask", "mcp"]
+            "compare", "stop", "pause", "resume", "watch", "export", "diagnose", "ask", "mcp", "demo", "sync"]
 
 
 @pytest.fixture(scope="module")
