@@ -89,6 +89,7 @@ def test_a_training_run_becomes_one_trace_live_with_metrics(db_url: str) -> None
             root = received.wait(lambda r: root_of(r, run_id))
         finally:
             collector.stop()
+            collector.proc.stdout.close()
         spans = by_name(trace_of(received, run_id))
 
     # Live: epoch 0 (and maybe 1) had arrived before epoch 2 started; the root had not.
