@@ -70,7 +70,7 @@ def _print_logs(rows: list[dict[str, Any]]) -> None:
 
 @cli.command()
 @click.argument("run")
-@click.option("--errors", is_flag=True, help="Only errors (ERROR, CRITICAL and exceptions).")
+@click.option("--errors", is_flag=True, help="Only ERROR and CRITICAL records (a failed run's exception is in `atlas runs show`).")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
               help="At most this many records.")
 @output(text=_print_logs)

@@ -160,3 +160,14 @@ def test_line_chart_draws_each_series_where_its_values_are() -> None:
     assert lines[-1] == "● loss  ◆ val_loss"
     assert line_chart({"loss": []}) == ["(waiting for the first epoch)"]
     assert line_chart({"loss": [float("nan"), 2.0]})[0].startswith("2.5 │")
+
+
+def test_watch_of_a_failed_run_exits_1_with_the_error() -> None:
+    from cli_support import one_line_error, stored_runs
+
+    store = stored_runs()
+    done = atlas("watch", "broken", collector=store.address, check=False)
+    line = one_line_error(done)
+    assert line == f"Error: run {store.runs['broken']} failed: boom at step 5: synthetic failure"
+    assert [x.split()[1] for x in done.stdout.splitlines() if x.startswith("epoch ")] == []  # failed in epoch 0
+    assert done.stdout.strip().endswith("ended: failed after 0 epochs, 5 steps")
