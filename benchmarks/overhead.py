@@ -12,7 +12,9 @@ on_step=True)` each step and the Trainer has `log_every_n_steps=1`. A collector 
 process on loopback, as it would on a GPU box. The step time is the time between consecutive
 `on_train_batch_start` calls, so it includes every callback's and logger's work; the first 5 steps of
 each fit are warm-up. Prints a Markdown table of median and mean step times and their ratios to the
-run without a logger. Peers that are not installed (e.g. in the project's own venv) are skipped.
+run without a logger, and the same for this process's CPU time per step (all its threads: Atlas's sender
+included, the collector and wandb's service process not), which the other load on a shared machine
+disturbs much less than wall time; the mean includes the sampled steps (layer health, gradient norm). Peers that are not installed (e.g. in the project's own venv) are skipped.
 """
 from __future__ import annotations
 
@@ -206,22 +208,27 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, torch {torch.__version__}, lightning {pl.__version__}, "
           f"1 torch thread; {ns.rounds} interleaved rounds x {ns.steps} steps; {wall:.0f} s\n")
-    print("| model | configuration | median step (ms) | ratio | mean step (ms) | ratio | median CPU/step (ms) | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | configuration | median step (ms) | ratio | mean step (ms) | ratio | median CPU/step (ms) | ratio "
+          "| mean CPU/step (ms) | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     summary: dict[str, dict[str, float]] = {}
     for model, per in results.items():
         base_med = statistics.median(w for w, _ in per[BASELINE])
         base_mean = statistics.fmean(w for w, _ in per[BASELINE])
         base_cpu = statistics.median(c for _, c in per[BASELINE])
+        base_cpu_mean = statistics.fmean(c for _, c in per[BASELINE])
         for name, times in per.items():
             wall_s = [w for w, _ in times]
-            med, mean, cpu = statistics.median(wall_s), statistics.fmean(wall_s), statistics.median(c for _, c in times)
+            med, mean = statistics.median(wall_s), statistics.fmean(wall_s)
+            cpu, cpu_mean = statistics.median(c for _, c in times), statistics.fmean(c for _, c in times)
             summary[f"{model}/{name}"] = {"median_ms": med * 1e3, "median_ratio": med / base_med,
                                           "mean_ms": mean * 1e3, "mean_ratio": mean / base_mean,
                                           "cpu_median_ms": cpu * 1e3, "cpu_ratio": cpu / base_cpu,
+                                          "cpu_mean_ms": cpu_mean * 1e3, "cpu_mean_ratio": cpu_mean / base_cpu_mean,
                                           "steps": len(times)}
             print(f"| {model} | {name} | {med * 1e3:.2f} | {med / base_med:.3f}x | {mean * 1e3:.2f} | "
-                  f"{mean / base_mean:.3f}x | {cpu * 1e3:.2f} | {cpu / base_cpu:.3f}x |")
+                  f"{mean / base_mean:.3f}x | {cpu * 1e3:.2f} | {cpu / base_cpu:.3f}x | {cpu_mean * 1e3:.2f} | "
+                  f"{cpu_mean / base_cpu_mean:.3f}x |")
     print()
     for model, per in results.items():
         ratio = {name: summary[f"{model}/{name}"]["median_ratio"] for name in per}
