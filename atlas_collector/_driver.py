@@ -265,7 +265,7 @@ class DiagnosticsDriver:
                          issue.epoch, issue.title)
         critical = [i for i in delta.new_critical if (i.check, d.issue_key(i)) in became_active]
         if critical and rd.on_critical in ("pause", "stop") and self._act is not None \
-                and rd.status not in ENDED_STATUSES:
+                and rd.status not in ENDED_STATUSES and not (rd.on_critical == "pause" and rd.status == "paused"):
             first = critical[0]
             reason = f"{first.check}: {first.title}"
             if first.description:
