@@ -444,6 +444,11 @@ class RunCore:
             end.error_type = type(exc).__qualname__
             end.error_message = str(exc)[:10_000]
             end.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-50_000:]
+            # The crash is the run's last error log too (`atlas logs --errors`, the error_logs check).
+            record = tpb.LogRecord(level="ERROR", logger="training", kind="error", epoch=self.epoch,
+                                   message=f"training failed: {end.error_type}: {end.error_message}"[:10_000])
+            record.time.GetCurrentTime()
+            self.transport.send("log", record)
         elif status == "stopped":
             end.error_message = self.control.stop_reason
         self.transport.send("run_end", end)

@@ -66,6 +66,8 @@ def test_failing_training_step_marks_the_run_failed_with_the_exception(collector
     assert detail["error"]["type"] == "RuntimeError"
     assert "boom at step 5: synthetic failure" in detail["error"]["message"]
     assert "training_step" in detail["error"]["traceback"]
+    errors = json.loads(atlas("--collector", collector_process.address, "logs", "broken", "--errors", "--json").stdout)
+    assert any("boom at step 5" in e["message"] for e in errors), errors
 
 
 def test_atlas_runs_without_a_collector_says_where_and_how(tmp_path) -> None:
