@@ -55,6 +55,8 @@ def issue_message(run_id: str, issue: Issue, out: qpb.Issue | None = None) -> qp
     out.metric_key = issue.metric_key or ""
     if isinstance(issue.metric_value, (int, float)) and not isinstance(issue.metric_value, bool):
         out.metric_value = float(issue.metric_value)
+    elif issue.metric_value is not None:
+        out.metric_text = str(issue.metric_value)
     dict_to_struct(dict(issue.thresholds), out.thresholds)
     if issue.first_seen_epoch is not None:
         out.first_seen_epoch = issue.first_seen_epoch

@@ -61,6 +61,8 @@ def test_list_issues_filters_by_severity_and_spans_runs(collector) -> None:
     assert {i.run for i in everything} == set(collector.runs.values())
     assert [i.severity for i in everything] == sorted((i.severity for i in everything),
                                                       key=["critical", "warning", "info"].index)
+    [device] = [i for i in overfit if i.check == "device_underutilization"]  # a CPU-only run: one info
+    assert (device.severity, device.metric_text, device.HasField("metric_value")) == ("info", "cpu", False)
     with pytest.raises(grpc.RpcError) as bad:
         q.ListIssues(qpb.IssuesRequest(run="overfit", severity="fatal"), timeout=10)
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "critical, warning, info" in bad.value.details()
