@@ -59,6 +59,7 @@ class _BatchState:
     dirty: set[tuple[str, int, str]] = field(default_factory=set)  # cursors advanced in this batch
     known_runs: set[str] = field(default_factory=set)
     touched: dict[str, float] = field(default_factory=dict)  # run id -> last seen
+    top_steps: dict[str, int] = field(default_factory=dict)  # run id -> highest step of rank zero in the batch
 
 
 # ------------------------------------------------------------------------------------ dialect helpers
@@ -128,6 +129,10 @@ def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _B
         log.warning("run=%s rank=%d session=%s sequence gap: expected %d, got %d (records lost on the client)",
                     run_id, rank, session, current + 1, msg.seq)
     extra = _APPLY[kind](conn, msg, getattr(msg, kind), now)
+    if kind == "step_batch" and rank == 0 and extra:
+        top = max(t[1] for t in extra)
+        if top > state.top_steps.get(run_id, -1):
+            state.top_steps[run_id] = top
     state.cursors[(run_id, rank, session)] = msg.seq
     state.dirty.add((run_id, rank, session))
     if flush_cursor:
@@ -235,10 +240,7 @@ def _step_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.StepBatch, now:
         ))
         seen.append((rank, x.step, x.epoch, loss, lr, grad, when, x.amp_skipped))
     conn.exec_driver_sql(_step_sql(conn.dialect.name), rows)
-    if msg.rank == 0:
-        top = max(x.step for x in m.samples)
-        conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id, s.runs.c.steps < top).values(steps=top))
-    return seen
+    return seen  # runs.steps advances once per batch (`_flush_cursors`), not once per message
 
 
 def _epoch_summary(conn: Connection, msg: tpb.ClientMessage, m: tpb.EpochSummary, now: float) -> None:
@@ -312,6 +314,9 @@ _APPLY: dict[str, Callable[[Connection, tpb.ClientMessage, Any, float], Any]] = 
 
 
 def _flush_cursors(conn: Connection, state: _BatchState) -> None:
+    for run_id, top in state.top_steps.items():
+        conn.execute(sa.update(s.runs).where(s.runs.c.id == run_id, s.runs.c.steps < top).values(steps=top))
+    state.top_steps.clear()
     for key in sorted(state.dirty):
         run_id, rank, session = key
         _upsert(conn, s.ingest_cursors, {"run_id": run_id, "rank": rank, "session": session,
