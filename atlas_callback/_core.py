@@ -516,5 +516,4 @@ class RunCore:
 
     def _send_samples(self, samples: list[tpb.StepSample]) -> None:
         if self.transport is not None:
-            for sample in samples:
-                self.transport.send("step", sample)
+            self.transport.send_many("step", samples)

@@ -72,22 +72,24 @@ class EpochAccumulator:
                 self.tokens += batch_size * seq_len
         if not self._track_loss:
             return
-        sample = tpb.StepSample(step=step, epoch=self.epoch, amp_skipped=amp_skipped)
-        sample.time.GetCurrentTime()
+        fields: dict[str, Any] = {"step": step, "epoch": self.epoch}
+        if amp_skipped:
+            fields["amp_skipped"] = True
         if batch_size:
-            sample.batch_size = batch_size
+            fields["batch_size"] = batch_size
         if lr is not None:
-            sample.lr = float(lr)
-        if self.step_times and self.batches > 1:
-            sample.step_time_s = self.step_times[-1]
+            fields["lr"] = float(lr)
+        if self.batches > 1 and self.step_times:
+            fields["step_time_s"] = self.step_times[-1]
+        sample = tpb.StepSample(**fields)
+        sample.time.FromNanoseconds(time.time_ns())
         if metrics:
             for key, value in metrics.items():
                 try:
                     sample.metrics[str(key)] = float(value)
                 except (TypeError, ValueError):
                     pass
-        on_device = [x for x in (loss, grad_norm) if hasattr(x, "device") and x.device.type != "cpu"]
-        if on_device:
+        if _on_device(loss) or _on_device(grad_norm):
             self._pending.append((sample, _detach(loss), _detach(grad_norm)))
             if len(self._pending) >= self._config.loss_sync_every:
                 self._sync_pending()
@@ -188,6 +190,11 @@ class EpochAccumulator:
                 t.step_time_max_s = st[-1]
         self.begin(epoch + 1)
         return out
+
+
+def _on_device(value: Any) -> bool:
+    device = getattr(value, "device", None)
+    return device is not None and device.type != "cpu"
 
 
 def _detach(value: Any) -> Any:

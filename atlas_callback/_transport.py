@@ -142,6 +142,22 @@ class Transport:
         self._queue.append((kind, body))
         self._wake.set()
 
+    def send_many(self, kind: str, bodies: list[Any]) -> None:
+        """Queue several records of one kind with one wake-up of the sender. Never blocks or raises."""
+        if self._closing or not bodies:
+            return
+        overflow = len(self._queue) + len(bodies) - self._max_queue
+        if overflow > 0:
+            for _ in range(min(overflow, len(self._queue))):
+                try:
+                    self._queue.popleft()
+                except IndexError:
+                    break
+            self.dropped += overflow
+            self._log.warning("queue", "atlas: send queue full (%d records); dropping the oldest", self._max_queue)
+        self._queue.extend((kind, body) for body in bodies[-self._max_queue:])
+        self._wake.set()
+
     def force_flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is acknowledged. False on timeout or without a collector."""
         deadline = time.monotonic() + timeout
