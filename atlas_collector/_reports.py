@@ -212,8 +212,8 @@ def project_trend(sv: Services, req: qpb.ProjectRef) -> qpb.ReportResponse:
         "improving": (latest > first) if len(scored) > 1 else None,
         "best_run": max(scored, key=lambda f: (f["health_score"], f["started_at"] or ""))["id"] if scored else None,
         "best_val_loss_run": min(with_val, key=lambda f: f["best_val_loss"])["id"] if with_val else None,
-        "recurring_checks": [{"check": c, "runs": n} for c, n in
-                             sorted(recurring.items(), key=lambda kv: (-kv[1], kv[0])) if n > 1],
+        # check id -> how many of the runs have it active, for checks in more than one run (most frequent first)
+        "recurring_checks": {c: n for c, n in sorted(recurring.items(), key=lambda kv: (-kv[1], kv[0])) if n > 1},
     }
     return qpb.ReportResponse(report=dict_to_struct(report))
 

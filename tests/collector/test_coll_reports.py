@@ -102,6 +102,7 @@ def test_project_trend_and_compare(collector) -> None:
     assert trend["best_run"] == collector.runs["healthy"]
     assert trend["health_change"] == trend["latest_health_score"] - trend["first_health_score"] < 0
     assert trend["improving"] is False
+    assert trend["recurring_checks"]["device_underutilization"] >= 2  # CPU-only runs, each says so once
 
     cmp_ = _dict(query(collector.address).CompareRuns(qpb.CompareRequest(run_a="healthy", run_b="overfit"),
                                                       timeout=10).report)
