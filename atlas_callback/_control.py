@@ -31,12 +31,17 @@ class Control:
         self.stop_reason = ""
         self.pause_reason = ""
         self._pending_acks: list[tpb.Command] = []
+        self._seen: set[str] = set()  # the collector re-sends unacknowledged commands after a reconnect
         self.stopped = False  # a stop was applied (for RunEnd's status)
 
     # ------------------------------------------------------------------------------ sender side
 
     def on_command(self, command: tpb.Command) -> None:
         with self._lock:
+            if command.command_id:
+                if command.command_id in self._seen:
+                    return
+                self._seen.add(command.command_id)
             if command.kind == tpb.COMMAND_KIND_STOP:
                 self._stop = True
                 self.stop_reason = command.reason or "stopped from the collector"

@@ -142,3 +142,18 @@ def test_stop_reaches_both_ddp_ranks_at_the_same_step(collector, tmp_path) -> No
     detail = collector.query.run(ranks[0]["run_id"])
     assert detail.world_size == 2 and detail.summary.status == tpb.RUN_STATUS_STOPPED
     assert collector.query.epochs(ranks[0]["run_id"], rank=1), "rank 1 sent no epoch summary of its own"
+
+
+def test_a_command_resent_after_a_reconnect_is_applied_once() -> None:
+    from atlas_callback._control import Control
+
+    acks: list[str] = []
+    control = Control(pause_timeout=5.0, ack=lambda cmd, step: acks.append(cmd.command_id))
+    pause = tpb.Command(command_id="c1", kind=tpb.COMMAND_KIND_PAUSE)
+    resume = tpb.Command(command_id="c2", kind=tpb.COMMAND_KIND_RESUME)
+    control.on_command(pause)
+    control.on_command(resume)
+    control.on_command(pause)  # the collector re-sends it: the trainer must not pause again
+    assert control.decide() == (False, False)
+    control.flush_acks(step=3)
+    assert acks == ["c1", "c2"]
