@@ -92,7 +92,7 @@ def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: lis
 
 
 _STEP_COLUMNS = ("run_id", "rank", "step", "epoch", "time", "loss", "loss_kind", "lr", "grad_norm", "step_time_s",
-                 "batch_size", "amp_skipped", "metrics")
+                 "batch_size", "amp_skipped", "metrics", "grad_norm_kind")
 
 
 def _insert_steps(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -249,6 +249,7 @@ def _step_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.StepBatch, now:
             grad if grad is not None and math.isfinite(grad) else None,
             x.step_time_s if x.HasField("step_time_s") else None, x.batch_size or None, x.amp_skipped,
             json.dumps(dict(x.metrics)) if x.metrics else None,
+            None if grad is None or math.isfinite(grad) else _loss_kind(grad),
         ))
         seen.append((rank, x.step, x.epoch, loss, lr, grad, when, x.amp_skipped))
     _insert_steps(conn, rows)

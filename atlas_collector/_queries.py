@@ -139,7 +139,7 @@ def get_epochs(store: Store, req: qpb.EpochsRequest) -> qpb.EpochsResponse:
 
 
 _STEP_COLUMNS = ("step", "epoch", "loss", "loss_kind", "lr", "grad_norm", "step_time_s", "time", "batch_size",
-                 "amp_skipped", "metrics")
+                 "amp_skipped", "metrics", "grad_norm_kind")
 
 
 def get_steps(store: Store, req: qpb.StepsRequest) -> qpb.StepsResponse:
@@ -150,7 +150,7 @@ def get_steps(store: Store, req: qpb.StepsRequest) -> qpb.StepsResponse:
     Sample, Timestamp = tpb.StepSample, timestamp_pb2.Timestamp
     with store.connect() as conn:
         run_id = store.resolve_run(conn, req.run)
-        for step, epoch, loss, loss_kind, lr, grad, step_time, when, batch, amp, metrics in store.steps(
+        for step, epoch, loss, loss_kind, lr, grad, step_time, when, batch, amp, metrics, grad_kind in store.steps(
             conn, run_id, rank=req.rank if req.HasField("rank") else 0,
             from_step=req.from_step if req.HasField("from_step") else None,
             to_step=req.to_step if req.HasField("to_step") else None, limit=limit, columns=_STEP_COLUMNS,
@@ -164,7 +164,9 @@ def get_steps(store: Store, req: qpb.StepsRequest) -> qpb.StepsResponse:
                 fields["loss"] = loss
             if lr is not None:
                 fields["lr"] = lr
-            if grad is not None:
+            if grad_kind:
+                fields["grad_norm"] = float(grad_kind)
+            elif grad is not None:
                 fields["grad_norm"] = grad
             if step_time is not None:
                 fields["step_time_s"] = step_time

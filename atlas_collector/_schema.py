@@ -122,6 +122,7 @@ step_samples = Table(
     Column("loss_kind", String(4)),  # "nan", "inf", "-inf" where loss is not finite (SQLite keeps no NaN)
     Column("lr", Float),
     Column("grad_norm", Float),
+    Column("grad_norm_kind", String(4)),  # as loss_kind, for a non-finite gradient norm
     Column("step_time_s", Float),
     Column("batch_size", Integer),
     Column("amp_skipped", Boolean, nullable=False, server_default="0"),

@@ -148,6 +148,16 @@ def test_nan_and_inf_losses_are_data_not_errors(db_url: str) -> None:
     rows = sorted(_rows(store, s.step_samples, run_id), key=lambda r: r["step"])
     assert [(r["step"], r["loss"], r["loss_kind"]) for r in rows] == [
         (1, 0.5, None), (2, None, "nan"), (3, None, "inf"), (4, None, "-inf")]
+    # A non-finite gradient norm survives the store too (diagnostics rebuilt from it must see it).
+    from atlas_collector._diagnostics import step_record
+
+    grads = steps(run_id, session, 2, [1.0, 1.0], first_step=5)
+    grads.step_batch.samples[0].grad_norm = math.inf
+    grads.step_batch.samples[1].grad_norm = 2.5
+    with store.begin() as conn:
+        apply_message(conn, grads, validate(grads))
+    rows = {r["step"]: r for r in _rows(store, s.step_samples, run_id)}
+    assert math.isinf(step_record(rows[5]).grad_norm) and step_record(rows[6]).grad_norm == 2.5
     store.close()
 
 
