@@ -2,12 +2,14 @@
 real AtlasCallback streaming over gRPC to a real collector, whose issues are read back through the query service.
 
 Each fault must raise its labelled checks by its labelled epoch (a NaN: at the step of the first bad batch); no
-healthy control may raise a critical issue. The last test writes recall, critical false positives and detection
-delays to ``benchmarks/results/fault_suite.json``.
+healthy control may raise a critical issue. The last test reports recall, critical false positives and detection
+delays, and writes them to the file named by ``ATLAS_FAULT_RESULTS`` when it is set (the committed figures:
+``ATLAS_FAULT_RESULTS=benchmarks/results/fault_suite.json pytest tests/faults``).
 """
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from typing import Iterator
 
@@ -17,7 +19,7 @@ from atlas_collector import run_server
 from _fault_harness import RunResult, critical, judge, run_program, summarise
 from _fault_programs import FAULTS, HEALTHY, Expect, Program
 
-RESULTS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "fault_suite.json"
+RESULTS = pathlib.Path(os.environ["ATLAS_FAULT_RESULTS"]) if os.environ.get("ATLAS_FAULT_RESULTS") else None
 PROGRAMS = FAULTS + HEALTHY
 _results: dict[str, RunResult] = {}
 
@@ -86,8 +88,9 @@ def test_healthy_control_has_no_critical_issue(collector: str, program: Program)
 def test_recall_false_positives_and_delay_are_reported(collector: str) -> None:
     results = [result_of(collector, p) for p in PROGRAMS]
     summary = summarise(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    if RESULTS is not None:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"recall {summary['recall']:.2f} ({summary['faults']} faults), critical false positives on "
              f"{summary['healthy_controls']} healthy controls: {summary['critical_false_positives']}, "
              f"max delay {summary['max_delay_epochs']} epoch(s), suite {summary['seconds']} s"]
