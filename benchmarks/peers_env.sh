@@ -16,7 +16,8 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" "torch==2.13.0" "lightning>=2.6.6" mlflow wandb tensorboard \
     "grpcio>=1.85.1" "grpcio-health-checking>=1.85.1" "protobuf>=6" "psutil>=7.2.2" "codecarbon>=3.3.2" \
     "nvidia-ml-py>=13.615.71" "sqlalchemy>=2.1.9" "alembic>=1.20.1" "psycopg[binary]>=3.3.9" \
-    "opentelemetry-sdk>=1.45.2" "opentelemetry-exporter-otlp>=1.45.2" "click>=8.5.1" "rich>=15.0.0"
+    "opentelemetry-sdk>=1.45.2" "opentelemetry-exporter-otlp>=1.45.2" "click>=8.5.1" "rich>=15.0.0" \
+    py-spy  # a sampling profiler, to see where the collector's time goes
 "${pip[@]}" --no-deps -e "$repo"
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
