@@ -264,8 +264,11 @@ class DiagnosticsDriver:
                 log.info("run=%s issue=%s severity=%s epoch=%s %s", run_id, issue.check, issue.severity,
                          issue.epoch, issue.title)
         critical = [i for i in delta.new_critical if (i.check, d.issue_key(i)) in became_active]
+        # A run the trainer's own fast path already stopped (non-finite loss) still gets its command recorded,
+        # as for any other critical issue (ARCHITECTURE.md); other ended runs get none.
+        open_or_fast_stopped = rd.status not in ENDED_STATUSES or rd.status == "stopped"
         if critical and rd.on_critical in ("pause", "stop") and self._act is not None \
-                and rd.status not in ENDED_STATUSES and not (rd.on_critical == "pause" and rd.status == "paused"):
+                and open_or_fast_stopped and not (rd.on_critical == "pause" and rd.status == "paused"):
             first = critical[0]
             reason = f"{first.check}: {first.title}"
             if first.description:

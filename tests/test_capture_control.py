@@ -130,6 +130,21 @@ def test_non_finite_loss_fast_path_follows_the_policy(collector, policy, steps_r
     assert ran == steps_run
     detail = collector.query.run(obs.run_id)
     assert detail.summary.status == status
+    # The fast path does not bypass the record: the collector stores the nan_loss issue and, under a
+    # stop/pause policy, the command it caused, as for any other critical issue.
+    issues = collector.query.stub.ListIssues(qpb.IssuesRequest(run=obs.run_id), timeout=10).issues
+    assert any(i.check == "nan_loss" and i.severity == "critical" and i.step == 7 for i in issues)
+    import sqlalchemy as sa
+
+    def commands() -> list[tuple[str, str]]:
+        with collector.store.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(
+                "SELECT kind, issue_check FROM commands WHERE run_id = :r"), {"r": obs.run_id})]
+
+    if policy == "stop":
+        assert wait_for(lambda: ("stop", "nan_loss") in commands(), 10), commands()
+    else:
+        assert commands() == []
 
 
 def test_stop_reaches_both_ddp_ranks_at_the_same_step(collector, tmp_path) -> None:
