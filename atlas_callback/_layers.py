@@ -70,6 +70,26 @@ _CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.Gr
                   nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
 _CORRELATED = frozenset({"linear", "convolution", "attention", "recurrent", "embedding"})
 _SAT_BOUND = 0.99
+# Bounded cost: a sampled output is read at no more than this many positions per unit (a conv channel's
+# batch x height x width, a transformer feature's batch x tokens); larger outputs are read on an evenly
+# strided grid. A dead unit is zero everywhere, so it stays zero on the grid.
+MAX_POSITIONS_PER_UNIT = 4096
+
+
+def _bounded(y: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    """`y` itself, or an evenly strided view of it with at most MAX_POSITIONS_PER_UNIT positions per unit."""
+    positions = y.numel() // max(1, y.shape[unit_dim])
+    if positions <= MAX_POSITIONS_PER_UNIT:
+        return y
+    inner = [d for d in range(1, y.dim()) if d != unit_dim]  # keep every sample row where possible
+    if not inner:
+        step = math.ceil(positions / MAX_POSITIONS_PER_UNIT)
+        return y[::step] if unit_dim != 0 else y
+    step = math.ceil((positions / MAX_POSITIONS_PER_UNIT) ** (1.0 / len(inner)))
+    index: list[Any] = [slice(None)] * y.dim()
+    for d in inner:
+        index[d] = slice(None, None, step)
+    return y[tuple(index)]
 
 
 @dataclass
@@ -341,16 +361,20 @@ class LayerHealthMonitor:
         y = y.detach()
         if y.dtype in (torch.float16, torch.bfloat16):
             y = y.float()
-        var, mean = torch.var_mean(y, correction=0)
-        self._push(key, "mean", mean)
-        self._push(key, "var", var)
         nd = y.dim()
         if nd == 0:
+            var, mean = torch.var_mean(y, correction=0)
+            self._push(key, "mean", mean)
+            self._push(key, "var", var)
             return
         if nd == 1:
             y = y.unsqueeze(0)
             nd = 2
         unit_dim = 1 if channel_first and nd >= 3 else nd - 1
+        y = _bounded(y, unit_dim)
+        var, mean = torch.var_mean(y, correction=0)
+        self._push(key, "mean", mean)
+        self._push(key, "var", var)
         dims = tuple(d for d in range(nd) if d != unit_dim)
         width = y.shape[unit_dim]
         units = self._units.get(key, False)
