@@ -116,6 +116,7 @@ class Transport:
         self.connected = threading.Event()
         self.ever_connected = False
         self.dropped = 0
+        self._failed_connects = 0
         self._log = _RateLimitedLog()
         self._call: Any = None
         self._channel: grpc.Channel | None = None
@@ -176,7 +177,10 @@ class Transport:
         if self._thread is None:
             return True
         deadline = time.monotonic() + timeout
-        flush_for = max(0.0, deadline - time.monotonic()) if self.ever_connected else min(1.0, timeout)
+        if self.ever_connected:
+            flush_for = max(0.0, deadline - time.monotonic())
+        else:  # a first connection may be under way; once one has failed there is nothing to wait for
+            flush_for = 0.0 if self._failed_connects else min(1.0, timeout)
         flushed = self.force_flush(flush_for)
         with self._cond:
             self._closing = True
@@ -294,6 +298,7 @@ class Transport:
                     self._cond.notify_all()
                 continue
             if not self.ever_connected:
+                self._failed_connects += 1
                 self._log.warning("connect", "atlas: no collector reachable at %s (%s); training goes on, records "
                                   "are spooled and sent when it is back", self.target, code.name if code else error)
             else:
