@@ -114,7 +114,12 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(project=self._core.project, run_name=self._core.run_name)
+        # Lightning reads this on every hook dispatch: build it once.
+        key = self.__dict__.get("_state_key")
+        if key is None:
+            key = self.__dict__["_state_key"] = self._generate_state_key(project=self._core.project,
+                                                                         run_name=self._core.run_name)
+        return key
 
     # ------------------------------------------------------------------------------------ hooks
 
