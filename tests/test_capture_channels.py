@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import lightning.pytorch as pl
 import pytest
@@ -87,11 +88,27 @@ def _tokens(n: int = 64) -> TensorDataset:
     return TensorDataset(torch.randint(0, 50, (n, 12), generator=g))
 
 
+class _CarbonReady(pl.Callback):
+    """CodeCarbon starts on a background thread (no step waits for it, ~1.5 s here); these epochs are
+    shorter, so epoch 1 begins once its first measurement has landed."""
+
+    def __init__(self, atlas: AtlasCallback) -> None:
+        self.atlas = atlas
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        carbon = self.atlas._core._carbon
+        deadline = time.monotonic() + 20
+        while trainer.current_epoch == 1 and carbon is not None and carbon.available and carbon._latest is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def _fit(module, data, collector, config=ALL, epochs=2):
     callback = AtlasCallback(project="channels", run_name=type(module).__name__, collector=collector.address,
                              config=config)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+                         enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[_CarbonReady(callback), callback])
     trainer.fit(module, DataLoader(data, batch_size=16), DataLoader(data, batch_size=32))
     return callback.run_id, trainer
 
