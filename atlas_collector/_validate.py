@@ -95,9 +95,14 @@ def _epoch_summary(m: tpb.EpochSummary) -> None:
 
 
 def _step_batch(m: tpb.StepBatch) -> None:
+    # Per sample on the ingest hot path: test first, build the message only for a bad value.
+    isfinite = math.isfinite
     for sample in m.samples:
-        _nonneg(f"StepSample[{sample.step}].step_time_s", _opt(sample, "step_time_s"))
-        _nonneg(f"StepSample[{sample.step}].lr", _opt(sample, "lr"))
+        for field in ("step_time_s", "lr"):
+            if sample.HasField(field):
+                value = getattr(sample, field)
+                if not (value >= 0 and isfinite(value)):
+                    _nonneg(f"StepSample[{sample.step}].{field}", value)
 
 
 def _run_end(m: tpb.RunEnd) -> None:
