@@ -1,9 +1,11 @@
 """Shared fixtures: real collectors (subprocess or in-process), real SQLite files, the real PostgreSQL."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -28,6 +30,26 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_") or k == "ATLAS_HOME"}
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def atlas_json(address: str, *args: str) -> object:
+    """Run the real `atlas` CLI with --json against `address` and parse what it prints."""
+    done = subprocess.run([str(BIN / "atlas"), "--collector", address, *args, "--json"], capture_output=True,
+                          text=True, env=cli_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def spool_files(home: pathlib.Path) -> list[pathlib.Path]:
+    """The spool logs a trainer left under ATLAS_HOME (records not yet acknowledged)."""
+    return sorted((home / "spool").rglob("*.log")) if (home / "spool").exists() else []
 
 
 class CollectorProcess:

@@ -1,34 +1,15 @@
 """Nothing lost: the spool, offline runs, `atlas sync`, and a collector killed mid-run."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
-import socket
-import subprocess
 
 import pytest
 
 from atlas_callback import AtlasCallback
-from conftest import BIN, cli_env
+from conftest import atlas_json, spool_files
 from _lit import TinyClassifier, loaders, trainer
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def atlas_json(address: str, *args: str) -> object:
-    done = subprocess.run([str(BIN / "atlas"), "--collector", address, *args, "--json"], capture_output=True,
-                          text=True, env=cli_env(), timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def spool_files(home: pathlib.Path) -> list[pathlib.Path]:
-    return sorted((home / "spool").rglob("*.log")) if (home / "spool").exists() else []
 
 
 def test_offline_mode_only_spools(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, collector_process) -> None:

@@ -1,36 +1,18 @@
 """Reliability: the collector SIGKILLed mid-run and restarted, or unreachable for the whole run."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import time
 
 import lightning.pytorch as pl
 
 from atlas_callback import AtlasCallback
-from conftest import BIN, cli_env, start_collector_process
+from conftest import BIN, atlas_json, cli_env, free_port, spool_files, start_collector_process
 from _lit import TinyClassifier, loaders, trainer
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def atlas_json(address: str, *args: str) -> object:
-    done = subprocess.run([str(BIN / "atlas"), "--collector", address, *args, "--json"], capture_output=True,
-                          text=True, env=cli_env(), timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def spool_files(home: pathlib.Path) -> list[pathlib.Path]:
-    return sorted((home / "spool").rglob("*.log")) if (home / "spool").exists() else []
 
 
 def test_no_collector_training_completes_and_sync_completes_the_run(tmp_path: pathlib.Path) -> None:
