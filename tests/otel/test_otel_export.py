@@ -117,8 +117,11 @@ def test_a_training_run_becomes_one_trace_live_with_metrics(db_url: str) -> None
         assert a["atlas.throughput.samples_per_sec"] > 0 and a["atlas.epoch.duration"] > 0
         assert a["atlas.run.id"] == run_id
     last = spans["epoch 2"]["attrs"]  # measured by then (WatchSpans waits for CodeCarbon's first measurement)
-    assert last["atlas.carbon.co2"] > 0 and last["atlas.carbon.energy"] > 0 and last["atlas.carbon.power"] > 0
-    assert last["atlas.carbon.co2_cumulative"] >= last["atlas.carbon.co2"]
+    # The epoch's own delta is 0 (and so absent) when CodeCarbon has not measured again since the previous
+    # epoch ended; the cumulative figures and the power are there either way.
+    assert last["atlas.carbon.co2_cumulative"] > 0 and last["atlas.carbon.energy_cumulative"] > 0
+    assert last["atlas.carbon.power"] > 0
+    assert last["atlas.carbon.co2_cumulative"] >= last.get("atlas.carbon.co2", 0.0) >= 0
     # The root: who, where, how, and how it ended.
     a = root["attrs"]
     assert (a["atlas.project"], a["atlas.run.name"], a["atlas.run.framework"], a["atlas.run.status"]) == (
