@@ -20,12 +20,15 @@ MAX_REASON = 2000
 
 
 def record_command(conn: Connection, run_id: str, kind: str, *, reason: str = "", sender: str = "",
-                   issue_check: str | None = None, now: float | None = None) -> dict[str, Any]:
-    """Store a new command for `run_id` and return its row. A run that has ended takes no command."""
+                   issue_check: str | None = None, now: float | None = None,
+                   record_if_ended: bool = False) -> dict[str, Any]:
+    """Store a new command for `run_id` and return its row. A run that has ended takes no command, unless
+    `record_if_ended` (the policy's command for a run the trainer's NaN fast path already stopped: it is
+    recorded as for any other critical issue, and never delivered)."""
     if kind not in COMMAND_VALUES:
         raise InvalidMessage(f"command kind must be one of {', '.join(COMMAND_VALUES)}, got {kind!r}")
     status = conn.execute(sa.select(s.runs.c.status).where(s.runs.c.id == run_id)).scalar_one()
-    if status in ENDED_STATUSES:
+    if status in ENDED_STATUSES and not record_if_ended:
         raise RunEnded(f"run {run_id} is {status}; it takes no {kind} command")
     row = {
         "id": str(uuid.uuid4()), "run_id": run_id, "kind": kind, "reason": (reason or "")[:MAX_REASON] or None,

@@ -86,7 +86,8 @@ def note_holder(store: Any, run_id: str, replica_id: str, held: bool) -> None:
 
 
 def send_command(store: Any, hub: CommandHub, run_id: str, kind: str, *, reason: str = "", sender: str = "",
-                 issue_check: str | None = None, live_after: float | None = None) -> tuple[dict[str, Any], bool]:
+                 issue_check: str | None = None, live_after: float | None = None,
+                 record_if_ended: bool = False) -> tuple[dict[str, Any], bool]:
     """Record a command and deliver it to every stream of the run, on this replica and (PostgreSQL) the others.
 
     Returns the command's row and whether it was delivered: a stream of the run is held here, or (PostgreSQL)
@@ -95,7 +96,8 @@ def send_command(store: Any, hub: CommandHub, run_id: str, kind: str, *, reason:
     connects."""
     shared = store.dialect == "postgresql"
     with store.begin() as conn:
-        row = _commands.record_command(conn, run_id, kind, reason=reason, sender=sender, issue_check=issue_check)
+        row = _commands.record_command(conn, run_id, kind, reason=reason, sender=sender, issue_check=issue_check,
+                                       record_if_ended=record_if_ended)
         live = False
         if shared:
             payload = json.dumps({"id": row["id"], "run_id": run_id, "origin": hub.replica_id})

@@ -325,7 +325,7 @@ class Collector:
         """`on_critical`: a new critical issue pauses or stops the run through its stream(s)."""
         try:
             send_command(self.store, self.hub, run_id, kind, reason=reason, sender="policy", issue_check=check,
-                         live_after=self.config.stale_after_s)
+                         live_after=self.config.stale_after_s, record_if_ended=True)
         except RunEnded:
             pass
 
