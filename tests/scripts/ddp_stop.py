@@ -52,7 +52,8 @@ class StopFromRankZero(pl.Callback):
 
         with grpc.insecure_channel(COLLECTOR) as channel:
             query_pb2_grpc.QueryServiceStub(channel).SendCommand(qpb.CommandRequest(
-                run=self.atlas.run_id, kind=tpb.COMMAND_KIND_STOP, reason="test stop", sender="ddp-test"), timeout=10)
+                run=self.atlas.run_id, kind=tpb.COMMAND_KIND_STOP, reason="test stop", sender="ddp-test"), timeout=60,
+                wait_for_ready=True)
         deadline = time.monotonic() + 20
         while not self.atlas._core.control.decide()[0] and time.monotonic() < deadline:
             time.sleep(0.01)
