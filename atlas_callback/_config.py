@@ -35,6 +35,9 @@ class AtlasConfig:
         track_architecture: layers, module tree, layer graph attributes and tensor shapes of the first batch.
         track_layer_health: per-layer activation/gradient/weight statistics from hooks, every
             `layer_health_every` steps (no hook runs on the other steps), at most `layer_health_max_layers`.
+            Sampled less often (a multiple of `layer_health_every`, at least once per epoch) when a sampled
+            step costs more than `layer_health_budget` of training time: small models on a CPU, whose steps
+            take milliseconds; the interval in force is logged when it changes.
         track_profiler: torch.profiler summaries on step 1 of epoch 0 and of every `profile_every_epochs`-th
             epoch. Off by default: a profiled step costs several times a normal one.
         loss_sync_every: on an accelerator, per-step losses stay on the device and are copied to the
@@ -63,6 +66,7 @@ class AtlasConfig:
     grad_norm_every: int = 10
     layer_health_every: int = 10
     layer_health_max_layers: int = 64
+    layer_health_budget: float = 0.003
     profile_every_epochs: int = 5
     carbon_country: str = "IRL"
     loss_sync_every: int = 16
@@ -80,6 +84,10 @@ class AtlasConfig:
         _positive_int("AtlasConfig.grad_norm_every", self.grad_norm_every, 1, 1_000_000)
         _positive_int("AtlasConfig.layer_health_every", self.layer_health_every, 1, 1_000_000)
         _positive_int("AtlasConfig.layer_health_max_layers", self.layer_health_max_layers, 1, 100_000)
+        if (isinstance(self.layer_health_budget, bool) or not isinstance(self.layer_health_budget, (int, float))
+                or not 0 < self.layer_health_budget <= 1):
+            raise ValueError("`AtlasConfig.layer_health_budget` must be a share of training time in (0, 1], e.g. "
+                             f"0.003 for 0.3 % (1 lifts the budget), got {self.layer_health_budget!r}")
         _positive_int("AtlasConfig.profile_every_epochs", self.profile_every_epochs, 1, 1_000_000)
         if not (isinstance(self.carbon_country, str) and len(self.carbon_country) == 3 and self.carbon_country.isalpha()):
             raise ValueError("`AtlasConfig.carbon_country` must be an ISO 3166 alpha-3 country code such as 'IRL', "

@@ -304,7 +304,8 @@ class RunCore:
             from ._layers import LayerHealthMonitor
 
             self._layers = LayerHealthMonitor(model, every_n_steps=cfg.layer_health_every,
-                                              max_layers=cfg.layer_health_max_layers)
+                                              max_layers=cfg.layer_health_max_layers,
+                                              cost_budget=cfg.layer_health_budget)
         if cfg.track_profiler:
             from ._profiler import StepProfiler
 

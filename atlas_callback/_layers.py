@@ -1,13 +1,21 @@
 """The layer-health channel: sampled activation, gradient and weight statistics per layer.
 
 ``LayerHealthMonitor(model)`` costs nothing on steps that are not sampled: no hook exists then. On a sampled step
-(``step % every_n_steps == 0``) ``arm(step)`` installs forward hooks on the chosen layers, gradient hooks on their
+(``step % every_n_steps == 0``; see the cost budget below) ``arm(step)`` installs forward hooks on the chosen layers, gradient hooks on their
 parameters and takes a copy of their weights; ``disarm()`` (after the backward pass and the optimiser step) reads the
 weights again and removes every hook and copy. Hooks reduce on the device under ``torch.no_grad()`` and keep 0-d
 tensors and small per-unit vectors only (gradients are held from the backward pass to ``disarm``, where one fused
 ``_foreach_norm`` reduces them all; they are the tensors ``.grad`` holds anyway). ``disarm`` stacks the step's
 numbers into one small device vector; nothing is copied to the host during training: ``epoch_end()`` concatenates
 what the epoch gathered and copies it once, then aggregates.
+
+Cost budget: with ``cost_budget`` (a share of training time, e.g. 0.005) the monitor measures what a sampled step
+costs it (the CPU time of the training thread inside ``arm``, the hooks and ``disarm``) against the wall time of the
+steps that are not sampled, and samples less often than every ``every_n_steps`` steps (a multiple of it) when
+sampling that often would take more than the budget: a small model on a CPU, whose steps take milliseconds, is then
+sampled every few dozen steps, a large one on a GPU every ``every_n_steps``. The first eligible step of every epoch
+is always sampled, so every epoch has its statistics. The interval in force is ``interval``; changes are logged.
+A budget of 1 (or None) lifts the limit: every ``every_n_steps``-th step is sampled whatever it costs.
 
 Which layers: every layer (``_architecture.iter_layers``) that holds parameters, except dropout, at most
 ``max_layers`` of them, evenly spread over the model when there are more (the first and the last are always kept),
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,25 +80,31 @@ _CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.Gr
 _CORRELATED = frozenset({"linear", "convolution", "attention", "recurrent", "embedding"})
 _SAT_BOUND = 0.99
 # Bounded cost: a sampled output is read at no more than this many positions per unit (a conv channel's
-# batch x height x width, a transformer feature's batch x tokens); larger outputs are read on an evenly
-# strided grid. A dead unit is zero everywhere, so it stays zero on the grid.
-MAX_POSITIONS_PER_UNIT = 4096
+# batch x height x width, a transformer feature's batch x tokens), and at no more than MAX_ELEMENTS_PER_SITE
+# values in all (a wide output, e.g. a 50,000-token vocabulary head, is read at fewer positions per unit, never
+# fewer than MIN_POSITIONS_PER_UNIT); larger outputs are read on an evenly strided grid. A dead unit is zero
+# everywhere, so it stays zero on the grid; per-unit counts accumulate over the epoch's sampled steps.
+MAX_POSITIONS_PER_UNIT = 1024
+MAX_ELEMENTS_PER_SITE = 65536
+MIN_POSITIONS_PER_UNIT = 64
 
 
 def _bounded(y: torch.Tensor, unit_dim: int) -> torch.Tensor:
-    """`y` itself, or an evenly strided view of it with at most MAX_POSITIONS_PER_UNIT positions per unit."""
-    positions = y.numel() // max(1, y.shape[unit_dim])
-    if positions <= MAX_POSITIONS_PER_UNIT:
+    """`y` itself, or an evenly strided view of it within the bounds above."""
+    width = max(1, y.shape[unit_dim])
+    positions = y.numel() // width
+    cap = max(MIN_POSITIONS_PER_UNIT, min(MAX_POSITIONS_PER_UNIT, MAX_ELEMENTS_PER_SITE // width))
+    if positions <= cap:
         return y
     inner = [d for d in range(1, y.dim()) if d != unit_dim]  # keep every sample row where possible
     if not inner:
-        step = math.ceil(positions / MAX_POSITIONS_PER_UNIT)
+        step = math.ceil(positions / cap)
         return y[::step] if unit_dim != 0 else y
-    step = math.ceil((positions / MAX_POSITIONS_PER_UNIT) ** (1.0 / len(inner)))
+    step = math.ceil((positions / cap) ** (1.0 / len(inner)))
     index: list[Any] = [slice(None)] * y.dim()
     for d in inner:
         index[d] = slice(None, None, step)
-    return y[tuple(index)]
+    return y[tuple(index)].contiguous()  # one gather; every reduction after it reads contiguous memory
 
 
 @dataclass
@@ -122,7 +137,8 @@ class LayerHealthMonitor:
 
     def __init__(self, model: nn.Module, every_n_steps: int = 10, max_layers: int = 64, *,
                  saturated_share: float = 0.9, sparsity_eps: float = 1e-8,
-                 update_copy_bytes: int = 256 * 2**20, strict: bool = False) -> None:
+                 update_copy_bytes: int = 256 * 2**20, cost_budget: float | None = None,
+                 strict: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
@@ -131,6 +147,9 @@ class LayerHealthMonitor:
             raise ValueError(f"`max_layers` must be an integer >= 1, got {max_layers!r}")
         if not 0.0 < saturated_share <= 1.0:
             raise ValueError(f"`saturated_share` must be in (0, 1], got {saturated_share!r}")
+        if cost_budget is not None and (isinstance(cost_budget, bool) or not isinstance(cost_budget, (int, float))
+                                        or not 0.0 < cost_budget <= 1.0):
+            raise ValueError(f"`cost_budget` must be a share of training time in (0, 1] or None, got {cost_budget!r}")
         self._model: nn.Module | None = model
         self.every_n_steps = every_n_steps
         self.max_layers = max_layers
@@ -138,6 +157,15 @@ class LayerHealthMonitor:
         self.sparsity_eps = sparsity_eps
         self.update_copy_bytes = update_copy_bytes
         self.strict = strict
+        self.cost_budget = cost_budget
+        self.interval = every_n_steps  # the sampling interval in force (a multiple of every_n_steps)
+        self._next = 0  # the first step the interval allows to be sampled
+        self._sampled_this_epoch = False
+        self._spent = 0.0  # training-thread CPU seconds spent by the current sampled step
+        self._cost_s: float | None = None  # smoothed cost of one sampled step
+        self._step_s: float | None = None  # smoothed wall time of a step that is not sampled
+        self._last_arm: float | None = None
+        self._last_sampled = False
         self._layers: list[_Layer] | None = None
         self._by_name: dict[str, _Layer] = {}
         self._acts: list[tuple[str, nn.Module, str | None]] = []
@@ -162,6 +190,7 @@ class LayerHealthMonitor:
         self._snap: list[tuple[int, nn.Parameter, torch.Tensor]] = []  # (layer index, parameter, copy)
 
     def _reset_epoch(self) -> None:
+        self._sampled_this_epoch = False
         self._pending: list[tuple[torch.Tensor, list[tuple[str, str]]]] = []
         self._units: dict[str, _Units | None] = {}  # None: the site changed width, no per-unit statistics
         self._idx_cache: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
@@ -217,14 +246,27 @@ class LayerHealthMonitor:
 
     # --------------------------------------------------------------------------------------- arm/disarm
     def should_sample(self, step: int) -> bool:
-        return step % self.every_n_steps == 0
+        if step % self.every_n_steps:
+            return False
+        return self.interval == self.every_n_steps or step >= self._next or not self._sampled_this_epoch
 
     def arm(self, step: int) -> bool:
         """Install the hooks when ``step`` is sampled; returns whether it is. Call before the step's forward."""
         if self._armed:
             self.disarm()
+        now = time.perf_counter()
+        if self._last_arm is not None and not self._last_sampled:  # the wall time of a step without hooks
+            elapsed = now - self._last_arm
+            self._step_s = elapsed if self._step_s is None else 0.8 * self._step_s + 0.2 * elapsed
+        self._last_arm = now
+        self._last_sampled = False
         if self._model is None or not self.should_sample(step):
             return False
+        self._last_sampled = True
+        self._sampled_this_epoch = True
+        self._next = step + self.interval
+        self._spent = 0.0
+        t0 = time.thread_time()
         try:
             self._step = step
             self._reset_step()
@@ -246,12 +288,15 @@ class LayerHealthMonitor:
             self._reset_step()
             self._fail("arm", exc)
             return False
+        finally:
+            self._spent += time.thread_time() - t0
         return True
 
     def disarm(self) -> None:
         """Read the weights, remove every hook and copy; call after the optimiser step of a sampled step."""
         if not self._armed:
             return
+        t0 = time.thread_time()
         self._armed = False
         self._remove_hooks()
         try:
@@ -261,6 +306,24 @@ class LayerHealthMonitor:
             self._fail("disarm", exc)
         finally:
             self._reset_step()
+            self._spent += time.thread_time() - t0
+            self._adapt(self._spent)
+
+    def _adapt(self, cost: float) -> None:
+        """Stretch (or relax) the sampling interval so that sampling stays within the cost budget."""
+        self._cost_s = cost if self._cost_s is None else 0.7 * self._cost_s + 0.3 * cost
+        if self.cost_budget is None or self.cost_budget >= 1 or not self._step_s:  # 1: no limit
+            return
+        every = self.every_n_steps
+        needed = self._cost_s / (self.cost_budget * self._step_s)  # steps per sample that keep the budget
+        interval = max(every, math.ceil(needed / every) * every)
+        if interval >= 2 * self.interval or interval * 2 <= self.interval:  # log real changes, not jitter
+            logger.info("atlas layer health: a sampled step costs %.2f ms against %.2f ms per step; sampling every "
+                        "%d steps (configured: %d) to stay within %.2g%% of training time", self._cost_s * 1e3,
+                        self._step_s * 1e3, interval, every, self.cost_budget * 100)
+        if interval != self.interval:
+            self._next += interval - self.interval
+            self.interval = interval
 
     def _remove_hooks(self) -> None:
         handles, self._handles = self._handles, []
@@ -294,6 +357,7 @@ class LayerHealthMonitor:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if name in self._disabled:
                 return
+            t0 = time.thread_time()
             try:
                 y = _first_tensor(output)
                 if y is None:
@@ -304,12 +368,15 @@ class LayerHealthMonitor:
                 self._last = (weakref.ref(y), name)
             except Exception as exc:
                 self._fail(name, exc)
+            finally:
+                self._spent += time.thread_time() - t0
         return hook
 
     def _act_hook(self, act_name: str, sat_kind: str | None) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if act_name in self._disabled:
                 return
+            t0 = time.thread_time()
             try:
                 y = _first_tensor(output)
                 inp = _first_tensor(args)
@@ -331,6 +398,8 @@ class LayerHealthMonitor:
                 self._last = (weakref.ref(y), site)
             except Exception as exc:
                 self._fail(act_name, exc)
+            finally:
+                self._spent += time.thread_time() - t0
         return hook
 
     def _grad_hook(self, index: int, p: nn.Parameter) -> Callable[[torch.Tensor], None]:
@@ -339,6 +408,7 @@ class LayerHealthMonitor:
         def hook(grad: torch.Tensor) -> None:
             if "gradients" in self._disabled:
                 return
+            t0 = time.thread_time()
             try:
                 with torch.no_grad():
                     g = grad.detach()
@@ -351,6 +421,8 @@ class LayerHealthMonitor:
                     self._grads.append((index, g if calls == 0 else torch.linalg.vector_norm(g.float())))
             except Exception as exc:
                 self._fail("gradients", exc)
+            finally:
+                self._spent += time.thread_time() - t0
         return hook
 
     def _record(self, key: str, site: str, y: torch.Tensor, channel_first: bool, sat_kind: str | None,
@@ -372,7 +444,7 @@ class LayerHealthMonitor:
             nd = 2
         unit_dim = 1 if channel_first and nd >= 3 else nd - 1
         y = _bounded(y, unit_dim)
-        var, mean = torch.var_mean(y, correction=0)
+        var, mean = _var_mean(y)
         self._push(key, "mean", mean)
         self._push(key, "var", var)
         dims = tuple(d for d in range(nd) if d != unit_dim)
@@ -583,6 +655,14 @@ class LayerHealthMonitor:
         self._layers = None
         self._acts = []
         self._model = None
+
+
+def _var_mean(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Population variance and mean, two passes: several times faster than `torch.var_mean` (Welford) on the CPU,
+    and as stable (the sum of squares is taken around the mean)."""
+    mean = y.mean()
+    d = (y - mean).reshape(-1)
+    return torch.dot(d, d) / d.numel(), mean
 
 
 def _sat_kind(module: nn.Module) -> str | None:

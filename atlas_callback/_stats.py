@@ -33,9 +33,10 @@ class EpochAccumulator:
         self._on_samples = on_samples
         self._on_nonfinite = on_nonfinite
         # samples whose loss / gradient norm are still tensors on a device: copied in groups
-        self._pending: list[tuple[tpb.StepSample, Any, Any]] = []
+        self._pending: list[list[Any]] = []
         self.grad_norms: list[float] = []
-        self._ready: list[tpb.StepSample] = []
+        self._ready: list[list[Any]] = []  # step records (see `_sample`) not yet handed off
+        self._nonfinite_ready = False
         self._last_handoff = time.monotonic()
         self.begin(0)
 
@@ -61,9 +62,14 @@ class EpochAccumulator:
 
     def step(self, loss: Any, *, step: int, batch_size: int | None, seq_len: int | None, lr: float | None,
              metrics: Mapping[str, float] | None, grad_norm: Any = None, amp_skipped: bool = False) -> None:
+        # The training thread's share: counters and one plain record. The StepSample messages are built at the
+        # hand-off, a whole group at a time (cheaper than one message per step on the cold path of each step).
         now = time.perf_counter()
-        if self.batches and len(self.step_times) < MAX_STEP_TIMES:
-            self.step_times.append(now - self.t_last)
+        step_time = None
+        if self.batches:
+            step_time = now - self.t_last
+            if len(self.step_times) < MAX_STEP_TIMES:
+                self.step_times.append(step_time)
         self.t_last = now
         self.batches += 1
         if batch_size:
@@ -72,55 +78,40 @@ class EpochAccumulator:
                 self.tokens += batch_size * seq_len
         if not self._track_loss:
             return
-        fields: dict[str, Any] = {"step": step, "epoch": self.epoch}
-        if amp_skipped:
-            fields["amp_skipped"] = True
-        if batch_size:
-            fields["batch_size"] = batch_size
-        if lr is not None:
-            fields["lr"] = float(lr)
-        if self.batches > 1 and self.step_times:
-            fields["step_time_s"] = self.step_times[-1]
-        sample = tpb.StepSample(**fields)
-        sample.time.FromNanoseconds(time.time_ns())
-        if metrics:
-            for key, value in metrics.items():
-                try:
-                    sample.metrics[str(key)] = float(value)
-                except (TypeError, ValueError):
-                    pass
+        record = [step, self.epoch, time.time_ns(), batch_size, None if lr is None else float(lr), step_time,
+                  amp_skipped, dict(metrics) if metrics else None, loss, grad_norm]
         if _on_device(loss) or _on_device(grad_norm):
-            self._pending.append((sample, _detach(loss), _detach(grad_norm)))
+            record[_LOSS], record[_GRAD] = _detach(loss), _detach(grad_norm)
+            self._pending.append(record)
             if len(self._pending) >= self._config.loss_sync_every:
                 self._sync_pending()
         else:
-            self._finish_sample(sample, _to_float(loss), _to_float(grad_norm))
+            record[_LOSS], record[_GRAD] = _to_float(loss), _to_float(grad_norm)
+            self._finish_record(record)
         if self._ready and (time.monotonic() - self._last_handoff >= self._config.step_flush_seconds
-                            or not math.isfinite(sample.loss if sample.HasField("loss") else 0.0)):
+                            or self._nonfinite_ready):
             self._handoff()
 
-    def _finish_sample(self, sample: tpb.StepSample, loss: float | None, grad_norm: float | None) -> None:
-        if grad_norm is not None:
-            sample.grad_norm = grad_norm
-            if math.isfinite(grad_norm):
-                self.grad_norms.append(grad_norm)
+    def _finish_record(self, record: list[Any]) -> None:
+        grad_norm, loss = record[_GRAD], record[_LOSS]
+        if grad_norm is not None and math.isfinite(grad_norm):
+            self.grad_norms.append(grad_norm)
         if loss is not None:
-            self._record_loss(sample, loss)
-            if not math.isfinite(loss) and not sample.amp_skipped and self._on_nonfinite is not None:
-                self._on_nonfinite(sample.step, loss)
-        self._ready.append(sample)
-
-    def _record_loss(self, sample: tpb.StepSample, value: float) -> None:
-        sample.loss = value
-        if not math.isfinite(value):
-            self.nonfinite += 1
-            return
-        self.count += 1
-        delta = value - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (value - self.mean)
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+            if math.isfinite(loss):
+                self.count += 1
+                delta = loss - self.mean
+                self.mean += delta / self.count
+                self.m2 += delta * (loss - self.mean)
+                if loss < self.min:
+                    self.min = loss
+                if loss > self.max:
+                    self.max = loss
+            else:
+                self.nonfinite += 1
+                self._nonfinite_ready = True  # handed off at once: the collector's NaN check sees it now
+                if not record[_AMP] and self._on_nonfinite is not None:
+                    self._on_nonfinite(record[_STEP], loss)
+        self._ready.append(record)
 
     def _sync_pending(self) -> None:
         """One host copy for a group of device scalars (losses and gradient norms)."""
@@ -128,19 +119,22 @@ class EpochAccumulator:
             return
         import torch
 
-        tensors = [x.float().reshape(()) for _, loss, grad in self._pending for x in (loss, grad) if hasattr(x, "device")]
+        tensors = [x.float().reshape(()) for r in self._pending for x in (r[_LOSS], r[_GRAD]) if hasattr(x, "device")]
         device = tensors[0].device if tensors else None
         values = iter(torch.stack([t.to(device) for t in tensors]).cpu().tolist()) if tensors else iter(())
-        for sample, loss, grad in self._pending:
-            loss_value = next(values) if hasattr(loss, "device") else loss
-            grad_value = next(values) if hasattr(grad, "device") else grad
-            self._finish_sample(sample, loss_value, grad_value)
+        for record in self._pending:
+            if hasattr(record[_LOSS], "device"):
+                record[_LOSS] = next(values)
+            if hasattr(record[_GRAD], "device"):
+                record[_GRAD] = next(values)
+            self._finish_record(record)
         self._pending.clear()
 
     def _handoff(self) -> None:
         ready, self._ready = self._ready, []
+        self._nonfinite_ready = False
         self._last_handoff = time.monotonic()
-        self._on_samples(ready)
+        self._on_samples([_sample(r) for r in ready])
 
     def flush_samples(self) -> None:
         self._sync_pending()
@@ -190,6 +184,35 @@ class EpochAccumulator:
                 t.step_time_max_s = st[-1]
         self.begin(epoch + 1)
         return out
+
+
+# A step record: [step, epoch, time_ns, batch_size, lr, step_time_s, amp_skipped, metrics, loss, grad_norm]
+_STEP, _AMP, _LOSS, _GRAD = 0, 6, 8, 9
+
+
+def _sample(record: list[Any]) -> tpb.StepSample:
+    step, epoch, time_ns, batch_size, lr, step_time, amp_skipped, metrics, loss, grad_norm = record
+    sample = tpb.StepSample(step=step, epoch=epoch)
+    sample.time.FromNanoseconds(time_ns)
+    if amp_skipped:
+        sample.amp_skipped = True
+    if batch_size:
+        sample.batch_size = batch_size
+    if lr is not None:
+        sample.lr = float(lr)
+    if step_time is not None:
+        sample.step_time_s = step_time
+    if metrics:
+        for key, value in metrics.items():
+            try:
+                sample.metrics[str(key)] = float(value)
+            except (TypeError, ValueError):
+                pass
+    if loss is not None:
+        sample.loss = loss
+    if grad_norm is not None:
+        sample.grad_norm = grad_norm
+    return sample
 
 
 def _on_device(value: Any) -> bool:

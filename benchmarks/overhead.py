@@ -1,7 +1,7 @@
 """Step-time overhead of AtlasCallback and of its peers on a small CNN and a small transformer (Lightning, CPU).
 
     bash benchmarks/peers_env.sh        # once: torch (CPU), Lightning, mlflow, wandb, tensorboard, Atlas
-    benchmarks/.peers-venv/bin/python benchmarks/overhead.py [--rounds 3] [--steps 60]
+    benchmarks/.peers-venv/bin/python benchmarks/overhead.py [--rounds 5] [--steps 60]
 
 Configurations are interleaved round by round in one process (the machine is shared and noisy):
 no logger, AtlasCallback with the default config, AtlasCallback with every channel on (layer
@@ -11,7 +11,9 @@ peers' Lightning loggers: CSVLogger, TensorBoardLogger, MLFlowLogger (SQLite sto
 on_step=True)` each step and the Trainer has `log_every_n_steps=1`. A collector runs as a separate
 process on loopback, as it would on a GPU box. The step time is the time between consecutive
 `on_train_batch_start` calls, so it includes every callback's and logger's work; the first 5 steps of
-each fit are warm-up. Prints a Markdown table of median and mean step times and their ratios to the
+each fit are warm-up. Before the timed rounds every configuration runs one untimed fit per model, so that one-time
+costs of the process (imports, CodeCarbon's first hardware detection, wandb's service) are not charged to whichever
+configuration happens to come first; that cold fit's wall time is printed separately, as the one-time cost. Prints a Markdown table of median and mean step times and their ratios to the
 run without a logger, and the same for this process's CPU time per step (all its threads: Atlas's sender
 included, the collector and wandb's service process not), which the other load on a shared machine
 disturbs much less than wall time; the mean includes the sampled steps (layer health, gradient norm). Peers that are not installed (e.g. in the project's own venv) are skipped.
@@ -88,17 +90,55 @@ class Transformer(pl.LightningModule):
         return TensorDataset(torch.randint(0, 1000, (n, 33)))
 
 
-class StepTimer(pl.Callback):
-    """Wall time and this process's CPU time (every thread) between consecutive batch starts."""
+class AtlasClock:
+    """CPU time the training thread spends inside Atlas: its Lightning hooks and its layer-health module hooks
+    (the only Atlas code that runs on the training thread), by `time.thread_time`, which counts this thread's
+    CPU only and so is not disturbed by preemption or the other load on the machine."""
 
     def __init__(self) -> None:
-        self.starts: list[tuple[float, float]] = []
+        self.seconds = 0.0
+
+    def timed(self, fn):
+        def wrapper(*args, **kwargs):
+            t = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.thread_time() - t
+        return wrapper
+
+    def instrument(self, callback: pl.Callback) -> None:
+        for name in dir(pl.Callback):
+            if (name.startswith("on_") or name in ("setup", "teardown")) and name in vars(type(callback)):
+                setattr(callback, name, self.timed(getattr(callback, name)))
+
+
+CLOCK = AtlasClock()
+
+
+def _instrument_layer_hooks() -> None:
+    from atlas_callback._layers import LayerHealthMonitor
+
+    for factory in ("_layer_hook", "_act_hook", "_grad_hook"):
+        make = getattr(LayerHealthMonitor, factory)
+
+        def patched(self, *args, _make=make):
+            return CLOCK.timed(_make(self, *args))
+        setattr(LayerHealthMonitor, factory, patched)
+
+
+class StepTimer(pl.Callback):
+    """Between consecutive batch starts: wall time, this process's CPU time (every thread), the training thread's
+    CPU time, and the training thread's CPU time inside Atlas (AtlasClock)."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[float, float, float, float]] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append((time.perf_counter(), time.process_time()))
+        self.starts.append((time.perf_counter(), time.process_time(), time.thread_time(), CLOCK.seconds))
 
-    def times(self) -> list[tuple[float, float]]:
-        return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(self.starts, self.starts[1:])][WARMUP:]
+    def times(self) -> list[tuple[float, ...]]:
+        return [tuple(y - x for x, y in zip(a, b)) for a, b in zip(self.starts, self.starts[1:])][WARMUP:]
 
 
 ATLAS = {
@@ -150,13 +190,16 @@ def configurations() -> list[str]:
     return names
 
 
-def fit_once(model_cls, name: str, collector: str, steps: int, tmp: str) -> list[tuple[float, float]]:
+def fit_once(model_cls, name: str, collector: str, steps: int, tmp: str) -> list[tuple[float, ...]]:
+    """Step times of one fit of `steps` steps (after warm-up)."""
     timer = StepTimer()
     callbacks: list[pl.Callback] = [timer]
     logger, finish = False, None
     if name in ATLAS:
-        callbacks.append(AtlasCallback(project="bench", run_name=model_cls.__name__, collector=collector,
-                                       config=ATLAS[name]))
+        callback = AtlasCallback(project="bench", run_name=model_cls.__name__, collector=collector,
+                                 config=ATLAS[name])
+        CLOCK.instrument(callback)
+        callbacks.append(callback)
     elif name in PEERS:
         logger, finish = PEERS[name][0](tmp, model_cls.__name__)
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=logger, enable_checkpointing=False,
@@ -181,22 +224,28 @@ def start_collector(db: str) -> tuple[subprocess.Popen[str], str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
     ns = parser.parse_args()
     torch.set_num_threads(1)
+    _instrument_layer_hooks()
     home = tempfile.mkdtemp(prefix="atlas-bench-")
     os.environ["ATLAS_HOME"] = home
     os.environ.update(WANDB_MODE="offline", WANDB_DIR=home, WANDB_SILENT="true", WANDB_CONSOLE="off",
                       MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING="false")
     names = configurations()
     proc, address = start_collector(f"sqlite:///{home}/bench.db")
-    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    results: dict[str, dict[str, list[tuple[float, ...]]]] = {}
+    cold: dict[str, dict[str, float]] = {}
     t0 = time.perf_counter()
     try:
         for model_cls in (CNN, Transformer):
             per = results.setdefault(model_cls.__name__, {name: [] for name in names})
+            for name in names:  # one untimed cold fit each: the process's one-time costs land here
+                c0 = time.perf_counter()
+                fit_once(model_cls, name, address, ns.steps, home)
+                cold.setdefault(model_cls.__name__, {})[name] = time.perf_counter() - c0
             for r in range(ns.rounds):
                 order = names if r % 2 == 0 else names[::-1]  # alternate the order: no slot is always first
                 for name in order:
@@ -213,14 +262,14 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     summary: dict[str, dict[str, float]] = {}
     for model, per in results.items():
-        base_med = statistics.median(w for w, _ in per[BASELINE])
-        base_mean = statistics.fmean(w for w, _ in per[BASELINE])
-        base_cpu = statistics.median(c for _, c in per[BASELINE])
-        base_cpu_mean = statistics.fmean(c for _, c in per[BASELINE])
+        base_med = statistics.median(w for w, *_ in per[BASELINE])
+        base_mean = statistics.fmean(w for w, *_ in per[BASELINE])
+        base_cpu = statistics.median(c for _, c, *_ in per[BASELINE])
+        base_cpu_mean = statistics.fmean(c for _, c, *_ in per[BASELINE])
         for name, times in per.items():
-            wall_s = [w for w, _ in times]
+            wall_s = [w for w, *_ in times]
             med, mean = statistics.median(wall_s), statistics.fmean(wall_s)
-            cpu, cpu_mean = statistics.median(c for _, c in times), statistics.fmean(c for _, c in times)
+            cpu, cpu_mean = statistics.median(c for _, c, *_ in times), statistics.fmean(c for _, c, *_ in times)
             summary[f"{model}/{name}"] = {"median_ms": med * 1e3, "median_ratio": med / base_med,
                                           "mean_ms": mean * 1e3, "mean_ratio": mean / base_mean,
                                           "cpu_median_ms": cpu * 1e3, "cpu_ratio": cpu / base_cpu,
@@ -229,6 +278,31 @@ def main() -> None:
             print(f"| {model} | {name} | {med * 1e3:.2f} | {med / base_med:.3f}x | {mean * 1e3:.2f} | "
                   f"{mean / base_mean:.3f}x | {cpu * 1e3:.2f} | {cpu / base_cpu:.3f}x | {cpu_mean * 1e3:.2f} | "
                   f"{cpu_mean / base_cpu_mean:.3f}x |")
+    print()
+    print("Cost accounting (CPU time, so the machine's other load does not enter): Atlas's own work on the "
+          "training thread per step (mean over every step, sampled steps included), the CPU time of the process's "
+          "other threads per step beyond the no-logger run's (Atlas's sender, samplers and CodeCarbon; gRPC's "
+          "threads), and the step-time ratio these imply: (no-logger training-thread CPU + Atlas's training-thread "
+          "CPU) / no-logger training-thread CPU. The other threads run on the second core beside the training thread.")
+    print()
+    print("| model | configuration | Atlas on the training thread (us/step) | other threads, beyond no logger (us/step) "
+          "| implied step ratio |")
+    print("|---|---|---|---|---|")
+    for model, per in results.items():
+        base_main = statistics.fmean(m for _, _, m, _ in per[BASELINE])
+        base_other = statistics.fmean(c - m for _, c, m, _ in per[BASELINE])
+        for name in ATLAS:
+            times = per[name]
+            atlas = statistics.fmean(a for *_, a in times)
+            other = statistics.fmean(c - m for _, c, m, _ in times) - base_other
+            implied = (base_main + atlas) / base_main
+            summary[f"{model}/{name}"].update(atlas_main_us=atlas * 1e6, other_threads_us=other * 1e6,
+                                              implied_ratio=implied)
+            print(f"| {model} | {name} | {atlas * 1e6:.1f} | {other * 1e6:.1f} | {implied:.4f}x |")
+    print()
+    print("one-time cost: wall time of the first (untimed) fit of each configuration, seconds")
+    for model, fits in cold.items():
+        print(f"  {model}: " + ", ".join(f"{name} {secs:.2f}" for name, secs in fits.items()))
     print()
     for model, per in results.items():
         ratio = {name: summary[f"{model}/{name}"]["median_ratio"] for name in per}
@@ -241,7 +315,7 @@ def main() -> None:
     if ns.json:
         ns.json.parent.mkdir(parents=True, exist_ok=True)
         ns.json.write_text(json.dumps({"rounds": ns.rounds, "steps": ns.steps, "wall_s": wall,
-                                       "results": summary}, indent=2))
+                                       "cold_fit_s": cold, "results": summary}, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from atlas_callback import AtlasCallback, AtlasConfig, AtlasTracker, Observer
 from atlas_collector import run_server
 from _query import Query
 
-ALL = AtlasConfig(track_profiler=True, profile_every_epochs=1, layer_health_every=2, grad_norm_every=2)
+ALL = AtlasConfig(track_profiler=True, profile_every_epochs=1, layer_health_every=2, layer_health_budget=1.0,
+                  grad_norm_every=2)
 
 
 @pytest.fixture

@@ -36,6 +36,8 @@ def test_callback_arguments_are_validated_at_once(kwargs, message) -> None:
         ({"loss_sync_every": 0}, r"`AtlasConfig.loss_sync_every` must be an integer from 1 to 10000, got 0"),
         ({"track_loss": "yes"}, r"`AtlasConfig.track_loss` must be True or False, got 'yes'"),
         ({"flush_timeout_s": -1}, r"`AtlasConfig.flush_timeout_s` must be a number > 0"),
+        ({"layer_health_budget": 0}, r"`AtlasConfig.layer_health_budget` must be a share of training time in \(0, 1\]"),
+        ({"layer_health_budget": 5}, r"`AtlasConfig.layer_health_budget` must be a share .* got 5"),
     ],
 )
 def test_atlas_config_is_validated(kwargs, message) -> None:

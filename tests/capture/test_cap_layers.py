@@ -315,3 +315,42 @@ def test_batchnorm_then_tanh_reports_saturation_on_the_norm_layer() -> None:
     assert list(rows) == ["conv", "bn", "gru", "head"]
     assert rows["bn"].saturated_fraction == 1.0
     assert not rows["conv"].HasField("saturated_fraction") and rows["gru"].gradient_norm_mean > 0
+
+
+def test_a_costly_sampled_step_is_sampled_less_often_and_every_epoch_keeps_a_sample(
+        caplog: pytest.LogCaptureFixture) -> None:
+    model = SmallCNN()
+    # A budget of 0.01 % of training time: a sampled step (hooks on every layer) costs far more than that against
+    # these millisecond CPU steps, so the monitor must stretch its interval, as it does for small models.
+    monitor = LayerHealthMonitor(model, every_n_steps=2, cost_budget=1e-4, strict=True)
+    sampled: list[int] = []
+
+    def arm(step: int) -> bool:
+        if monitor.arm(step):
+            sampled.append(step)
+        return True
+    with caplog.at_level(logging.INFO, logger="atlas_callback._layers"):
+        opt = run_epoch(model, arm, monitor.disarm, model.batch, 60)
+    assert sampled[0] == 0 and len(sampled) <= 3, sampled  # not 30 samples: the interval stretched at once
+    assert monitor.interval > 2 and monitor.interval % 2 == 0
+    assert any("sampling every" in r.getMessage() for r in caplog.records)
+    assert monitor.epoch_end().layers  # the epoch still has its statistics
+    before = len(sampled)
+    run_epoch(model, arm, monitor.disarm, model.batch, 4, start=60, opt=opt)
+    assert sampled[before:] == [60]  # a new epoch: its first eligible step is sampled whatever the interval
+
+
+def test_without_a_budget_or_with_it_lifted_every_nth_step_is_sampled() -> None:
+    for budget in (None, 1.0):
+        model = relu_mlp()
+        monitor = LayerHealthMonitor(model, every_n_steps=3, cost_budget=budget, strict=True)
+        sampled = []
+        run_epoch(model, lambda step: sampled.append(step) if monitor.arm(step) else None, monitor.disarm,
+                  mlp_batch, 30)
+        assert sampled == list(range(0, 30, 3)) and monitor.interval == 3
+
+
+@pytest.mark.parametrize("budget", [0, -0.1, 1.5, "0.01", True])
+def test_a_nonsense_cost_budget_is_refused(budget: Any) -> None:
+    with pytest.raises(ValueError, match="cost_budget"):
+        LayerHealthMonitor(relu_mlp(), cost_budget=budget)

@@ -29,7 +29,7 @@ from _fault_programs import Expect, Program
 
 # What every program captures: the defaults, without carbon (CodeCarbon adds seconds per run and no check of the
 # suite needs it), layer health sampled more often than the default 10 steps because these epochs are short.
-BASE_CONFIG: dict[str, Any] = dict(track_carbon=False, layer_health_every=4, grad_norm_every=2)
+BASE_CONFIG: dict[str, Any] = dict(track_carbon=False, layer_health_every=4, layer_health_budget=1.0, grad_norm_every=2)
 
 
 @dataclass
