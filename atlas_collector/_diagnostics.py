@@ -117,12 +117,9 @@ def epoch_record(row: Mapping[str, Any]) -> EpochRecord:
 
 
 def step_record(row: Mapping[str, Any]) -> StepRecord:
-    """A `step_samples` row as a `StepRecord` (NaN/Inf losses and gradient norms restored from their `*_kind`)."""
-    loss = float(row["loss_kind"]) if row["loss_kind"] else row["loss"]
-    grad_kind = row.get("grad_norm_kind")
-    grad = float(grad_kind) if grad_kind else row["grad_norm"]
-    return StepRecord(step=int(row["step"]), epoch=int(row["epoch"]), rank=int(row["rank"]), loss=loss,
-                      lr=row["lr"], grad_norm=grad, time=row["time"],
+    """A stored step sample (`_steps.as_row`: NaN/Inf losses and gradient norms are floats) as a `StepRecord`."""
+    return StepRecord(step=int(row["step"]), epoch=int(row["epoch"]), rank=int(row["rank"]), loss=row["loss"],
+                      lr=row["lr"], grad_norm=row["grad_norm"], time=row["time"],
                       amp_skipped=bool(row["amp_skipped"]))
 
 

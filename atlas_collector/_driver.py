@@ -24,6 +24,7 @@ from atlas_diagnostics import Engine, IssueDelta, StepRecord, Thresholds, health
 
 from . import _diagnostics as d
 from . import _schema as s
+from . import _steps
 from ._convert import ENDED_STATUSES
 from ._exceptions import RunNotFound
 
@@ -231,17 +232,12 @@ class DiagnosticsDriver:
             rd.epochs_seen.add(key)
             rd.max_epoch = max(rd.max_epoch, row.epoch)
             out["epochs"].append(d.epoch_record(row._mapping))
-        st = s.step_samples.c
         if rebuilt:  # the latest steps of each rank, oldest first
-            cols = (st.step, st.epoch, st.rank, st.loss, st.loss_kind, st.lr, st.grad_norm, st.time, st.amp_skipped)
-            ranks = [r[0] for r in conn.execute(sa.select(st.rank).where(st.run_id == run_id).distinct())]
-            for rank in ranks:
-                rows = conn.execute(sa.select(*cols).where(st.run_id == run_id, st.rank == rank)
-                                    .order_by(st.step.desc()).limit(REBUILD_STEPS)).all()
-                for r in reversed(rows):
-                    out["steps"].append(d.step_record(r._mapping))
-                if rows:
-                    rd.step_hw[rank] = rows[0].step
+            for rank in _steps.ranks(conn, run_id):
+                latest = _steps.latest(conn, run_id, rank, REBUILD_STEPS)
+                out["steps"].extend(d.step_record(_steps.as_row(run_id, rank, x)) for x in latest)
+                if latest:
+                    rd.step_hw[rank] = latest[-1].step
         lc = s.logs.c
         for row in conn.execute(sa.select(s.logs).where(lc.run_id == run_id, lc.id > rd.log_id).order_by(lc.id)):
             rd.log_id = row.id

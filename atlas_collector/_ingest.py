@@ -5,9 +5,7 @@ thread that writes: it drains whatever messages are queued (from every stream), 
 transaction, commits, and only then reports each message's ack — so an acked sequence is durable."""
 from __future__ import annotations
 
-import json
 import logging
-import math
 import queue
 import threading
 import time
@@ -20,6 +18,7 @@ from sqlalchemy.engine import Connection
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from . import _schema as s
+from . import _steps
 from ._commands import mark_delivered
 from ._convert import (
     ENDED_STATUSES,
@@ -89,28 +88,6 @@ def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: lis
                                          set_={k: ins.excluded[k] for k in values if k not in keys})
         _UPSERTS[cache_key] = stmt
     conn.execute(stmt, values)
-
-
-_STEP_COLUMNS = ("run_id", "rank", "step", "epoch", "time", "loss", "loss_kind", "lr", "grad_norm", "step_time_s",
-                 "batch_size", "amp_skipped", "metrics", "grad_norm_kind")
-
-
-def _insert_steps(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Step sample rows in `_STEP_COLUMNS` order: COPY on PostgreSQL (executemany costs a round trip's worth per
-    row there), executemany on SQLite. Inside the caller's transaction either way."""
-    if conn.dialect.name == "postgresql":
-        with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
-            with cur.copy(f"COPY step_samples ({', '.join(_STEP_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        return
-    conn.exec_driver_sql(_step_sql(conn.dialect.name), rows)
-
-
-def _step_sql(dialect: str) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
-    return (f"INSERT INTO step_samples ({', '.join(_STEP_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_STEP_COLUMNS))})")
 
 
 # ------------------------------------------------------------------------------------------- apply
@@ -223,37 +200,17 @@ def _model_info(conn: Connection, msg: tpb.ClientMessage, m: tpb.ModelInfo, now:
             ["run_id"])
 
 
-def _loss_kind(value: float | None) -> str | None:
-    if value is None or math.isfinite(value):
-        return None
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-
-
 def _step_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.StepBatch, now: float) -> list[tuple[Any, ...]]:
+    """One row for the whole batch (`_steps.insert`); returns the samples as plain tuples for the diagnostics:
+    (rank, step, epoch, loss, lr, grad_norm, time, amp_skipped)."""
     if not m.samples:
         return []
-    # The hot path of ingest: plain tuples through the driver's executemany (SQLAlchemy's per-row parameter
-    # processing costs more than the insert itself at 1,000 samples a message).
-    run_id, rank = msg.run_id, msg.rank
-    rows, seen = [], []
-    for x in m.samples:
-        loss = x.loss if x.HasField("loss") else None
-        finite = loss is not None and math.isfinite(loss)
-        grad = x.grad_norm if x.HasField("grad_norm") else None
-        lr = x.lr if x.HasField("lr") else None
-        t = x.time
-        when = (t.seconds + t.nanos / 1e9) if (t.seconds or t.nanos) else None
-        rows.append((
-            run_id, rank, x.step, x.epoch, when, loss if finite else None,
-            None if finite or loss is None else _loss_kind(loss), lr,
-            grad if grad is not None and math.isfinite(grad) else None,
-            x.step_time_s if x.HasField("step_time_s") else None, x.batch_size or None, x.amp_skipped,
-            json.dumps(dict(x.metrics)) if x.metrics else None,
-            None if grad is None or math.isfinite(grad) else _loss_kind(grad),
-        ))
-        seen.append((rank, x.step, x.epoch, loss, lr, grad, when, x.amp_skipped))
-    _insert_steps(conn, rows)
-    return seen  # runs.steps advances once per batch (`_flush_cursors`), not once per message
+    _steps.insert(conn, msg.run_id, msg.rank, m)
+    rank = msg.rank
+    return [(rank, x.step, x.epoch, x.loss if x.HasField("loss") else None, x.lr if x.HasField("lr") else None,
+             x.grad_norm if x.HasField("grad_norm") else None,
+             (x.time.seconds + x.time.nanos / 1e9) if x.HasField("time") else None, x.amp_skipped)
+            for x in m.samples]  # runs.steps advances once per batch (`_flush_cursors`), not once per message
 
 
 def _epoch_summary(conn: Connection, msg: tpb.ClientMessage, m: tpb.EpochSummary, now: float) -> None:

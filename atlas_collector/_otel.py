@@ -37,6 +37,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _otel_spans as sp
 from . import _schema as s
+from . import _steps
 from ._exceptions import ConfigError
 from ._otel_metrics import SEVERITIES, RunMetrics
 
@@ -449,11 +450,8 @@ class OtelExporter:
         attrs = self._run_attrs(conn, run_id)
         if attrs is None:
             return
-        st = s.step_samples.c
         cursor = self._step_cursor.get(run_id, 0)
-        rows = conn.execute(sa.select(st.id, st.step, st.loss, st.step_time_s)
-                            .where(st.run_id == run_id, st.rank == 0, st.id > cursor)
-                            .order_by(st.id.desc()).limit(STEP_SAMPLE_ROWS)).all()
-        if rows:
-            self._step_cursor[run_id] = rows[0].id
-            self._metrics.on_steps(attrs, [r._mapping for r in reversed(rows)])
+        newest, samples = _steps.after(conn, run_id, 0, cursor, STEP_SAMPLE_ROWS)
+        if samples:
+            self._step_cursor[run_id] = newest
+            self._metrics.on_steps(attrs, [_steps.as_row(run_id, 0, x) for x in samples])

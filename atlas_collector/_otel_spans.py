@@ -21,6 +21,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from . import _schema as s
+from . import _steps
 
 SCOPE = InstrumentationScope("atlas_collector", "0.1.0", "https://atlas.dev/otel/v1")
 # Statuses after which the root span is exported. `stale` is not one of them: a stale run may come back.
@@ -93,8 +94,7 @@ def read_commands(conn: Any, run_id: str) -> list[dict[str, Any]]:
 
 
 def _last_step_epoch(conn: Any, run_id: str) -> int | None:
-    st = s.step_samples.c
-    return conn.execute(sa.select(sa.func.max(st.epoch)).where(st.run_id == run_id, st.rank == 0)).scalar()
+    return _steps.last_epoch(conn, run_id, 0)
 
 
 # ------------------------------------------------------------------------------------------ attributes

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import _schema as s
+from . import _steps
 
 log = logging.getLogger(__name__)
 
@@ -18,24 +19,16 @@ log = logging.getLogger(__name__)
 def apply_retention(conn: Connection, *, steps_per_run: int = 0, days: float = 0.0, now: float,
                     since: float | None = None) -> int:
     """Delete old step samples inside the caller's transaction; returns how many."""
-    st = s.step_samples.c
     deleted = 0
     if days > 0:
-        deleted += conn.execute(sa.delete(s.step_samples).where(st.time < now - days * 86400.0)).rowcount or 0
+        deleted += _steps.delete_before_time(conn, now - days * 86400.0)
     if steps_per_run > 0:
         runs = sa.select(s.runs.c.id)
         if since is not None:
             runs = runs.where(s.runs.c.last_seen_at >= since)
-        run_ids = [r[0] for r in conn.execute(runs)]
-        for run_id in run_ids:
-            for (rank,) in conn.execute(sa.select(st.rank).where(st.run_id == run_id).distinct()):
-                cutoff = conn.execute(
-                    sa.select(st.id).where(st.run_id == run_id, st.rank == rank)
-                    .order_by(st.id.desc()).limit(1).offset(steps_per_run)
-                ).scalar()
-                if cutoff is not None:
-                    deleted += conn.execute(sa.delete(s.step_samples).where(
-                        st.run_id == run_id, st.rank == rank, st.id <= cutoff)).rowcount or 0
+        for run_id in [r[0] for r in conn.execute(runs)]:
+            for rank in _steps.ranks(conn, run_id):
+                deleted += _steps.keep_newest(conn, run_id, rank, steps_per_run)
     if deleted:
         log.info("retention deleted %d step samples (keep %d per run and rank, %g days)", deleted, steps_per_run,
                  days)

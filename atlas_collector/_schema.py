@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     BigInteger,
+    LargeBinary,
 )
 
 metadata = MetaData()
@@ -109,25 +110,23 @@ epochs = Table(
     Column("payload", JSON, nullable=False),
 )
 
-step_samples = Table(
-    "step_samples",
+# One row per ingested StepBatch message (see _steps.py): the range it covers, and the batch itself, serialized.
+step_batches = Table(
+    "step_batches",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("rank", Integer, nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("epoch", Integer, nullable=False),
-    Column("time", Float),
-    Column("loss", Float),
-    Column("loss_kind", String(4)),  # "nan", "inf", "-inf" where loss is not finite (SQLite keeps no NaN)
-    Column("lr", Float),
-    Column("grad_norm", Float),
-    Column("grad_norm_kind", String(4)),  # as loss_kind, for a non-finite gradient norm
-    Column("step_time_s", Float),
-    Column("batch_size", Integer),
-    Column("amp_skipped", Boolean, nullable=False, server_default="0"),
-    Column("metrics", JSON),
-    Index("ix_step_samples_run_step", "run_id", "rank", "step"),
+    Column("first_step", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("first_epoch", Integer, nullable=False),
+    Column("last_epoch", Integer, nullable=False),
+    Column("first_time", Float),
+    Column("last_time", Float),
+    Column("count", Integer, nullable=False),
+    Column("samples", LargeBinary, nullable=False),  # a serialized atlas.v1.StepBatch
+    Index("ix_step_batches_run_rank_step", "run_id", "rank", "first_step"),
+    Index("ix_step_batches_last_time", "last_time"),
 )
 
 logs = Table(

@@ -7,12 +7,13 @@ import difflib
 import logging
 import os
 import pathlib
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import _schema as s
+from . import _steps
 from ._exceptions import AmbiguousRun, ConfigError, RunNotFound
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class Store:
             r["tags"] = by_id[r["id"]]
 
     def delete_run(self, conn: Connection, run_id: str) -> None:
-        for table in (s.step_samples, s.logs, s.epochs, s.architectures, s.ingest_cursors, s.run_tags, s.issues,
+        for table in (s.step_batches, s.logs, s.epochs, s.architectures, s.ingest_cursors, s.run_tags, s.issues,
                       s.diagnostic_runs, s.commands, s.run_streams):
             conn.execute(sa.delete(table).where(table.c.run_id == run_id))
         conn.execute(sa.delete(s.runs).where(s.runs.c.id == run_id))
@@ -208,23 +209,10 @@ class Store:
         from_step: int | None = None,
         to_step: int | None = None,
         limit: int = 10_000,
-        columns: tuple[str, ...] | None = None,
-    ) -> Iterator[Any]:
-        """Rows of the run's step samples in step order: dicts, or plain tuples of `columns` when given."""
-        st = s.step_samples.c
-        q = (sa.select(*(st[c] for c in columns)) if columns else sa.select(s.step_samples)).where(st.run_id == run_id)
-        if rank is not None:
-            q = q.where(s.step_samples.c.rank == rank)
-        if from_step is not None:
-            q = q.where(s.step_samples.c.step >= from_step)
-        if to_step is not None:
-            q = q.where(s.step_samples.c.step <= to_step)
-        result = conn.execute(q.order_by(s.step_samples.c.step, s.step_samples.c.rank).limit(limit))
-        if columns:
-            yield from result.tuples()
-            return
-        for r in result:
-            yield dict(r._mapping)
+    ) -> list[dict[str, Any]]:
+        """The run's step samples in (step, rank) order as plain dicts (`_steps.as_row`: NaN and Inf as floats)."""
+        return [_steps.as_row(run_id, r, x) for r, x in _steps.samples(conn, run_id, rank=rank, from_step=from_step,
+                                                                      to_step=to_step, limit=limit)]
 
     def logs(self, conn: Connection, run_id: str, *, errors_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
         q = sa.select(s.logs).where(s.logs.c.run_id == run_id)

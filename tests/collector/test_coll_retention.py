@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from atlas_collector import run_server
 from atlas_collector import _schema as s
+from atlas_collector import _steps
 from atlas_proto.v1 import query_pb2 as qpb
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
@@ -19,6 +20,11 @@ def _count(store, table, run_id: str) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.run_id == run_id)).scalar()
 
 
+def _stored_steps(store, run_id: str) -> int:
+    with store.connect() as conn:
+        return _steps.count(conn, run_id)
+
+
 def test_the_timer_keeps_the_newest_steps_per_run_and_everything_else(db_url: str) -> None:
     with run_server(db=db_url, retention_steps_per_run=50, stale_after_s=0.4) as collector:
         trainer = Trainer(collector.address).start(name="long")
@@ -28,7 +34,7 @@ def test_the_timer_keeps_the_newest_steps_per_run_and_everything_else(db_url: st
         trainer.steps([math.nan], first_step=401)
         trainer.wait_acked()
         send(collector.address, "long", tpb.COMMAND_KIND_PAUSE)
-        wait_for(lambda: _count(collector.store, s.step_samples, trainer.run_id) == 50, timeout=10,
+        wait_for(lambda: _stored_steps(collector.store, trainer.run_id) == 50, timeout=10,
                  what="retention to trim the run to 50 step samples")
         steps = query(collector.address).GetSteps(qpb.StepsRequest(run="long"), timeout=10).samples
         assert [x.step for x in steps] == list(range(352, 402))  # the newest 50
@@ -51,7 +57,9 @@ def test_age_retention_deletes_old_samples_only(tmp_path) -> None:
 
         with collector.store.begin() as conn:
             assert apply_retention(conn, days=7.0, now=time.time()) == 1
-        assert sorted(r["step"] for r in rows(collector.store, s.step_samples, run_id=trainer.run_id)) == [2, 3]
+        with collector.store.connect() as conn:
+            assert [r["step"] for r in collector.store.steps(conn, trainer.run_id)] == [2, 3]
+            assert _steps.count(conn, trainer.run_id) == 2
         trainer.finish()
 
 
@@ -68,7 +76,7 @@ def test_deleting_a_run_deletes_all_of_it(db_url: str) -> None:
         collector.collector.driver.settle()
         doomed.finish()
         assert query(collector.address).DeleteRun(qpb.RunRef(run="doomed"), timeout=10).id == doomed.run_id
-        for table in (s.runs, s.step_samples, s.epochs, s.issues, s.diagnostic_runs, s.commands, s.ingest_cursors):
+        for table in (s.runs, s.step_batches, s.epochs, s.issues, s.diagnostic_runs, s.commands, s.ingest_cursors):
             key = "id" if table is s.runs else "run_id"
             assert rows(collector.store, table, **{key: doomed.run_id}) == [], table.name
             assert rows(collector.store, table, **{key: kept.run_id}) != [], table.name
