@@ -110,18 +110,23 @@ def pg_database() -> Iterator[str]:
         admin.dispose()
 
 
+def reset_pg(url: str) -> str:
+    """Empty the PostgreSQL database at `url`: every table, of any schema revision (a migration test may leave an
+    older revision's tables behind), and Alembic's bookkeeping."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
     """The store on both backends: a SQLite file, and a clean schema in the session's PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    import sqlalchemy as sa
-
-    from atlas_collector._schema import metadata
-
-    url = request.getfixturevalue("pg_database")
-    engine = sa.create_engine(url)
-    metadata.drop_all(engine)
-    engine.dispose()
-    yield url
+    yield reset_pg(request.getfixturevalue("pg_database"))

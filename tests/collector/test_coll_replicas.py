@@ -1,8 +1,6 @@
 """Scale-out: two real collector processes on one PostgreSQL serve one fleet."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from atlas_collector import Store
 from atlas_collector import _schema as s
 from atlas_proto.v1 import telemetry_pb2 as tpb
@@ -11,10 +9,9 @@ from coll_support import Trainer, rows, send, wait_for
 
 
 def _fresh(url: str) -> str:
-    engine = sa.create_engine(url)
-    s.metadata.drop_all(engine)
-    engine.dispose()
-    return url
+    from conftest import reset_pg
+
+    return reset_pg(url)
 
 
 def test_a_stop_sent_through_replica_b_reaches_the_trainer_on_replica_a(pg_database: str) -> None:
