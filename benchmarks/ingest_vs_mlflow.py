@@ -1,7 +1,7 @@
 """Ingest rate of the Atlas collector (SQLite and PostgreSQL) against an MLflow tracking server, same workload.
 
     bash benchmarks/peers_env.sh        # once: mlflow (and Atlas) in benchmarks/.peers-venv
-    benchmarks/.peers-venv/bin/python benchmarks/ingest_vs_mlflow.py [--records 100000] [--mlflow-records 8000]
+    benchmarks/.peers-venv/bin/python benchmarks/ingest_vs_mlflow.py [--records 400000] [--mlflow-records 8000]
 
 The workload, for every system: STREAMS concurrent clients (one run each) send RECORDS step records in batches
 of 1,000 as fast as the server takes them; the clock runs from the first send to the last durable answer.
@@ -144,7 +144,7 @@ def measured(pid: int, records: int, fn, *args) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=100_000, help="step records per Atlas measurement, all streams")
+    ap.add_argument("--records", type=int, default=400_000, help="step records per Atlas measurement, all streams")
     ap.add_argument("--mlflow-records", type=int, default=8_000, help="step records per MLflow measurement")
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
