@@ -216,8 +216,8 @@ def _sample(record: list[Any]) -> tpb.StepSample:
 
 
 def _on_device(value: Any) -> bool:
-    device = getattr(value, "device", None)
-    return device is not None and device.type != "cpu"
+    # `Tensor.is_cpu` is a flag read; `.device` would build a torch.device object on every step
+    return not getattr(value, "is_cpu", True)
 
 
 def _detach(value: Any) -> Any:
@@ -227,7 +227,7 @@ def _detach(value: Any) -> Any:
 def _to_float(value: Any) -> float | None:
     if value is None:
         return None
-    return float(value.detach()) if hasattr(value, "detach") else float(value)
+    return value.item() if hasattr(value, "item") else float(value)  # item(): no detached copy of the tensor
 
 
 def _put_metrics(target: Any, metrics: Mapping[str, Any]) -> None:
