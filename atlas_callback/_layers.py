@@ -1,8 +1,8 @@
 """The layer-health channel: sampled activation, gradient and weight statistics per layer.
 
 ``LayerHealthMonitor(model)`` costs nothing on steps that are not sampled: no hook exists then. On a sampled step
-(``step % every_n_steps == 0``; see the cost budget below) ``arm(step)`` installs forward hooks on the chosen layers, gradient hooks on their
-parameters and takes a copy of their weights; ``disarm()`` (after the backward pass and the optimiser step) reads the
+(``step % every_n_steps == 0``; see the cost budget below) ``arm(step)`` installs forward hooks on the chosen
+layers, gradient hooks on their parameters and takes a copy of their weights; ``disarm()`` (after the backward pass and the optimiser step) reads the
 weights again and removes every hook and copy. Hooks reduce on the device under ``torch.no_grad()`` and keep 0-d
 tensors and small per-unit vectors only (gradients are held from the backward pass to ``disarm``, where one fused
 ``_foreach_norm`` reduces them all; they are the tensors ``.grad`` holds anyway). ``disarm`` stacks the step's

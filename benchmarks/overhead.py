@@ -285,8 +285,8 @@ def main() -> None:
           "threads), and the step-time ratio these imply: (no-logger training-thread CPU + Atlas's training-thread "
           "CPU) / no-logger training-thread CPU. The other threads run on the second core beside the training thread.")
     print()
-    print("| model | configuration | Atlas on the training thread (us/step) | other threads, beyond no logger (us/step) "
-          "| implied step ratio |")
+    print("| model | configuration | Atlas on the training thread (us/step) "
+          "| other threads, beyond no logger (us/step) | implied step ratio |")
     print("|---|---|---|---|---|")
     for model, per in results.items():
         base_main = statistics.fmean(m for _, _, m, _ in per[BASELINE])
