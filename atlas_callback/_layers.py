@@ -2,14 +2,14 @@
 
 ``LayerHealthMonitor(model)`` costs nothing on steps that are not sampled: no hook exists then. On a sampled step
 (``step % every_n_steps == 0``; see the cost budget below) ``arm(step)`` installs forward hooks on the chosen
-layers, gradient hooks on their parameters and takes a copy of their weights; ``disarm()`` (after the backward pass and the optimiser step) reads the
-weights again and removes every hook and copy. Hooks reduce on the device under ``torch.no_grad()`` and keep 0-d
+layers, gradient hooks on their parameters and takes a copy of their weights; ``disarm()`` (after the backward pass
+and the optimiser step) reads the weights again and removes every hook and copy. Hooks reduce on the device under ``torch.no_grad()`` and keep 0-d
 tensors and small per-unit vectors only (gradients are held from the backward pass to ``disarm``, where one fused
 ``_foreach_norm`` reduces them all; they are the tensors ``.grad`` holds anyway). ``disarm`` stacks the step's
 numbers into one small device vector; nothing is copied to the host during training: ``epoch_end()`` concatenates
 what the epoch gathered and copies it once, then aggregates.
 
-Cost budget: with ``cost_budget`` (a share of training time, e.g. 0.005) the monitor measures what a sampled step
+Cost budget: with ``cost_budget`` (a share of training time, e.g. 0.003) the monitor measures what a sampled step
 costs it (the CPU time of the training thread inside ``arm``, the hooks and ``disarm``) against the wall time of the
 steps that are not sampled, and samples less often than every ``every_n_steps`` steps (a multiple of it) when
 sampling that often would take more than the budget: a small model on a CPU, whose steps take milliseconds, is then
