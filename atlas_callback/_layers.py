@@ -84,9 +84,9 @@ _SAT_BOUND = 0.99
 # values in all (a wide output, e.g. a 50,000-token vocabulary head, is read at fewer positions per unit, never
 # fewer than MIN_POSITIONS_PER_UNIT); larger outputs are read on an evenly strided grid. A dead unit is zero
 # everywhere, so it stays zero on the grid; per-unit counts accumulate over the epoch's sampled steps.
-MAX_POSITIONS_PER_UNIT = 1024
-MAX_ELEMENTS_PER_SITE = 65536
-MIN_POSITIONS_PER_UNIT = 64
+MAX_POSITIONS_PER_UNIT = 256
+MAX_ELEMENTS_PER_SITE = 16384
+MIN_POSITIONS_PER_UNIT = 32
 
 
 def _bounded(y: torch.Tensor, unit_dim: int) -> torch.Tensor:
