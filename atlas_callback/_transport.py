@@ -112,6 +112,9 @@ class Transport:
         self._mem_bytes = 0
         self._offsets: dict[int, int] = {}
         self._end_seq: int | None = None
+        # send -> ack latency of the messages sent on this stream (seconds), for `ack_latency()`
+        self._sent_at: dict[int, float] = {}
+        self._latencies: collections.deque[float] = collections.deque(maxlen=10_000)
         self.paused_heartbeat = False
         self.connected = threading.Event()
         self.ever_connected = False
@@ -263,7 +266,11 @@ class Transport:
         with self._cond:
             if ack.seq <= self._acked:
                 return
+            now = time.monotonic()
             for seq in range(self._acked + 1, ack.seq + 1):
+                sent = self._sent_at.pop(seq, None)
+                if sent is not None:
+                    self._latencies.append(now - sent)
                 msg = self._mem.pop(seq, None)
                 if msg is not None:
                     self._mem_bytes -= msg.ByteSize()
@@ -272,6 +279,12 @@ class Transport:
             if self._spool is not None:
                 self._spool.mark_acked(ack.seq)
             self._cond.notify_all()
+
+    def ack_latencies(self) -> list[float]:
+        """Send -> durable-ack latency, in seconds, of the messages acked so far on this run's streams (the newest
+        10,000). A message resent after a reconnect counts from its first send."""
+        with self._cond:
+            return list(self._latencies)
 
     # ------------------------------------------------------------------------------ worker side
 
@@ -387,6 +400,8 @@ class Transport:
                     if self._sent_upto < self._next_seq - 1:
                         self._sent_upto += 1
                         msg = self._get(self._sent_upto)
+                        if len(self._sent_at) < 100_000:
+                            self._sent_at.setdefault(self._sent_upto, time.monotonic())  # a resend keeps the first
                         if msg is None:
                             continue  # lost (no spool room): the collector sees a gap
                         break

@@ -1,6 +1,9 @@
 """Reliability: a network that stalls, a trainer killed outright, twenty trainers at once."""
 from __future__ import annotations
 
+import json
+import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -122,6 +125,7 @@ def test_twenty_concurrent_trainers_all_records_present(tmp_path) -> None:
     with run_server(db=f"sqlite:///{tmp_path / 'twenty.db'}") as collector:
         run_ids: list[str] = []
         errors: list[BaseException] = []
+        latencies: list[float] = []
 
         def train(i: int) -> None:
             try:
@@ -131,6 +135,7 @@ def test_twenty_concurrent_trainers_all_records_present(tmp_path) -> None:
                             obs.step(1.0 / (s + 1), batch_size=8)
                         obs.flush(val_metrics={"val_loss": 0.5})
                     run_ids.append(obs.run_id)
+                latencies.extend(obs._core.transport.ack_latencies())
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 
@@ -148,3 +153,12 @@ def test_twenty_concurrent_trainers_all_records_present(tmp_path) -> None:
                 tpb.RUN_STATUS_COMPLETED, epochs, steps * epochs)
             assert len(query.steps(run_id)) == steps * epochs
         query.close()
+    # Every message of every trainer was acked, each ack after its own commit; report the latency.
+    latencies.sort()
+    assert len(latencies) >= 20 * epochs
+    p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    report = {"trainers": 20, "messages_acked": len(latencies), "ack_p50_ms": p50 * 1e3, "ack_p99_ms": p99 * 1e3,
+              "ack_max_ms": latencies[-1] * 1e3}
+    print(f"\n20 concurrent trainers: {report}")
+    if os.environ.get("ATLAS_REL_RESULTS"):
+        pathlib.Path(os.environ["ATLAS_REL_RESULTS"]).write_text(json.dumps(report, indent=2))
