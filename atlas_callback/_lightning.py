@@ -64,6 +64,64 @@ def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+class _Agreement:
+    """Stop and pause agreed by every DDP rank, without a device synchronisation on the step path.
+
+    Each rank's flags are summed by an all-reduce on a gloo (CPU) process group of their own, started
+    asynchronously at the end of step n and read at the end of step n+1, when it has long completed: every rank
+    then acts on the same agreed flags at the same step, one step after the first rank raised one (a STOP, a
+    PAUSE, a NaN loss: within one batch still). An all-reduce on the training device read back at once would
+    stall the host until the GPU had finished the step, every step."""
+
+    def __init__(self, group: Any) -> None:
+        self._group = group
+        self._work: Any = None
+        self._flags: Any = None
+
+    @classmethod
+    def create(cls, trainer: Any) -> _Agreement | None:
+        """A gloo group for the flags (the default group when it is gloo already); None without torch.distributed
+        (e.g. a strategy that is not process-group based): the ranks then agree through the strategy, blocking."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return None
+        group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        return cls(group)
+
+    def exchange(self, stop: bool, pause: bool) -> tuple[bool, bool]:
+        """Send this step's flags; return the flags agreed at the previous step."""
+        import torch
+        import torch.distributed as dist
+
+        agreed = self._result()
+        self._flags = torch.tensor([float(stop), float(pause)])
+        self._work = dist.all_reduce(self._flags, group=self._group, async_op=True)
+        return agreed
+
+    def now(self, stop: bool, pause: bool) -> tuple[bool, bool]:
+        """Agree at once (blocking): after a pause, where the ranks resume at different moments."""
+        import torch
+        import torch.distributed as dist
+
+        self._result()
+        flags = torch.tensor([float(stop), float(pause)])
+        dist.all_reduce(flags, group=self._group)
+        return bool(flags[0] > 0), bool(flags[1] > 0)
+
+    def _result(self) -> tuple[bool, bool]:
+        if self._work is None:
+            return False, False
+        self._work.wait()
+        self._work = None
+        stop, pause = self._flags.tolist()
+        return stop > 0, pause > 0
+
+    def close(self) -> None:
+        """Complete the exchange every rank started at the last step."""
+        self._result()
+
+
 class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
     """Stream a Lightning run's telemetry to an Atlas collector.
 
@@ -106,6 +164,8 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         )
         self._val_metrics: dict[str, float] = {}
         self._val_keys: set[str] = set()
+        self._agreement: _Agreement | None = None
+        self._distributed = False
         self._grad_norm: Any = None
 
     @property
@@ -127,6 +187,9 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage == "fit" and self._core.enabled:
             self._share_run_id(trainer)
+            self._distributed = trainer.world_size > 1
+            if self._distributed:
+                self._agreement = _Agreement.create(trainer)  # collective: every rank, here
 
     @override
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -158,10 +221,14 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @override
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._agreement is not None:
+            self._agreement.close()
+            self._agreement = None
         self._core.end("completed")  # "stopped" when Atlas stopped it
 
     @override
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._agreement = None  # no wait: the other ranks may be gone
         self._core.end("failed", exception)
 
     @override
@@ -226,14 +293,18 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @never_raises
     def _control(self, trainer: Any, pl_module: Any) -> None:
-        """Every rank at the same point: agree on stop/pause (one all-reduce under DDP), then apply."""
+        """Every rank at the same point: agree on stop/pause (under DDP, see `_Agreement`), then apply."""
         stop, pause = self._core.control.decide()
-        distributed = trainer.world_size > 1
-        if distributed:
+        agreement = self._agreement
+        if agreement is not None:
+            stop, pause = agreement.exchange(stop, pause)
+        elif self._distributed:  # a strategy without torch.distributed: agree through it, blocking
             stop, pause = self._any(trainer, pl_module, stop, pause)
         if pause and not stop:
             stop = self._core.apply_pause()
-            if distributed:
+            if agreement is not None:
+                stop, _ = agreement.now(stop, False)  # the ranks resume at different moments: meet here
+            elif self._distributed:
                 stop, _ = self._any(trainer, pl_module, stop, False)
         if stop and not trainer.should_stop:
             log.warning("atlas: stopping training at step %d: %s", trainer.global_step,

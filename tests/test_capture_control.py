@@ -154,11 +154,26 @@ def test_stop_reaches_both_ddp_ranks_at_the_same_step(collector, tmp_path) -> No
     rank0 = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("[rank1]"))
     assert done.returncode == 0, rank0[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert [r["global_step"] for r in ranks] == [5, 5], ranks
+    # Rank 0 has the STOP at the end of step 5; the ranks' agreement (an all-reduce started there, read at the end of
+    # the next step, so that no step waits on it) stops both at step 6: the same step, within one batch.
+    assert [r["global_step"] for r in ranks] == [6, 6], ranks
     assert ranks[0]["run_id"] == ranks[1]["run_id"], "the two ranks must stream into one run"
     detail = collector.query.run(ranks[0]["run_id"])
     assert detail.world_size == 2 and detail.summary.status == tpb.RUN_STATUS_STOPPED
     assert collector.query.epochs(ranks[0]["run_id"], rank=1), "rank 1 sent no epoch summary of its own"
+
+
+def test_pause_and_resume_hold_both_ddp_ranks_then_stop_them_at_the_same_step(collector, tmp_path) -> None:
+    done = subprocess.run([sys.executable, str(HERE / "scripts" / "ddp_stop.py"), collector.address, str(tmp_path),
+                           "pause"], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    rank0 = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("[rank1]"))
+    assert done.returncode == 0, rank0[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["global_step"] for r in ranks] == [6, 6], ranks
+    # both ranks held still for the pause (PAUSE agreed at step 3, RESUME a second after it reached rank 0)
+    assert all(r["longest_gap_s"] >= 0.8 for r in ranks), ranks
+    detail = collector.query.run(ranks[0]["run_id"])
+    assert detail.summary.status == tpb.RUN_STATUS_STOPPED
 
 
 def test_a_command_resent_after_a_reconnect_is_applied_once() -> None:
