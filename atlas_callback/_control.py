@@ -73,6 +73,11 @@ class Control:
 
     # ---------------------------------------------------------------------------- trainer side
 
+    @property
+    def quiet(self) -> bool:
+        """Neither a stop nor a pause is pending (read at every batch boundary, so a plain attribute test)."""
+        return not (self._stop or self._pause)
+
     def decide(self) -> tuple[bool, bool]:
         """(stop, pause) as this rank sees them now. Cheap: read at every batch boundary."""
         return self._stop, self._pause and not self._stop

@@ -179,6 +179,8 @@ class RunCore:
         self.on_critical = on_critical
         self.pause_timeout = float(pause_timeout)
         self.config = config or AtlasConfig()
+        # the gradient norm is read on steps where (global_step + 1) % grad_every == 0; 0: never
+        self.grad_every = self.config.grad_norm_every if self.config.track_gradients else 0
         self.mode = env_mode()
         self.session = str(uuid.uuid4())
         self.rank = 0
@@ -325,14 +327,15 @@ class RunCore:
             return
         self._armed = True
         step = self.global_step + 1
-        if self._layers is not None:
-            self._layers.arm(step)
+        layers = self._layers
+        if layers is not None and step >= layers.due:  # the other steps are never sampled: no call at all
+            layers.arm(step)
         if self._profiler is not None and self._profiler.should_profile(self.epoch, self._step_in_epoch):
             self._profiler.start()
 
     def grad_norm(self, parameters: Any) -> Any:
         """The global gradient norm on sampled steps (a device tensor: read later, in a group), else None."""
-        if not self.config.track_gradients or (self.global_step + 1) % self.config.grad_norm_every:
+        if not self.grad_every or (self.global_step + 1) % self.grad_every:
             return None
         try:
             import torch
@@ -374,7 +377,7 @@ class RunCore:
 
     def _after_instrumented_step(self) -> None:
         self._armed = False
-        if self._layers is not None:
+        if self._layers is not None and self._layers.armed:
             self._layers.disarm()
         if self._profiler is not None and getattr(self._profiler, "active", False):
             self._profile_summary = self._profiler.stop()

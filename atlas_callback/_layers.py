@@ -164,8 +164,8 @@ class LayerHealthMonitor:
         self._spent = 0.0  # training-thread CPU seconds spent by the current sampled step
         self._cost_s: float | None = None  # smoothed cost of one sampled step
         self._step_s: float | None = None  # smoothed wall time of a step that is not sampled
-        self._last_arm: float | None = None
-        self._last_sampled = False
+        self._ref: tuple[float, int] | None = None  # (time, step) at the end of the last sampled step
+        self.due = 0  # `arm` need not be called before this step: no step before it can be sampled
         self._layers: list[_Layer] | None = None
         self._by_name: dict[str, _Layer] = {}
         self._acts: list[tuple[str, nn.Module, str | None]] = []
@@ -191,6 +191,7 @@ class LayerHealthMonitor:
 
     def _reset_epoch(self) -> None:
         self._sampled_this_epoch = False
+        self.due = 0
         self._pending: list[tuple[torch.Tensor, list[tuple[str, str]]]] = []
         self._units: dict[str, _Units | None] = {}  # None: the site changed width, no per-unit statistics
         self._idx_cache: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
@@ -245,26 +246,35 @@ class LayerHealthMonitor:
         return layers
 
     # --------------------------------------------------------------------------------------- arm/disarm
+    def _next_due(self, step: int) -> int:
+        every = self.every_n_steps
+        candidate = (step // every + 1) * every
+        if self.interval == every or not self._sampled_this_epoch:
+            return candidate
+        return max(candidate, -(-self._next // every) * every)
+
     def should_sample(self, step: int) -> bool:
         if step % self.every_n_steps:
             return False
         return self.interval == self.every_n_steps or step >= self._next or not self._sampled_this_epoch
 
     def arm(self, step: int) -> bool:
-        """Install the hooks when ``step`` is sampled; returns whether it is. Call before the step's forward."""
+        """Install the hooks when ``step`` is sampled; returns whether it is. Call before the step's forward (on
+        every step, or only from step ``due`` on: the steps before it are never sampled)."""
         if self._armed:
             self.disarm()
         now = time.perf_counter()
-        if self._last_arm is not None and not self._last_sampled:  # the wall time of a step without hooks
-            elapsed = now - self._last_arm
-            self._step_s = elapsed if self._step_s is None else 0.8 * self._step_s + 0.2 * elapsed
-        self._last_arm = now
-        self._last_sampled = False
+        if self._ref is None:
+            self._ref = (now, step - 1)
         if self._model is None or not self.should_sample(step):
+            self.due = self._next_due(step)
             return False
-        self._last_sampled = True
+        ref_time, ref_step = self._ref
+        if step - ref_step > 1:  # the mean wall time of the steps since the last sampled one (without hooks)
+            elapsed = (now - ref_time) / (step - ref_step - 1)
+            self._step_s = elapsed if self._step_s is None else 0.5 * self._step_s + 0.5 * elapsed
         self._sampled_this_epoch = True
-        self._next = step + self.interval
+        self._next = self.due = step + self.interval
         self._spent = 0.0
         t0 = time.thread_time()
         try:
@@ -308,6 +318,7 @@ class LayerHealthMonitor:
             self._reset_step()
             self._spent += time.thread_time() - t0
             self._adapt(self._spent)
+            self._ref = (time.perf_counter(), self._step)
 
     def _adapt(self, cost: float) -> None:
         """Stretch (or relax) the sampling interval so that sampling stays within the cost budget."""
@@ -323,6 +334,7 @@ class LayerHealthMonitor:
                         self._step_s * 1e3, interval, every, self.cost_budget * 100)
         if interval != self.interval:
             self._next += interval - self.interval
+            self.due = self._next
             self.interval = interval
 
     def _remove_hooks(self) -> None:
@@ -577,7 +589,6 @@ class LayerHealthMonitor:
             unit_vals += [v.to(device) for v in sparse_vals]
             unit_keys += sparse_keys
         chunks = [t for t, _ in self._pending] + ([torch.stack(unit_vals)] if unit_vals else [])
-        keys = [k for _, ks in self._pending for k in ks] + unit_keys
         if not chunks:
             return tpb.LayerHealth()
         device = chunks[0].device

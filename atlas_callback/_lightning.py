@@ -36,6 +36,10 @@ def _callback_bases() -> tuple[type, ...]:
 
 
 def _batch_size(batch: Any) -> int | None:
+    if type(batch) in (list, tuple) and batch:  # the common (inputs, targets) first, in one call
+        shape = getattr(batch[0], "shape", None)
+        if shape:
+            return int(shape[0])
     shape = getattr(batch, "shape", None)
     if shape is not None:
         return int(shape[0]) if len(shape) else None
@@ -165,6 +169,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         self._val_metrics: dict[str, float] = {}
         self._val_keys: set[str] = set()
         self._agreement: _Agreement | None = None
+        self._optimizer: Any = None  # the first optimizer (its first group's lr is the step's lr); False: none
         self._distributed = False
         self._grad_norm: Any = None
 
@@ -197,6 +202,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @override
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._optimizer = None  # looked up again at the first step of each epoch
         self._core.epoch_start(trainer.current_epoch)
 
     @override
@@ -205,11 +211,28 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @override
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
-        self._grad_norm = self._core.grad_norm(pl_module.parameters())
+        core = self._core
+        if core.grad_every and not (core.global_step + 1) % core.grad_every:  # the sampled steps only
+            self._grad_norm = core.grad_norm(pl_module.parameters())
 
     @override
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._step(trainer, pl_module, outputs, batch)
+        # The hot path, once per step after the step's own work has been through the caches: as few Python calls
+        # and objects as it takes (each costs several times its warm cost here).
+        core = self._core
+        if not core.started:
+            return
+        # a dict first: an ABC isinstance check costs several microseconds on the cold path after a step
+        loss = outputs.get("loss") if type(outputs) is dict or isinstance(outputs, Mapping) else outputs
+        optimizer = self._optimizer
+        if optimizer is None:
+            optimizers = trainer.optimizers
+            optimizer = self._optimizer = optimizers[0] if optimizers else False
+        lr = optimizer.param_groups[0].get("lr") if optimizer else None
+        grad_norm, self._grad_norm = self._grad_norm, None
+        core.step(loss, batch_size=_batch_size(batch), lr=lr, global_step=trainer.global_step, grad_norm=grad_norm)
+        if self._distributed or not core.control.quiet:  # the ranks exchange flags at every step; alone, only if set
+            self._control(trainer, pl_module)
 
     @override
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
@@ -276,20 +299,6 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         if trainer.world_size > 1 and timeout is not None:
             self._core.control.pg_timeout = timeout.total_seconds()
         self._core.attach_model(pl_module)
-
-    def _step(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any) -> None:
-        core = self._core
-        if not core.started:
-            return
-        # a dict first: an ABC isinstance check costs several microseconds on the cold path after a step
-        loss = outputs.get("loss") if type(outputs) is dict or isinstance(outputs, Mapping) else outputs
-        lr = None
-        optimizers = trainer.optimizers
-        if optimizers:
-            lr = optimizers[0].param_groups[0].get("lr")
-        grad_norm, self._grad_norm = self._grad_norm, None
-        core.step(loss, batch_size=_batch_size(batch), lr=lr, global_step=trainer.global_step, grad_norm=grad_norm)
-        self._control(trainer, pl_module)
 
     @never_raises
     def _control(self, trainer: Any, pl_module: Any) -> None:

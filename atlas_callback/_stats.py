@@ -80,13 +80,17 @@ class EpochAccumulator:
             return
         record = [step, self.epoch, time.time_ns(), batch_size, None if lr is None else float(lr), step_time,
                   amp_skipped, dict(metrics) if metrics else None, loss, grad_norm]
-        if _on_device(loss) or _on_device(grad_norm):
+        # (`Tensor.is_cpu` is a flag read; `.device` would build a torch.device object on every step)
+        if not getattr(loss, "is_cpu", True) or (grad_norm is not None and not getattr(grad_norm, "is_cpu", True)):
             record[_LOSS], record[_GRAD] = _detach(loss), _detach(grad_norm)
             self._pending.append(record)
             if len(self._pending) >= self._config.loss_sync_every:
                 self._sync_pending()
         else:
-            record[_LOSS], record[_GRAD] = _to_float(loss), _to_float(grad_norm)
+            if loss is not None:  # item(): no detached copy of the tensor
+                record[_LOSS] = loss.item() if hasattr(loss, "item") else float(loss)
+            if grad_norm is not None:
+                record[_GRAD] = grad_norm.item() if hasattr(grad_norm, "item") else float(grad_norm)
             self._finish_record(record)
         if self._ready and (time.monotonic() - self._last_handoff >= self._config.step_flush_seconds
                             or self._nonfinite_ready):
@@ -215,19 +219,8 @@ def _sample(record: list[Any]) -> tpb.StepSample:
     return sample
 
 
-def _on_device(value: Any) -> bool:
-    # `Tensor.is_cpu` is a flag read; `.device` would build a torch.device object on every step
-    return not getattr(value, "is_cpu", True)
-
-
 def _detach(value: Any) -> Any:
     return value.detach() if hasattr(value, "detach") else (None if value is None else float(value))
-
-
-def _to_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    return value.item() if hasattr(value, "item") else float(value)  # item(): no detached copy of the tensor
 
 
 def _put_metrics(target: Any, metrics: Mapping[str, Any]) -> None:
