@@ -170,6 +170,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         self._val_keys: set[str] = set()
         self._agreement: _Agreement | None = None
         self._optimizer: Any = None  # the first optimizer (its first group's lr is the step's lr); False: none
+        self._params: list[Any] | None = None  # the module's parameters, listed once per epoch
         self._distributed = False
         self._grad_norm: Any = None
 
@@ -203,6 +204,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
     @override
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._optimizer = None  # looked up again at the first step of each epoch
+        self._params = None
         self._core.epoch_start(trainer.current_epoch)
 
     @override
@@ -213,7 +215,9 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         core = self._core
         if core.grad_every and not (core.global_step + 1) % core.grad_every:  # the sampled steps only
-            self._grad_norm = core.grad_norm(pl_module.parameters())
+            if self._params is None:  # once per epoch: walking the module tree costs more than the norm here
+                self._params = list(pl_module.parameters())
+            self._grad_norm = core.grad_norm(self._params)
 
     @override
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
