@@ -26,8 +26,9 @@ class CarbonMeter:
         self.measure_every_s = measure_every_s
         self._tracker: Any = None
         self._lock = threading.Lock()
-        self._latest: tuple[float, float, float, float] | None = None  # co2 kg, energy kWh, power W, intensity
-        self._reported = (0.0, 0.0)
+        # cumulative co2 kg, energy kWh, power W, intensity g/kWh, and the CPU, GPU and RAM energy kWh
+        self._latest: tuple[float, ...] | None = None
+        self._reported: tuple[float, ...] = (0.0,) * 5  # co2, energy, cpu, gpu, ram at the previous epoch
         self._wake = threading.Event()
         self._measured = threading.Event()
         self._stop = threading.Event()
@@ -86,8 +87,9 @@ class CarbonMeter:
             energy = float(data.energy_consumed or 0)
             co2 = float(data.emissions or 0)
             intensity = co2 / energy * 1000.0 if energy > 0 else 0.0  # kg/kWh -> g/kWh
+            parts = (float(data.cpu_energy or 0), float(data.gpu_energy or 0), float(data.ram_energy or 0))
             with self._lock:
-                self._latest = (co2, energy, power, intensity)
+                self._latest = (co2, energy, power, intensity, *parts)
         except Exception:  # noqa: BLE001 - worker boundary
             log.debug("atlas: carbon measurement failed", exc_info=True)
         finally:
@@ -103,12 +105,13 @@ class CarbonMeter:
             latest = self._latest
         if latest is None:
             return None
-        co2, energy, power, intensity = latest
-        prev_co2, prev_energy = self._reported
-        self._reported = (co2, energy)
+        co2, energy, power, intensity, cpu, gpu, ram = latest
+        prev_co2, prev_energy, prev_cpu, prev_gpu, prev_ram = self._reported
+        self._reported = (co2, energy, cpu, gpu, ram)
         out = tpb.Carbon(epoch_co2_kg=max(0.0, co2 - prev_co2), epoch_energy_kwh=max(0.0, energy - prev_energy),
                          power_draw_watts=power, cumulative_co2_kg=co2, cumulative_energy_kwh=energy,
-                         country_iso=self.country_iso)
+                         country_iso=self.country_iso, epoch_cpu_energy_kwh=max(0.0, cpu - prev_cpu),
+                         epoch_gpu_energy_kwh=max(0.0, gpu - prev_gpu), epoch_ram_energy_kwh=max(0.0, ram - prev_ram))
         if intensity > 0:
             out.carbon_intensity_g_per_kwh = intensity
         return out

@@ -55,7 +55,9 @@ def epoch_record(s: Any, rank: int = 0) -> Any:
         carbon = d.CarbonRecord(epoch_co2_kg=c.epoch_co2_kg, epoch_energy_kwh=c.epoch_energy_kwh,
                                 power_draw_watts=_pos(c.power_draw_watts), cumulative_co2_kg=c.cumulative_co2_kg,
                                 cumulative_energy_kwh=c.cumulative_energy_kwh,
-                                carbon_intensity_g_per_kwh=opt(c, "carbon_intensity_g_per_kwh"))
+                                carbon_intensity_g_per_kwh=opt(c, "carbon_intensity_g_per_kwh"),
+                                cpu_energy_kwh=opt(c, "epoch_cpu_energy_kwh"),
+                                gpu_energy_kwh=opt(c, "epoch_gpu_energy_kwh"))
     has_counts = s.HasField("log_counts")
     return d.EpochRecord(
         epoch=s.epoch, rank=rank,

@@ -85,6 +85,7 @@ def epoch_record(row: Mapping[str, Any]) -> EpochRecord:
             power_draw_watts=_pos(c.power_draw_watts), cumulative_co2_kg=c.cumulative_co2_kg,
             cumulative_energy_kwh=c.cumulative_energy_kwh,
             carbon_intensity_g_per_kwh=opt(c, "carbon_intensity_g_per_kwh"),
+            cpu_energy_kwh=opt(c, "epoch_cpu_energy_kwh"), gpu_energy_kwh=opt(c, "epoch_gpu_energy_kwh"),
         )
     has_logs = m.HasField("log_counts")
     return EpochRecord(

@@ -92,6 +92,8 @@ def _epoch_summary(m: tpb.EpochSummary) -> None:
     c = m.carbon
     for f in ("epoch_co2_kg", "epoch_energy_kwh", "power_draw_watts", "cumulative_co2_kg", "cumulative_energy_kwh"):
         _nonneg(f"EpochSummary.carbon.{f}", getattr(c, f))
+    for f in ("epoch_cpu_energy_kwh", "epoch_gpu_energy_kwh", "epoch_ram_energy_kwh"):
+        _nonneg(f"EpochSummary.carbon.{f}", _opt(c, f))
 
 
 def _step_batch(m: tpb.StepBatch) -> None:

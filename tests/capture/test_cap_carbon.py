@@ -1,6 +1,7 @@
 """The carbon channel (CodeCarbon offline): real energy figures, and no timer threads left competing for the GIL."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -30,6 +31,11 @@ def test_the_meter_measures_energy_without_codecarbons_timer_threads() -> None:
         assert second.cumulative_energy_kwh > first.cumulative_energy_kwh > 0
         assert second.epoch_energy_kwh > 0 and second.power_draw_watts > 0
         assert second.cumulative_co2_kg > 0 and second.country_iso == "IRL"
+        # the epoch's energy by component: the CPU and RAM here, no GPU on this machine
+        assert second.epoch_cpu_energy_kwh > 0 and second.epoch_ram_energy_kwh >= 0
+        assert second.HasField("epoch_gpu_energy_kwh") and second.epoch_gpu_energy_kwh == 0.0
+        parts = second.epoch_cpu_energy_kwh + second.epoch_gpu_energy_kwh + second.epoch_ram_energy_kwh
+        assert math.isclose(parts, second.epoch_energy_kwh, rel_tol=0.05)
     finally:
         meter.close()
     assert meter._thread is not None and not meter._thread.is_alive()

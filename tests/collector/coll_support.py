@@ -60,13 +60,13 @@ class Trainer:
 
     def start(self, *, project: str = "p", name: str = "r", on_critical: int = tpb.ON_CRITICAL_WARN,
               thresholds: dict[str, Any] | None = None, hyperparameters: dict[str, Any] | None = None,
-              started_at: float | None = None) -> "Trainer":
+              started_at: float | None = None, device: str = "cpu") -> "Trainer":
         m = self._msg(sequenced=False)
         rs = m.run_start
         rs.protocol_version = tpb.PROTOCOL_VERSION_1
         rs.project, rs.run_name, rs.framework, rs.world_size = project, name, tpb.FRAMEWORK_PYTORCH, 1
         rs.on_critical = on_critical
-        rs.device.kind, rs.device.accelerator_available = "cpu", False
+        rs.device.kind, rs.device.accelerator_available = device, device != "cpu"
         if thresholds:
             rs.thresholds.update(thresholds)
         if hyperparameters:

@@ -112,3 +112,32 @@ def test_a_restarted_collector_rebuilds_the_run_and_acts_once(db_url: str) -> No
                        what="STOP for loss_explosion")[0]
         assert cmd.kind == tpb.COMMAND_KIND_STOP
         again.finish()
+
+
+def test_a_cuda_run_whose_cpu_uses_most_of_the_energy_is_told_so(tmp_path) -> None:
+    with run_server(db=f"sqlite:///{tmp_path / 'c.db'}") as collector:
+        runs = {}
+        for name, (cpu_kwh, gpu_kwh) in {"cpu-bound": (6e-5, 1e-5), "balanced": (2e-5, 6e-5)}.items():
+            trainer = runs[name] = Trainer(collector.address).start(name=name, device="cuda")
+            for n in range(2):
+                m = trainer._msg()
+                e = m.epoch_summary
+                e.epoch, e.duration_seconds, e.global_step = n, 60.0, (n + 1) * 10
+                e.loss.mean, e.loss.count = 1.0 - 0.1 * n, 10
+                c = e.carbon
+                c.epoch_cpu_energy_kwh, c.epoch_gpu_energy_kwh, c.epoch_ram_energy_kwh = cpu_kwh, gpu_kwh, 1e-6
+                c.epoch_energy_kwh = cpu_kwh + gpu_kwh + 1e-6
+                c.cumulative_energy_kwh = c.epoch_energy_kwh * (n + 1)
+                c.epoch_co2_kg, c.cumulative_co2_kg, c.power_draw_watts = 1e-5, 1e-5 * (n + 1), 5.0
+                trainer.outbox.put(m)
+            trainer.wait_acked()
+            collector.collector.driver.settle(trainer.run_id)
+        checks = {name: {i.check for i in query(collector.address).ListIssues(qpb.IssuesRequest(run=name),
+                                                                               timeout=10).issues} for name in runs}
+        assert "cpu_dominant_training" in checks["cpu-bound"]
+        assert "cpu_dominant_training" not in checks["balanced"]
+        [issue] = [i for i in rows(collector.store, s.issues, run_id=runs["cpu-bound"].run_id)
+                   if i["check_id"] == "cpu_dominant_training"]
+        assert issue["metric_value"] == pytest.approx(6.0)
+        for trainer in runs.values():
+            trainer.finish()

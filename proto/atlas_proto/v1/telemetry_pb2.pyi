@@ -469,7 +469,7 @@ class LayerHealth(_message.Message):
     def __init__(self, layers: _Optional[_Iterable[_Union[LayerStats, _Mapping]]] = ..., correlations: _Optional[_Iterable[_Union[LayerCorrelation, _Mapping]]] = ...) -> None: ...
 
 class Carbon(_message.Message):
-    __slots__ = ("epoch_co2_kg", "epoch_energy_kwh", "power_draw_watts", "cumulative_co2_kg", "cumulative_energy_kwh", "carbon_intensity_g_per_kwh", "country_iso")
+    __slots__ = ("epoch_co2_kg", "epoch_energy_kwh", "power_draw_watts", "cumulative_co2_kg", "cumulative_energy_kwh", "carbon_intensity_g_per_kwh", "country_iso", "epoch_cpu_energy_kwh", "epoch_gpu_energy_kwh", "epoch_ram_energy_kwh")
     EPOCH_CO2_KG_FIELD_NUMBER: _ClassVar[int]
     EPOCH_ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
     POWER_DRAW_WATTS_FIELD_NUMBER: _ClassVar[int]
@@ -477,6 +477,9 @@ class Carbon(_message.Message):
     CUMULATIVE_ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
     CARBON_INTENSITY_G_PER_KWH_FIELD_NUMBER: _ClassVar[int]
     COUNTRY_ISO_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_CPU_ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_GPU_ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_RAM_ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
     epoch_co2_kg: float
     epoch_energy_kwh: float
     power_draw_watts: float
@@ -484,7 +487,10 @@ class Carbon(_message.Message):
     cumulative_energy_kwh: float
     carbon_intensity_g_per_kwh: float
     country_iso: str
-    def __init__(self, epoch_co2_kg: _Optional[float] = ..., epoch_energy_kwh: _Optional[float] = ..., power_draw_watts: _Optional[float] = ..., cumulative_co2_kg: _Optional[float] = ..., cumulative_energy_kwh: _Optional[float] = ..., carbon_intensity_g_per_kwh: _Optional[float] = ..., country_iso: _Optional[str] = ...) -> None: ...
+    epoch_cpu_energy_kwh: float
+    epoch_gpu_energy_kwh: float
+    epoch_ram_energy_kwh: float
+    def __init__(self, epoch_co2_kg: _Optional[float] = ..., epoch_energy_kwh: _Optional[float] = ..., power_draw_watts: _Optional[float] = ..., cumulative_co2_kg: _Optional[float] = ..., cumulative_energy_kwh: _Optional[float] = ..., carbon_intensity_g_per_kwh: _Optional[float] = ..., country_iso: _Optional[str] = ..., epoch_cpu_energy_kwh: _Optional[float] = ..., epoch_gpu_energy_kwh: _Optional[float] = ..., epoch_ram_energy_kwh: _Optional[float] = ...) -> None: ...
 
 class LogCounts(_message.Message):
     __slots__ = ("console", "warning", "error")
