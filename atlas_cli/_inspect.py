@@ -57,7 +57,7 @@ def get_logs(obj: Ctx, run: str, *, errors_only: bool = False, limit: int = 1000
     from ._client import iso
 
     resp = obj.client().call("GetLogs", qpb.LogsRequest(run=run, errors_only=errors_only, limit=limit))
-    return [{"time": iso(r.time), "level": r.level, "logger": r.logger or None, "epoch": r.epoch,
+    return [{"time": iso(r.time), "level": r.level, "logger": r.logger or None, "epoch": r.epoch, "rank": r.rank,
              "kind": r.kind or None, "message": r.message} for r in resp.records]
 
 
@@ -65,7 +65,9 @@ def _print_logs(rows: list[dict[str, Any]]) -> None:
     if not rows:
         click.echo("(no log records)")
     for r in rows:
-        click.echo(f"{r['time'] or '-'}  {r['level']:<8} epoch {r['epoch']}  {r['logger'] or '-'}: {r['message']}")
+        rank = f" rank {r['rank']}" if r.get("rank") else ""
+        click.echo(f"{r['time'] or '-'}  {r['level']:<8} epoch {r['epoch']}{rank}  "
+                   f"{r['logger'] or '-'}: {r['message']}")
 
 
 @cli.command()

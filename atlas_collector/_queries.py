@@ -158,7 +158,7 @@ def get_logs(store: Store, req: qpb.LogsRequest) -> qpb.LogsResponse:
     resp = qpb.LogsResponse(run_id=run_id)
     for row in rows:
         r = resp.records.add(level=row["level"], logger=row["logger"] or "", message=row["message"],
-                             epoch=row["epoch"] or 0, kind=row["kind"] or "")
+                             epoch=row["epoch"] or 0, kind=row["kind"] or "", rank=row["rank"] or 0)
         float_to_ts(row["time"], r.time)
     return resp
 

@@ -91,7 +91,7 @@ def test_logs_all_and_errors_only(store: Store) -> None:
     rows = atlas_json("logs", "streamed", collector=store.address)
     assert [(r["level"], r["epoch"]) for r in rows] == [(lvl, e) for e in (0, 1) for lvl, *_ in LOG_LINES]
     assert rows[2]["message"] == "CUDA out of memory while allocating 2.00 GiB (epoch 0)"
-    assert rows[1]["logger"] == "py.warnings" and rows[0]["time"].endswith("Z")
+    assert rows[1]["logger"] == "py.warnings" and rows[0]["time"].endswith("Z") and rows[0]["rank"] == 0
     errors = atlas_json("logs", "streamed", "--errors", collector=store.address)
     assert [r["level"] for r in errors] == ["ERROR", "ERROR"]
     text = atlas("logs", "streamed", "--errors", collector=store.address).stdout

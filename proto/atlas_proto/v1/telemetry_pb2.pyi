@@ -561,20 +561,22 @@ class EpochSummary(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., global_step: _Optional[int] = ..., loss: _Optional[_Union[LossStats, _Mapping]] = ..., val_metrics: _Optional[_Mapping[str, float]] = ..., train_metrics: _Optional[_Mapping[str, float]] = ..., throughput: _Optional[_Union[Throughput, _Mapping]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ..., system: _Optional[_Union[System, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[GpuStats, _Mapping]]] = ..., lr: _Optional[_Iterable[float]] = ..., grad_norm: _Optional[float] = ..., profiler: _Optional[_Union[ProfilerSummary, _Mapping]] = ..., layer_health: _Optional[_Union[LayerHealth, _Mapping]] = ..., carbon: _Optional[_Union[Carbon, _Mapping]] = ..., log_counts: _Optional[_Union[LogCounts, _Mapping]] = ..., amp_skipped_steps: _Optional[int] = ..., grad_accumulation: _Optional[int] = ...) -> None: ...
 
 class LogRecord(_message.Message):
-    __slots__ = ("time", "level", "logger", "message", "epoch", "kind")
+    __slots__ = ("time", "level", "logger", "message", "epoch", "kind", "rank")
     TIME_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     LOGGER_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     level: str
     logger: str
     message: str
     epoch: int
     kind: str
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., level: _Optional[str] = ..., logger: _Optional[str] = ..., message: _Optional[str] = ..., epoch: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
+    rank: int
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., level: _Optional[str] = ..., logger: _Optional[str] = ..., message: _Optional[str] = ..., epoch: _Optional[int] = ..., kind: _Optional[str] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class LogBatch(_message.Message):
     __slots__ = ("records",)
