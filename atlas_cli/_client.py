@@ -153,8 +153,7 @@ def run_detail(d: qpb.RunDetail) -> dict[str, Any]:
         "git_commit": d.git_commit or None,
         "last_seen_at": iso(d.last_seen_at),
     })
-    if "thresholds" in d.DESCRIPTOR.fields_by_name:  # the run's diagnostics overrides, once the collector sends them
-        row["thresholds"] = clean_number(json_format.MessageToDict(d.thresholds)) or None
+    row["thresholds"] = clean_number(json_format.MessageToDict(d.thresholds)) or None  # the run's overrides
     return row
 
 

@@ -112,6 +112,8 @@ def get_run(store: Store, req: qpb.RunRef) -> qpb.RunDetail:
         out.error.traceback = row["traceback"] or ""
     out.git_commit = row["git_commit"] or ""
     float_to_ts(row["last_seen_at"], out.last_seen_at)
+    if row["thresholds"]:
+        dict_to_struct(row["thresholds"], out.thresholds)
     return out
 
 

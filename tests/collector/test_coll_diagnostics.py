@@ -87,6 +87,11 @@ def test_per_run_thresholds_and_collector_thresholds(tmp_path) -> None:
         default.epoch(2, 2.0)  # x1.54 > 1.4 (the default would need x2)
         default.wait_acked()
         assert "loss_explosion" in checks("collector-default")
+        # the run's overrides are part of its detail (`atlas runs show`), the collector's own are not
+        detail = query(collector.address).GetRun(qpb.RunRef(run="strict"), timeout=10)
+        assert dict(detail.thresholds) == {"loss_explosion_ratio": 1.2, "loss_divergence_epochs": 5}
+        assert not query(collector.address).GetRun(qpb.RunRef(run="collector-default"), timeout=10).HasField(
+            "thresholds")
         strict.finish()
         default.finish()
 

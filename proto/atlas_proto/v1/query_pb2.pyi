@@ -88,7 +88,7 @@ class RunError(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class RunDetail(_message.Message):
-    __slots__ = ("summary", "hyperparameters", "versions", "device", "world_size", "on_critical", "final_metrics", "error", "git_commit", "last_seen_at")
+    __slots__ = ("summary", "hyperparameters", "versions", "device", "world_size", "on_critical", "final_metrics", "error", "git_commit", "last_seen_at", "thresholds")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,7 @@ class RunDetail(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     GIT_COMMIT_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     summary: RunSummary
     hyperparameters: _struct_pb2.Struct
     versions: _containers.ScalarMap[str, str]
@@ -116,7 +117,8 @@ class RunDetail(_message.Message):
     error: RunError
     git_commit: str
     last_seen_at: _timestamp_pb2.Timestamp
-    def __init__(self, summary: _Optional[_Union[RunSummary, _Mapping]] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., versions: _Optional[_Mapping[str, str]] = ..., device: _Optional[_Union[_telemetry_pb2.DeviceInfo, _Mapping]] = ..., world_size: _Optional[int] = ..., on_critical: _Optional[_Union[_telemetry_pb2.OnCritical, str]] = ..., final_metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., git_commit: _Optional[str] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    thresholds: _struct_pb2.Struct
+    def __init__(self, summary: _Optional[_Union[RunSummary, _Mapping]] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., versions: _Optional[_Mapping[str, str]] = ..., device: _Optional[_Union[_telemetry_pb2.DeviceInfo, _Mapping]] = ..., world_size: _Optional[int] = ..., on_critical: _Optional[_Union[_telemetry_pb2.OnCritical, str]] = ..., final_metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., git_commit: _Optional[str] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., thresholds: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class DeleteRunResponse(_message.Message):
     __slots__ = ("id",)
