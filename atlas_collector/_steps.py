@@ -68,15 +68,18 @@ def samples(conn: Connection, run_id: str, *, rank: int | None = 0, from_step: i
     """(rank, sample) of the run in (step, rank) order within [from_step, to_step], at most `limit` of them."""
     out: list[tuple[int, int, int, tpb.StepSample]] = []  # (step, rank, arrival, sample): arrival keeps ties stable
     horizon: int | None = None  # with a limit: the limit-th smallest step so far; later batches past it are skipped
+    arrival = 0
     for row in _batches(conn, run_id, rank, from_step, to_step):
         if horizon is not None and row.first_step > horizon:
             break  # batches come in first-step order: none after this one can enter the first `limit`
         for x in _decode(row.samples).samples:
             step = x.step
             if (from_step is None or step >= from_step) and (to_step is None or step <= to_step):
-                out.append((step, row.rank, len(out), x))
+                out.append((step, row.rank, arrival, x))
+                arrival += 1
         if limit is not None and len(out) >= limit:
-            horizon = heapq.nsmallest(limit, out)[-1][0]
+            out = heapq.nsmallest(limit, out)  # only these can stay: memory and work stay bounded by `limit`
+            horizon = out[-1][0]
     out.sort(key=lambda t: (t[0], t[1], t[2]))
     if limit is not None:
         del out[limit:]
