@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -329,7 +330,8 @@ class RunCore:
         step = self.global_step + 1
         layers = self._layers
         if layers is not None and step >= layers.due:  # the other steps are never sampled: no call at all
-            layers.arm(step)
+            times = self._acc.step_times[-32:] if self._acc is not None else None
+            layers.arm(step, step_s=statistics.median(times) if times else None)
         if self._profiler is not None and self._profiler.should_profile(self.epoch, self._step_in_epoch):
             self._profiler.start()
 

@@ -165,6 +165,7 @@ class LayerHealthMonitor:
         self._cost_s: float | None = None  # smoothed cost of one sampled step
         self._step_s: float | None = None  # smoothed wall time of a step that is not sampled
         self._ref: tuple[float, int] | None = None  # (time, step) at the end of the last sampled step
+        self._sampled_ever = False
         self.due = 0  # `arm` need not be called before this step: no step before it can be sampled
         self._layers: list[_Layer] | None = None
         self._by_name: dict[str, _Layer] = {}
@@ -258,21 +259,26 @@ class LayerHealthMonitor:
             return False
         return self.interval == self.every_n_steps or step >= self._next or not self._sampled_this_epoch
 
-    def arm(self, step: int) -> bool:
+    def arm(self, step: int, step_s: float | None = None) -> bool:
         """Install the hooks when ``step`` is sampled; returns whether it is. Call before the step's forward (on
-        every step, or only from step ``due`` on: the steps before it are never sampled)."""
+        every step, or only from step ``due`` on: the steps before it are never sampled). ``step_s``: the
+        trainer's recent step time, when it measures one (the cost budget's denominator); without it the monitor
+        estimates it from the wall time between its own calls."""
         if self._armed:
             self.disarm()
         now = time.perf_counter()
-        if self._ref is None:
-            self._ref = (now, step - 1)
+        if self._ref is None or (not self._sampled_ever and step - 1 != self._ref[1]) or step <= self._ref[1]:
+            self._ref = (now, step - 1)  # (re-)anchor: a first call, a step number that jumped or went back
         if self._model is None or not self.should_sample(step):
             self.due = self._next_due(step)
             return False
-        ref_time, ref_step = self._ref
-        if step - ref_step > 1:  # the mean wall time of the steps since the last sampled one (without hooks)
-            elapsed = (now - ref_time) / (step - ref_step - 1)
-            self._step_s = elapsed if self._step_s is None else 0.5 * self._step_s + 0.5 * elapsed
+        if step_s is None or not step_s > 0:
+            ref_time, ref_step = self._ref
+            if step - ref_step > 1:  # the mean wall time of the steps since the last sampled one (without hooks)
+                step_s = (now - ref_time) / (step - ref_step - 1)
+        if step_s is not None and step_s > 0:
+            self._step_s = step_s if self._step_s is None else 0.5 * self._step_s + 0.5 * step_s
+        self._sampled_ever = True
         self._sampled_this_epoch = True
         self._next = self.due = step + self.interval
         self._spent = 0.0

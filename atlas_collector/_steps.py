@@ -66,6 +66,8 @@ def _batches(conn: Connection, run_id: str, rank: int | None, from_step: int | N
 def samples(conn: Connection, run_id: str, *, rank: int | None = 0, from_step: int | None = None,
             to_step: int | None = None, limit: int | None = None) -> list[tuple[int, tpb.StepSample]]:
     """(rank, sample) of the run in (step, rank) order within [from_step, to_step], at most `limit` of them."""
+    if limit is not None and limit <= 0:
+        return []
     out: list[tuple[int, int, int, tpb.StepSample]] = []  # (step, rank, arrival, sample): arrival keeps ties stable
     horizon: int | None = None  # with a limit: the limit-th smallest step so far; later batches past it are skipped
     arrival = 0
@@ -88,13 +90,20 @@ def samples(conn: Connection, run_id: str, *, rank: int | None = 0, from_step: i
 
 def latest(conn: Connection, run_id: str, rank: int, n: int) -> list[tpb.StepSample]:
     """The newest `n` samples of one rank (by step), oldest first."""
-    got: list[tpb.StepSample] = []
+    if n <= 0:
+        return []
+    got: list[tuple[int, int, tpb.StepSample]] = []  # (step, arrival, sample), at most the n largest steps so far
+    arrival = 0
     for row in _batches(conn, run_id, rank, None, None, newest_first=True):
-        got.extend(_decode(row.samples).samples)
-        if len(got) >= 4 * n:
-            break
-    got.sort(key=lambda x: x.step)
-    return got[-n:]
+        if len(got) >= n and got[0][0] >= row.last_step:
+            break  # batches come in last-step order: nothing further can be among the newest n
+        for x in _decode(row.samples).samples:
+            got.append((x.step, arrival, x))
+            arrival += 1
+        if len(got) > n:
+            got = heapq.nlargest(n, got)
+        got.sort()  # got[0]: the smallest step kept
+    return [x for _, _, x in sorted(got)]
 
 
 def ranks(conn: Connection, run_id: str) -> list[int]:

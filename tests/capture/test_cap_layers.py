@@ -354,3 +354,20 @@ def test_without_a_budget_or_with_it_lifted_every_nth_step_is_sampled() -> None:
 def test_a_nonsense_cost_budget_is_refused(budget: Any) -> None:
     with pytest.raises(ValueError, match="cost_budget"):
         LayerHealthMonitor(relu_mlp(), cost_budget=budget)
+
+
+def test_a_step_counter_that_jumps_does_not_stop_the_sampling() -> None:
+    # An Accelerate tracker's watch() arms at step 1 before a resumed loop logs step 5,000 onwards: the step time
+    # must not be taken as (wall time) / (5,000 steps), which would stretch the interval past the epoch.
+    model = relu_mlp()
+    monitor = LayerHealthMonitor(model, every_n_steps=10, cost_budget=0.003, strict=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    monitor.arm(1)
+    sampled = []
+    for step in range(5001, 5301):
+        if step >= monitor.due and monitor.arm(step):
+            sampled.append(step)
+        train_step(model, opt, mlp_batch())
+        time.sleep(0.002)  # steps of a few milliseconds, as a small model's on a CPU
+        monitor.disarm()
+    assert len(sampled) >= 2 and monitor.interval < 1000, (sampled, monitor.interval)

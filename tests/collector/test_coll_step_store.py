@@ -119,3 +119,20 @@ def test_nan_and_inf_survive_the_batch_encoding(db_url: str) -> None:
     assert math.isnan(rows[0]["loss"]) and rows[1]["loss"] == math.inf and rows[2]["loss"] == -math.inf
     assert math.isnan(rows[1]["grad_norm"]) and rows[2]["grad_norm"] == math.inf
     store.close()
+
+
+def test_latest_finds_the_newest_steps_when_a_batch_holds_a_jump(db_url: str) -> None:
+    store = Store(db_url)
+    store.create_schema()
+    run_id, session = str(uuid.uuid4()), str(uuid.uuid4())
+    first = _batch(run_id, session, 0, 1, [0, 1, 2, 3, 4, 5, 6, 7, 100], base=0.0)  # a step counter that jumped
+    second = _batch(run_id, session, 0, 2, [99], base=0.0)
+    with store.begin() as conn:
+        for m in (_start(run_id), first, second):
+            apply_message(conn, m, validate(m))
+    with store.connect() as conn:
+        assert [x.step for x in _steps.latest(conn, run_id, 0, 2)] == [99, 100]
+        assert [x.step for x in _steps.latest(conn, run_id, 0, 3)] == [7, 99, 100]
+        assert _steps.latest(conn, run_id, 0, 0) == [] and _steps.samples(conn, run_id, limit=0) == []
+        assert store.steps(conn, run_id, limit=0) == []
+    store.close()
