@@ -207,11 +207,7 @@ def _sample(record: list[Any]) -> tpb.StepSample:
     if step_time is not None:
         sample.step_time_s = step_time
     if metrics:
-        for key, value in metrics.items():
-            try:
-                sample.metrics[str(key)] = float(value)
-            except (TypeError, ValueError):
-                pass
+        _put_metrics(sample.metrics, metrics)
     if loss is not None:
         sample.loss = loss
     if grad_norm is not None:

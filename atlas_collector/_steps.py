@@ -11,7 +11,7 @@ exporter), and retention trims batches at a step or time boundary by rewriting t
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,16 +30,20 @@ def insert(conn: Connection, run_id: str, rank: int, batch: tpb.StepBatch) -> in
     samples = batch.samples
     if not samples:
         return None
+    values = _covers(samples)
+    conn.execute(_T.insert(), {"run_id": run_id, "rank": rank, **values, "samples": batch.SerializeToString()})
+    return values["last_step"]
+
+
+def _covers(samples: Any) -> dict[str, Any]:
+    """The range columns of a batch: steps by min/max; epochs and times from its first and last sample (a trainer
+    sends them in order, and reading two samples keeps ingest free of more per-sample work)."""
     steps = [x.step for x in samples]
     first, last = samples[0], samples[-1]
-    conn.execute(_T.insert(), {
-        "run_id": run_id, "rank": rank, "first_step": min(steps), "last_step": max(steps),
-        "first_epoch": min(first.epoch, last.epoch), "last_epoch": max(first.epoch, last.epoch),
-        "first_time": _seconds(first) if first.HasField("time") else None,
-        "last_time": _seconds(last) if last.HasField("time") else None,
-        "count": len(samples), "samples": batch.SerializeToString(),
-    })
-    return max(steps)
+    return {"first_step": min(steps), "last_step": max(steps),
+            "first_epoch": min(first.epoch, last.epoch), "last_epoch": max(first.epoch, last.epoch),
+            "first_time": _seconds(first) if first.HasField("time") else None,
+            "last_time": _seconds(last) if last.HasField("time") else None, "count": len(samples)}
 
 
 def _seconds(sample: tpb.StepSample) -> float:
@@ -206,16 +210,5 @@ def _rewrite(conn: Connection, row_id: int, blob: bytes, keep_if: Any = None, ke
         conn.execute(sa.delete(_T).where(_C.id == row_id))
         return len(old)
     kept = tpb.StepBatch(samples=new)
-    steps = [x.step for x in new]
-    timed = [_seconds(x) for x in new if x.HasField("time")]
-    conn.execute(sa.update(_T).where(_C.id == row_id).values(
-        first_step=min(steps), last_step=max(steps), first_epoch=min(x.epoch for x in new),
-        last_epoch=max(x.epoch for x in new), first_time=min(timed) if timed else None,
-        last_time=max(timed) if timed else None, count=len(new), samples=kept.SerializeToString()))
+    conn.execute(sa.update(_T).where(_C.id == row_id).values(**_covers(new), samples=kept.SerializeToString()))
     return len(old) - len(new)
-
-
-def iter_rows(conn: Connection, run_id: str, rank: int | None = None) -> Iterable[dict[str, Any]]:
-    """Every stored sample of the run as a plain dict, in (step, rank) order."""
-    for r, x in samples(conn, run_id, rank=rank):
-        yield as_row(run_id, r, x)
