@@ -3,11 +3,16 @@
 ``LayerHealthMonitor(model)`` costs nothing on steps that are not sampled: no hook exists then. On a sampled step
 (``step % every_n_steps == 0``; see the cost budget below) ``arm(step)`` installs forward hooks on the chosen
 layers, gradient hooks on their parameters and takes a copy of their weights; ``disarm()`` (after the backward pass
-and the optimiser step) reads the weights again and removes every hook and copy. Hooks reduce on the device under ``torch.no_grad()`` and keep 0-d
-tensors and small per-unit vectors only (gradients are held from the backward pass to ``disarm``, where one fused
-``_foreach_norm`` reduces them all; they are the tensors ``.grad`` holds anyway). ``disarm`` stacks the step's
-numbers into one small device vector; nothing is copied to the host during training: ``epoch_end()`` concatenates
-what the epoch gathered and copies it once, then aggregates.
+and the optimiser step) reads the weights again and removes every hook and copy. A forward hook only takes a bounded
+copy of the output on the device (see ``_bounded``: at most a few thousand values per unit row, a few hundred KB);
+``disarm`` computes every statistic of the step from those copies in one place, where each kind of operation runs
+warm after its first use instead of cold after every layer's own kernels (on a CPU the first call of an operation
+after a convolution costs ~20 us more than the next). The copies also keep in-place changes made later in the
+forward pass (``ReLU(inplace=True)``) out of a layer's numbers. Gradients are held from the backward pass to
+``disarm``, where one fused ``_foreach_norm`` reduces them all (they are the tensors ``.grad`` holds anyway).
+``disarm`` stacks the step's numbers into one small device vector; nothing is copied to the host during training:
+``epoch_end()`` concatenates what the epoch gathered and copies it once, then aggregates (per-layer sums of
+per-parameter norms included).
 
 Cost budget: with ``cost_budget`` (a share of training time, e.g. 0.003) the monitor measures what a sampled step
 costs it (the CPU time of the training thread inside ``arm``, the hooks and ``disarm``) against the wall time of the
@@ -90,21 +95,23 @@ MIN_POSITIONS_PER_UNIT = 32
 
 
 def _bounded(y: torch.Tensor, unit_dim: int) -> torch.Tensor:
-    """`y` itself, or an evenly strided view of it within the bounds above."""
+    """A contiguous float32 copy of `y`, or of an evenly strided view of it within the bounds above."""
     width = max(1, y.shape[unit_dim])
     positions = y.numel() // width
     cap = max(MIN_POSITIONS_PER_UNIT, min(MAX_POSITIONS_PER_UNIT, MAX_ELEMENTS_PER_SITE // width))
-    if positions <= cap:
-        return y
-    inner = [d for d in range(1, y.dim()) if d != unit_dim]  # keep every sample row where possible
-    if not inner:
-        step = math.ceil(positions / cap)
-        return y[::step] if unit_dim != 0 else y
-    step = math.ceil((positions / cap) ** (1.0 / len(inner)))
-    index: list[Any] = [slice(None)] * y.dim()
-    for d in inner:
-        index[d] = slice(None, None, step)
-    return y[tuple(index)].contiguous()  # one gather; every reduction after it reads contiguous memory
+    if positions > cap:
+        inner = [d for d in range(1, y.dim()) if d != unit_dim]  # keep every sample row where possible
+        if not inner:
+            if unit_dim != 0:
+                y = y[::math.ceil(positions / cap)]
+        else:
+            step = math.ceil((positions / cap) ** (1.0 / len(inner)))
+            index: list[Any] = [slice(None)] * y.dim()
+            for d in inner:
+                index[d] = slice(None, None, step)
+            y = y[tuple(index)]
+    # one copy: the dtype and the layout every reduction after it wants
+    return y.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
 
 @dataclass
@@ -185,7 +192,8 @@ class LayerHealthMonitor:
         self._keys: list[tuple[str, str]] = []  # (site, field) for each value
         self._order: list[tuple[str, torch.Tensor]] = []  # (site, per-unit means) of correlated sites
         self._last: tuple[weakref.ReferenceType[torch.Tensor], str] | None = None
-        self._chunks: list[tuple[torch.Tensor, list[tuple[str, str]]]] = []  # 1-d values with their keys
+        # bounded copies of this step's outputs: (hook owner, key, site, copy, unit dim, saturation kind, category)
+        self._captured: list[tuple[str, str, str, torch.Tensor, int, str | None, str]] = []
         self._grads: list[tuple[int, torch.Tensor]] = []  # (layer index, gradient or its norm), this step only
         self._gcalls: dict[int, int] = {}  # id(param) -> backward calls this step
         self._snap: list[tuple[int, nn.Parameter, torch.Tensor]] = []  # (layer index, parameter, copy)
@@ -195,7 +203,6 @@ class LayerHealthMonitor:
         self.due = 0
         self._pending: list[tuple[torch.Tensor, list[tuple[str, str]]]] = []
         self._units: dict[str, _Units | None] = {}  # None: the site changed width, no per-unit statistics
-        self._idx_cache: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
 
     @property
     def armed(self) -> bool:
@@ -353,21 +360,6 @@ class LayerHealthMonitor:
         self._vals.append(value if value.dtype == torch.float32 else value.float())
         self._keys.append((site, key))
 
-    def _index(self, ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
-        """A cached index tensor on ``device`` (created once: no host-to-device copy on later steps)."""
-        key = (ids, device)
-        found = self._idx_cache.get(key)
-        if found is None:
-            found = self._idx_cache[key] = torch.tensor(ids, dtype=torch.long, device=device)
-        return found
-
-    def _segment_sums(self, values: torch.Tensor, segments: list[int]) -> tuple[torch.Tensor, list[int]]:
-        """Sum ``values`` per segment id; returns the sums and the segment ids they belong to, in order."""
-        present = sorted(set(segments))
-        pos = {seg: i for i, seg in enumerate(present)}
-        idx = self._index(tuple(pos[seg] for seg in segments), values.device)
-        return torch.zeros(len(present), device=values.device).index_add_(0, idx, values), present
-
     # -------------------------------------------------------------------------------------------- hooks
     def _layer_hook(self, layer: _Layer) -> Callable[..., None]:
         name = layer.name
@@ -381,8 +373,7 @@ class LayerHealthMonitor:
                 if y is None:
                     return
                 if name not in self._fused:
-                    with torch.no_grad():
-                        self._record(name, name, y, layer.channel_first, layer.sat_kind, layer.category)
+                    self._capture(name, name, name, y, layer.channel_first, layer.sat_kind, layer.category)
                 self._last = (weakref.ref(y), name)
             except Exception as exc:
                 self._fail(name, exc)
@@ -407,12 +398,10 @@ class LayerHealthMonitor:
                     layer = self._by_name.get(site)
                     channel_first = layer.channel_first if layer is not None else y.dim() >= 4
                     category = layer.category if layer is not None else "activation"
-                    with torch.no_grad():
-                        self._record(site + "\0act", site, y, channel_first, sat_kind, category)
+                    self._capture(act_name, site + "\0act", site, y, channel_first, sat_kind, category)
                 else:
                     site = act_name
-                    with torch.no_grad():
-                        self._record(site, site, y, y.dim() >= 4, sat_kind, "activation")
+                    self._capture(act_name, site, site, y, y.dim() >= 4, sat_kind, "activation")
                 self._last = (weakref.ref(y), site)
             except Exception as exc:
                 self._fail(act_name, exc)
@@ -428,44 +417,42 @@ class LayerHealthMonitor:
                 return
             t0 = time.thread_time()
             try:
-                with torch.no_grad():
-                    g = grad.detach()
-                    if g.is_sparse:
-                        g = g.coalesce().values()
-                    calls = self._gcalls.get(pid, 0)
-                    self._gcalls[pid] = calls + 1
-                    # the gradient itself is held until disarm (it is the tensor .grad holds anyway); a second
-                    # backward pass in the same step (accumulation) keeps only its norm
-                    self._grads.append((index, g if calls == 0 else torch.linalg.vector_norm(g.float())))
+                g = grad.detach() if grad.requires_grad else grad  # (create_graph=True only)
+                if g.is_sparse:
+                    g = g.coalesce().values()
+                calls = self._gcalls.get(pid, 0)
+                self._gcalls[pid] = calls + 1
+                # the gradient itself is held until disarm (it is the tensor .grad holds anyway); a second
+                # backward pass in the same step (accumulation) keeps only its norm
+                if calls:
+                    with torch.no_grad():
+                        g = torch.linalg.vector_norm(g.float())
+                self._grads.append((index, g))
             except Exception as exc:
                 self._fail("gradients", exc)
             finally:
                 self._spent += time.thread_time() - t0
         return hook
 
-    def _record(self, key: str, site: str, y: torch.Tensor, channel_first: bool, sat_kind: str | None,
-                category: str) -> None:
-        """Batch statistics of one output into the step's values; per-unit state into the epoch's."""
+    def _capture(self, owner: str, key: str, site: str, y: torch.Tensor, channel_first: bool,
+                 sat_kind: str | None, category: str) -> None:
+        """In a forward hook: a bounded copy of one output, whose statistics `disarm` takes (`_record`)."""
         if not y.is_floating_point() or y.numel() == 0:
             return
-        y = y.detach()
-        if y.dtype in (torch.float16, torch.bfloat16):
-            y = y.float()
-        nd = y.dim()
-        if nd == 0:
-            var, mean = torch.var_mean(y, correction=0)
-            self._push(key, "mean", mean)
-            self._push(key, "var", var)
-            return
-        if nd == 1:
-            y = y.unsqueeze(0)
-            nd = 2
-        unit_dim = 1 if channel_first and nd >= 3 else nd - 1
-        y = _bounded(y, unit_dim)
+        if y.dim() < 2:  # a vector is one sample's features; a scalar one sample of one unit
+            y = y.reshape(1, -1)
+        unit_dim = 1 if channel_first and y.dim() >= 3 else y.dim() - 1
+        with torch.no_grad():
+            copy = _bounded(y, unit_dim)
+        self._captured.append((owner, key, site, copy, unit_dim, sat_kind, category))
+
+    def _record(self, key: str, site: str, y: torch.Tensor, unit_dim: int, sat_kind: str | None,
+                category: str) -> None:
+        """Batch statistics of one captured output into the step's values; per-unit state into the epoch's."""
         var, mean = _var_mean(y)
         self._push(key, "mean", mean)
         self._push(key, "var", var)
-        dims = tuple(d for d in range(nd) if d != unit_dim)
+        dims = tuple(d for d in range(y.dim()) if d != unit_dim)
         width = y.shape[unit_dim]
         units = self._units.get(key, False)
         if units is False:
@@ -510,40 +497,38 @@ class LayerHealthMonitor:
 
     def _finish_step(self) -> None:
         layers = self._layers or []
-        device = self._vals[0].device if self._vals else None
-        if self._grads:
-            norms = _norms([g for _, g in self._grads], device)
-            device = norms.device
-            sums, present = self._segment_sums(norms.square(), [i for i, _ in self._grads])
-            keys = []
-            for i in present:
-                calls = max((self._gcalls.get(id(p), 0) for _, p in layers[i].params), default=1) or 1
-                keys.append((layers[i].name, f"gsq:{calls}"))
-            self._chunks.append((sums, keys))
-        if self._snap:
-            olds = [old for _, _, old in self._snap]
-            deltas = _foreach_sub([p.detach() for _, p, _ in self._snap], olds)
-            both = torch.cat([_norms(deltas, device), _norms(olds, device)]).square()
-            segments = [i for i, _, _ in self._snap]
-            n = len(segments)
-            dsq, present = self._segment_sums(both[:n], segments)
-            wsq, _ = self._segment_sums(both[n:], segments)
-            self._chunks.append((dsq, [(layers[i].name, "dsq") for i in present]))
-            self._chunks.append((wsq, [(layers[i].name, "wsq") for i in present]))
+        captured, self._captured = self._captured, []
+        for owner, key, site, y, unit_dim, sat_kind, category in captured:
+            # a layer an activation module follows is described by its activated output (captured as well)
+            if owner in self._disabled or (key == site and site in self._fused):
+                continue
+            try:
+                self._record(key, site, y, unit_dim, sat_kind, category)
+            except Exception as exc:
+                self._fail(owner, exc)
         for (a, ua), (b, ub) in zip(self._order, self._order[1:]):
             if a != b and ua.shape == ub.shape:
                 self._push(f"{a}\0{b}", "corr", _pearson(ua, ub.to(ua.device)))
+        # per-parameter norms; the per-layer sums are taken on the host at epoch end
         parts: list[torch.Tensor] = []
         keys: list[tuple[str, str]] = []
         if self._vals:
-            device = self._vals[0].device
-            parts.append(torch.stack([v.to(device) for v in self._vals]))
+            parts.append(_stack(self._vals))
             keys.extend(self._keys)
-        for values, ks in self._chunks:
-            parts.append(values.to(device) if device is not None else values)
-            keys.extend(ks)
+        if self._grads:
+            parts.append(_norms([g for _, g in self._grads]))
+            passes: dict[int, int] = {}  # backward passes of each layer this step
+            for i, _ in self._grads:
+                if i not in passes:
+                    passes[i] = max((self._gcalls.get(id(p), 0) for _, p in layers[i].params), default=1) or 1
+                keys.append((layers[i].name, f"g:{passes[i]}"))
+        if self._snap:
+            olds = [old for _, _, old in self._snap]
+            parts.append(_norms(_foreach_sub([p.detach() for _, p, _ in self._snap], olds) + olds))
+            keys.extend((layers[i].name, "dw") for i, _, _ in self._snap)
+            keys.extend((layers[i].name, "w") for i, _, _ in self._snap)
         if parts:
-            self._pending.append((torch.cat(parts) if len(parts) > 1 else parts[0], keys))
+            self._pending.append((_cat(parts), keys))
 
     def _sparsity(self) -> tuple[list[torch.Tensor], list[tuple[str, str]]]:
         """Fraction of near-zero weights per selected layer, from the weights as they are now (epoch end)."""
@@ -603,20 +588,23 @@ class LayerHealthMonitor:
         series: dict[tuple[str, str], list[float]] = {}
         step_updates: list[list[tuple[str, float, float]]] = []
         offset = 0
-        for t, ks in self._pending:
-            moved: list[tuple[str, float, float]] = []
+        for _, ks in self._pending:
+            gsq: dict[tuple[str, int], float] = {}
             dsq: dict[str, float] = {}
+            wsq: dict[str, float] = {}
             for i, (site, fld) in enumerate(ks):
                 v = values[offset + i]
-                if fld == "dsq":
-                    dsq[site] = v
-                elif fld.startswith("gsq:"):
-                    series.setdefault((site, "gnorm"), []).append(math.sqrt(max(v, 0.0) / int(fld[4:])))
-                elif fld == "wsq":
-                    moved.append((site, dsq.get(site, math.nan), v))
+                if fld == "dw":
+                    dsq[site] = dsq.get(site, 0.0) + v * v
+                elif fld == "w":
+                    wsq[site] = wsq.get(site, 0.0) + v * v
+                elif fld.startswith("g:"):
+                    gsq[site, int(fld[2:])] = gsq.get((site, int(fld[2:])), 0.0) + v * v
                 else:
                     series.setdefault((site, fld), []).append(v)
-            step_updates.append(moved)
+            for (site, passes), total in gsq.items():  # root mean square over the step's backward passes
+                series.setdefault((site, "gnorm"), []).append(math.sqrt(total / passes))
+            step_updates.append([(site, dsq.get(site, math.nan), w) for site, w in wsq.items()])
             offset += len(ks)
         for i, k in enumerate(unit_keys):
             series.setdefault(k, []).append(values[offset + i])
@@ -689,14 +677,29 @@ def _sat_kind(module: nn.Module) -> str | None:
     return None
 
 
-def _norms(tensors: list[torch.Tensor], device: torch.device | None) -> torch.Tensor:
-    """The L2 norm of each tensor as one float32 vector (one fused kernel where possible)."""
+def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The L2 norm of each tensor as one vector (one fused kernel where possible)."""
     try:
-        out = list(torch._foreach_norm(tensors))
-    except Exception:
-        out = [torch.linalg.vector_norm(t) for t in tensors]
-    device = device or out[0].device
-    return torch.stack([o.float().to(device) for o in out])
+        return torch.stack(torch._foreach_norm(tensors))
+    except Exception:  # mixed devices or dtypes
+        device = tensors[0].device
+        return torch.stack([torch.linalg.vector_norm(t).float().to(device) for t in tensors])
+
+
+def _stack(values: list[torch.Tensor]) -> torch.Tensor:
+    try:
+        return torch.stack(values)
+    except Exception:  # a model spread over devices
+        return torch.stack([v.to(values[0].device) for v in values])
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        return torch.cat(parts)
+    except Exception:  # a model spread over devices
+        return torch.cat([p.to(parts[0].device) for p in parts])
 
 
 def _foreach_sub(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[torch.Tensor]:
