@@ -204,7 +204,7 @@ class RunCore:
         self._profiler: Any = None
         self._profile_summary: Any = None
         self._step_in_epoch = 0
-        self._armed = False
+        self._armed = False  # something is instrumented for the coming step: undone after it
 
     @property
     def enabled(self) -> bool:
@@ -326,18 +326,26 @@ class RunCore:
         """Before a training step's forward: arm the sampled layer hooks and the profiler for this step."""
         if self._armed:
             return
-        self._armed = True
         step = self.global_step + 1
         layers = self._layers
         if layers is not None and step >= layers.due:  # the other steps are never sampled: no call at all
             times = self._acc.step_times[-32:] if self._acc is not None else None
-            layers.arm(step, step_s=statistics.median(times) if times else None)
+            if layers.arm(step, step_s=statistics.median(times) if times else None):
+                self._armed = True
         if self._profiler is not None and self._profiler.should_profile(self.epoch, self._step_in_epoch):
             self._profiler.start()
+            self._armed = True
+        if self._tracer is not None:  # the first step: shapes
+            self._armed = True
+
+    def grad_due(self) -> bool:
+        """Whether the coming step's gradient norm is sampled."""
+        return bool(self.grad_every) and not (self.global_step + 1) % self.grad_every
 
     def grad_norm(self, parameters: Any) -> Any:
-        """The global gradient norm on sampled steps (a device tensor: read later, in a group), else None."""
-        if not self.grad_every or (self.global_step + 1) % self.grad_every:
+        """The global gradient norm on sampled steps, else None: on an accelerator a device tensor (read later, in
+        a group), on the CPU a float (the per-parameter norms read at once: fewer operations)."""
+        if not self.grad_due():
             return None
         try:
             import torch
@@ -345,7 +353,10 @@ class RunCore:
             grads = [p.grad for p in parameters if getattr(p, "grad", None) is not None]
             if not grads:
                 return None
-            return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            norms = torch._foreach_norm(grads)
+            if all(n.is_cpu for n in norms):
+                return math.hypot(*[n.item() for n in norms])
+            return torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]))
         except Exception:  # noqa: BLE001
             _errors.warning("grad_norm", "atlas: could not compute the gradient norm", exc_info=True)
             return None

@@ -56,6 +56,23 @@ def _batch_size(batch: Any) -> int | None:
     return None
 
 
+def _step_counter(trainer: Any) -> Any:
+    """The progress counter whose ``completed`` is ``trainer.global_step``, found as that property finds it, or None
+    where this Lightning lays its loops out otherwise. Read at every step: the property walks five others."""
+    try:
+        loop = trainer.fit_loop.epoch_loop
+        module = trainer.lightning_module
+        if module is None or module.automatic_optimization:
+            counter = loop.automatic_optimization.optim_progress.optimizer.step.total
+        else:
+            counter = loop.manual_optimization.optim_step_progress.total
+        if counter.completed == trainer.global_step:
+            return counter
+    except AttributeError:
+        pass
+    return None
+
+
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in metrics.items():
@@ -170,9 +187,11 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         self._val_keys: set[str] = set()
         self._agreement: _Agreement | None = None
         self._optimizer: Any = None  # the first optimizer (its first group's lr is the step's lr); False: none
+        self._counter: Any = None  # Lightning's optimizer-step counter (see `_step_counter`), found once per epoch
         self._params: list[Any] | None = None  # the module's parameters, listed once per epoch
         self._distributed = False
         self._grad_norm: Any = None
+        self._grad_due = False  # the coming step's gradient norm is sampled (set at the step before: one test here)
 
     @property
     def run_id(self) -> str | None:
@@ -205,7 +224,9 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._optimizer = None  # looked up again at the first step of each epoch
         self._params = None
+        self._counter = _step_counter(trainer)
         self._core.epoch_start(trainer.current_epoch)
+        self._grad_due = self._core.grad_due()
 
     @override
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
@@ -213,8 +234,8 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @override
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
-        core = self._core
-        if core.grad_every and not (core.global_step + 1) % core.grad_every:  # the sampled steps only
+        if self._grad_due:  # the sampled steps only
+            core = self._core
             if self._params is None:  # once per epoch: walking the module tree costs more than the norm here
                 self._params = list(pl_module.parameters())
             self._grad_norm = core.grad_norm(self._params)
@@ -234,7 +255,10 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
             optimizer = self._optimizer = optimizers[0] if optimizers else False
         lr = optimizer.param_groups[0].get("lr") if optimizer else None
         grad_norm, self._grad_norm = self._grad_norm, None
-        core.step(loss, batch_size=_batch_size(batch), lr=lr, global_step=trainer.global_step, grad_norm=grad_norm)
+        counter = self._counter
+        core.step(loss, batch_size=_batch_size(batch), lr=lr, grad_norm=grad_norm,
+                  global_step=trainer.global_step if counter is None else counter.completed)
+        self._grad_due = core.grad_due()
         if self._distributed or not core.control.quiet:  # the ranks exchange flags at every step; alone, only if set
             self._control(trainer, pl_module)
 

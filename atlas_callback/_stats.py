@@ -1,8 +1,9 @@
 """Per-epoch accumulation of the cheap channels: loss, step samples, throughput, step times, system.
 
-The step path does O(1) work: on the CPU the loss is read at once (no synchronisation to avoid); on an
-accelerator loss tensors stay on the device and are copied to the host in groups of
-`config.loss_sync_every` (one synchronisation per group)."""
+The step path does O(1) work: on the CPU the loss is read at once (no synchronisation to avoid) and checked for a
+non-finite value (the fast path of a NaN); on an accelerator loss tensors stay on the device and are copied to the
+host in groups of `config.loss_sync_every` (one synchronisation per group). The epoch's loss statistics and the
+StepSample messages are made from the step records at each hand-off, a group at a time."""
 from __future__ import annotations
 
 import math
@@ -37,7 +38,7 @@ class EpochAccumulator:
         self.grad_norms: list[float] = []
         self._ready: list[list[Any]] = []  # step records (see `_sample`) not yet handed off
         self._nonfinite_ready = False
-        self._last_handoff = time.monotonic()
+        self._last_handoff = time.perf_counter()
         self.begin(0)
 
     def begin(self, epoch: int) -> None:
@@ -78,8 +79,8 @@ class EpochAccumulator:
                 self.tokens += batch_size * seq_len
         if not self._track_loss:
             return
-        record = [step, self.epoch, time.time_ns(), batch_size, None if lr is None else float(lr), step_time,
-                  amp_skipped, dict(metrics) if metrics else None, loss, grad_norm]
+        record = [step, self.epoch, now, batch_size, lr, step_time, amp_skipped, dict(metrics) if metrics else None,
+                  loss, grad_norm]
         # (`Tensor.is_cpu` is a flag read; `.device` would build a torch.device object on every step)
         if not getattr(loss, "is_cpu", True) or (grad_norm is not None and not getattr(grad_norm, "is_cpu", True)):
             record[_LOSS], record[_GRAD] = _detach(loss), _detach(grad_norm)
@@ -88,34 +89,39 @@ class EpochAccumulator:
                 self._sync_pending()
         else:
             if loss is not None:  # item(): no detached copy of the tensor
-                record[_LOSS] = loss.item() if hasattr(loss, "item") else float(loss)
+                loss = record[_LOSS] = loss.item() if hasattr(loss, "item") else float(loss)
+                if not math.isfinite(loss):
+                    self._nonfinite(record)
             if grad_norm is not None:
                 record[_GRAD] = grad_norm.item() if hasattr(grad_norm, "item") else float(grad_norm)
-            self._finish_record(record)
-        if self._ready and (time.monotonic() - self._last_handoff >= self._config.step_flush_seconds
-                            or self._nonfinite_ready):
+            self._ready.append(record)
+        if self._ready and (self._nonfinite_ready or now - self._last_handoff >= self._config.step_flush_seconds):
             self._handoff()
 
-    def _finish_record(self, record: list[Any]) -> None:
-        grad_norm, loss = record[_GRAD], record[_LOSS]
-        if grad_norm is not None and math.isfinite(grad_norm):
-            self.grad_norms.append(grad_norm)
-        if loss is not None:
+    def _nonfinite(self, record: list[Any]) -> None:
+        self._nonfinite_ready = True  # handed off at once: the collector's NaN check sees it now
+        if not record[_AMP] and self._on_nonfinite is not None:
+            self._on_nonfinite(record[_STEP], record[_LOSS])
+
+    def _fold(self, records: list[list[Any]]) -> None:
+        """The epoch's loss statistics (Welford) and gradient norms, from records whose values are on the host."""
+        count, mean, m2, lo, hi, nonfinite = self.count, self.mean, self.m2, self.min, self.max, self.nonfinite
+        for record in records:
+            grad_norm, loss = record[_GRAD], record[_LOSS]
+            if grad_norm is not None and math.isfinite(grad_norm):
+                self.grad_norms.append(grad_norm)
+            if loss is None:
+                continue
             if math.isfinite(loss):
-                self.count += 1
-                delta = loss - self.mean
-                self.mean += delta / self.count
-                self.m2 += delta * (loss - self.mean)
-                if loss < self.min:
-                    self.min = loss
-                if loss > self.max:
-                    self.max = loss
+                count += 1
+                delta = loss - mean
+                mean += delta / count
+                m2 += delta * (loss - mean)
+                lo = min(lo, loss)
+                hi = max(hi, loss)
             else:
-                self.nonfinite += 1
-                self._nonfinite_ready = True  # handed off at once: the collector's NaN check sees it now
-                if not record[_AMP] and self._on_nonfinite is not None:
-                    self._on_nonfinite(record[_STEP], loss)
-        self._ready.append(record)
+                nonfinite += 1
+        self.count, self.mean, self.m2, self.min, self.max, self.nonfinite = count, mean, m2, lo, hi, nonfinite
 
     def _sync_pending(self) -> None:
         """One host copy for a group of device scalars (losses and gradient norms)."""
@@ -131,14 +137,18 @@ class EpochAccumulator:
                 record[_LOSS] = next(values)
             if hasattr(record[_GRAD], "device"):
                 record[_GRAD] = next(values)
-            self._finish_record(record)
+            if record[_LOSS] is not None and not math.isfinite(record[_LOSS]):
+                self._nonfinite(record)
+            self._ready.append(record)
         self._pending.clear()
 
     def _handoff(self) -> None:
         ready, self._ready = self._ready, []
         self._nonfinite_ready = False
-        self._last_handoff = time.monotonic()
-        self._on_samples([_sample(r) for r in ready])
+        self._last_handoff = time.perf_counter()
+        self._fold(ready)
+        wall_offset_ns = time.time_ns() - int(self._last_handoff * 1e9)  # records carry perf_counter times
+        self._on_samples([_sample(r, wall_offset_ns) for r in ready])
 
     def flush_samples(self) -> None:
         self._sync_pending()
@@ -190,14 +200,14 @@ class EpochAccumulator:
         return out
 
 
-# A step record: [step, epoch, time_ns, batch_size, lr, step_time_s, amp_skipped, metrics, loss, grad_norm]
+# A step record: [step, epoch, perf_counter time, batch_size, lr, step_time_s, amp_skipped, metrics, loss, grad_norm]
 _STEP, _AMP, _LOSS, _GRAD = 0, 6, 8, 9
 
 
-def _sample(record: list[Any]) -> tpb.StepSample:
-    step, epoch, time_ns, batch_size, lr, step_time, amp_skipped, metrics, loss, grad_norm = record
+def _sample(record: list[Any], wall_offset_ns: int) -> tpb.StepSample:
+    step, epoch, perf, batch_size, lr, step_time, amp_skipped, metrics, loss, grad_norm = record
     sample = tpb.StepSample(step=step, epoch=epoch)
-    sample.time.FromNanoseconds(time_ns)
+    sample.time.FromNanoseconds(wall_offset_ns + int(perf * 1e9))
     if amp_skipped:
         sample.amp_skipped = True
     if batch_size:
