@@ -66,7 +66,7 @@ class AtlasConfig:
     grad_norm_every: int = 10
     layer_health_every: int = 10
     layer_health_max_layers: int = 64
-    layer_health_budget: float = 0.003
+    layer_health_budget: float = 0.002
     profile_every_epochs: int = 5
     carbon_country: str = "IRL"
     loss_sync_every: int = 16
@@ -87,7 +87,7 @@ class AtlasConfig:
         if (isinstance(self.layer_health_budget, bool) or not isinstance(self.layer_health_budget, (int, float))
                 or not 0 < self.layer_health_budget <= 1):
             raise ValueError("`AtlasConfig.layer_health_budget` must be a share of training time in (0, 1], e.g. "
-                             f"0.003 for 0.3 % (1 lifts the budget), got {self.layer_health_budget!r}")
+                             f"0.002 for 0.2 % (1 lifts the budget), got {self.layer_health_budget!r}")
         _positive_int("AtlasConfig.profile_every_epochs", self.profile_every_epochs, 1, 1_000_000)
         if not (isinstance(self.carbon_country, str) and len(self.carbon_country) == 3 and self.carbon_country.isalpha()):
             raise ValueError("`AtlasConfig.carbon_country` must be an ISO 3166 alpha-3 country code such as 'IRL', "
