@@ -329,7 +329,7 @@ class RunCore:
         step = self.global_step + 1
         layers = self._layers
         if layers is not None and step >= layers.due:  # the other steps are never sampled: no call at all
-            times = self._acc.step_times[-32:] if self._acc is not None else None
+            times = self._acc.recent_step_times() if self._acc is not None else None
             if layers.arm(step, step_s=statistics.median(times) if times else None):
                 self._armed = True
         if self._profiler is not None and self._profiler.should_profile(self.epoch, self._step_in_epoch):
@@ -382,8 +382,7 @@ class RunCore:
             self._step_in_epoch += 1
             if self._armed:
                 self._after_instrumented_step()
-            acc.step(loss, step=self.global_step, batch_size=batch_size, seq_len=seq_len, lr=lr, metrics=metrics,
-                     grad_norm=grad_norm, amp_skipped=amp_skipped)
+            acc.step(loss, self.global_step, batch_size, seq_len, lr, metrics, grad_norm, amp_skipped)
         except Exception:  # noqa: BLE001
             _errors.warning("step", "atlas: internal error while recording a step (training continues)",
                             exc_info=True)

@@ -27,16 +27,28 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 class EpochAccumulator:
+    """One epoch's loss, throughput and step-time statistics, and the per-step samples, from step records.
+
+    The step path (`step`) stores one record per step and reads a CPU loss (the fast path of a non-finite loss);
+    the statistics are folded in from the records at each hand-off (`_fold`), a group at a time, where the code
+    runs warm: on a CPU each Python operation costs several times more on the step path, right after the step's
+    own kernels have been through the caches. (Slots: fewer memory locations for the step path to touch.)"""
+
+    __slots__ = ("_config", "_track_loss", "_on_samples", "_on_nonfinite", "_pending", "_ready", "_nonfinite_ready",
+                 "_last_handoff", "_flush_s", "_sync_every", "epoch", "t_start", "t_first", "t_last", "mean", "m2",
+                 "min", "max", "count", "nonfinite", "batches", "samples", "tokens", "step_times", "grad_norms")
+
     def __init__(self, config: AtlasConfig, on_samples: Callable[[list[tpb.StepSample]], None],
                  on_nonfinite: Callable[[int, float], None] | None = None, track_loss: bool = True) -> None:
         self._config = config
         self._track_loss = track_loss and config.track_loss
+        self._flush_s = config.step_flush_seconds
+        self._sync_every = config.loss_sync_every
         self._on_samples = on_samples
         self._on_nonfinite = on_nonfinite
-        # samples whose loss / gradient norm are still tensors on a device: copied in groups
+        # records whose loss / gradient norm are still tensors on a device: copied in groups
         self._pending: list[list[Any]] = []
-        self.grad_norms: list[float] = []
-        self._ready: list[list[Any]] = []  # step records (see `_sample`) not yet handed off
+        self._ready: list[list[Any]] = []  # step records (see `_sample`) not yet folded in and handed off
         self._nonfinite_ready = False
         self._last_handoff = time.perf_counter()
         self.begin(0)
@@ -46,7 +58,6 @@ class EpochAccumulator:
         self.t_start = time.time()
         self.t_first = time.perf_counter()
         self.t_last = self.t_first
-        self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
         self.min = math.inf
@@ -57,35 +68,25 @@ class EpochAccumulator:
         self.samples = 0
         self.tokens = 0
         self.step_times: list[float] = []
-        self.grad_norms = []
+        self.grad_norms: list[float] = []
 
     # ---------------------------------------------------------------------------------- step
 
-    def step(self, loss: Any, *, step: int, batch_size: int | None, seq_len: int | None, lr: float | None,
+    def step(self, loss: Any, step: int, batch_size: int | None, seq_len: int | None, lr: float | None,
              metrics: Mapping[str, float] | None, grad_norm: Any = None, amp_skipped: bool = False) -> None:
-        # The training thread's share: counters and one plain record. The StepSample messages are built at the
-        # hand-off, a whole group at a time (cheaper than one message per step on the cold path of each step).
         now = time.perf_counter()
-        step_time = None
-        if self.batches:
-            step_time = now - self.t_last
-            if len(self.step_times) < MAX_STEP_TIMES:
-                self.step_times.append(step_time)
+        step_time = now - self.t_last if self.batches else None
         self.t_last = now
         self.batches += 1
-        if batch_size:
-            self.samples += batch_size
-            if seq_len:
-                self.tokens += batch_size * seq_len
         if not self._track_loss:
-            return
+            loss = None
         record = [step, self.epoch, now, batch_size, lr, step_time, amp_skipped, dict(metrics) if metrics else None,
-                  loss, grad_norm]
+                  loss, grad_norm, seq_len]
         # (`Tensor.is_cpu` is a flag read; `.device` would build a torch.device object on every step)
         if not getattr(loss, "is_cpu", True) or (grad_norm is not None and not getattr(grad_norm, "is_cpu", True)):
             record[_LOSS], record[_GRAD] = _detach(loss), _detach(grad_norm)
             self._pending.append(record)
-            if len(self._pending) >= self._config.loss_sync_every:
+            if len(self._pending) >= self._sync_every:
                 self._sync_pending()
         else:
             if loss is not None:  # item(): no detached copy of the tensor
@@ -95,8 +96,13 @@ class EpochAccumulator:
             if grad_norm is not None:
                 record[_GRAD] = grad_norm.item() if hasattr(grad_norm, "item") else float(grad_norm)
             self._ready.append(record)
-        if self._ready and (self._nonfinite_ready or now - self._last_handoff >= self._config.step_flush_seconds):
+        if self._ready and (self._nonfinite_ready or now - self._last_handoff >= self._flush_s):
             self._handoff()
+
+    def recent_step_times(self, n: int = 32) -> list[float]:
+        """The last `n` step times (records not yet folded in included)."""
+        unfolded = [r[_STEP_TIME] for r in self._ready[-n:] if r[_STEP_TIME] is not None]
+        return (self.step_times[-n:] + unfolded)[-n:]
 
     def _nonfinite(self, record: list[Any]) -> None:
         self._nonfinite_ready = True  # handed off at once: the collector's NaN check sees it now
@@ -104,9 +110,18 @@ class EpochAccumulator:
             self._on_nonfinite(record[_STEP], record[_LOSS])
 
     def _fold(self, records: list[list[Any]]) -> None:
-        """The epoch's loss statistics (Welford) and gradient norms, from records whose values are on the host."""
+        """Throughput, step times, the loss statistics (Welford) and gradient norms, from records whose values
+        are on the host."""
         count, mean, m2, lo, hi, nonfinite = self.count, self.mean, self.m2, self.min, self.max, self.nonfinite
+        samples, tokens, step_times = self.samples, self.tokens, self.step_times
         for record in records:
+            batch_size, step_time = record[_BATCH], record[_STEP_TIME]
+            if batch_size:
+                samples += batch_size
+                if record[_SEQ]:
+                    tokens += batch_size * record[_SEQ]
+            if step_time is not None and len(step_times) < MAX_STEP_TIMES:
+                step_times.append(step_time)
             grad_norm, loss = record[_GRAD], record[_LOSS]
             if grad_norm is not None and math.isfinite(grad_norm):
                 self.grad_norms.append(grad_norm)
@@ -122,6 +137,7 @@ class EpochAccumulator:
             else:
                 nonfinite += 1
         self.count, self.mean, self.m2, self.min, self.max, self.nonfinite = count, mean, m2, lo, hi, nonfinite
+        self.samples, self.tokens = samples, tokens
 
     def _sync_pending(self) -> None:
         """One host copy for a group of device scalars (losses and gradient norms)."""
@@ -147,8 +163,9 @@ class EpochAccumulator:
         self._nonfinite_ready = False
         self._last_handoff = time.perf_counter()
         self._fold(ready)
-        wall_offset_ns = time.time_ns() - int(self._last_handoff * 1e9)  # records carry perf_counter times
-        self._on_samples([_sample(r, wall_offset_ns) for r in ready])
+        if self._track_loss:
+            wall_offset_ns = time.time_ns() - int(self._last_handoff * 1e9)  # records carry perf_counter times
+            self._on_samples([_sample(r, wall_offset_ns) for r in ready])
 
     def flush_samples(self) -> None:
         self._sync_pending()
@@ -200,12 +217,13 @@ class EpochAccumulator:
         return out
 
 
-# A step record: [step, epoch, perf_counter time, batch_size, lr, step_time_s, amp_skipped, metrics, loss, grad_norm]
-_STEP, _AMP, _LOSS, _GRAD = 0, 6, 8, 9
+# A step record: [step, epoch, perf_counter time, batch_size, lr, step_time_s, amp_skipped, metrics, loss, grad_norm,
+#                 seq_len]
+_STEP, _BATCH, _STEP_TIME, _AMP, _LOSS, _GRAD, _SEQ = 0, 3, 5, 6, 8, 9, 10
 
 
 def _sample(record: list[Any], wall_offset_ns: int) -> tpb.StepSample:
-    step, epoch, perf, batch_size, lr, step_time, amp_skipped, metrics, loss, grad_norm = record
+    step, epoch, perf, batch_size, lr, step_time, amp_skipped, metrics, loss, grad_norm, _ = record
     sample = tpb.StepSample(step=step, epoch=epoch)
     sample.time.FromNanoseconds(wall_offset_ns + int(perf * 1e9))
     if amp_skipped:
