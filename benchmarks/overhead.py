@@ -4,7 +4,8 @@
     benchmarks/.peers-venv/bin/python benchmarks/overhead.py [--rounds 5] [--steps 60]
 
 Configurations are interleaved round by round in one process (the machine is shared and noisy):
-no logger, AtlasCallback with the default config, AtlasCallback with every channel on (layer
+no logger, an empty callback (it calibrates the cost accounting's instrument, see NullCallback), AtlasCallback with
+the default config, AtlasCallback with every channel on (layer
 health every 10 steps, gradient norm every 10 steps, the profiler on step 1 of each fit), and the
 peers' Lightning loggers: CSVLogger, TensorBoardLogger, MLFlowLogger (SQLite store) and WandbLogger
 (offline). Every configuration logs the same thing: the module calls `self.log("train_loss", loss,
@@ -99,6 +100,7 @@ class AtlasClock:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.calls = 0
 
     def timed(self, fn):
         def wrapper(*args, **kwargs):
@@ -107,6 +109,7 @@ class AtlasClock:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds += time.thread_time() - t
+                self.calls += 1
         return wrapper
 
     def instrument(self, callback: pl.Callback) -> None:
@@ -134,15 +137,32 @@ def _instrument_layer_hooks() -> None:
         setattr(LayerHealthMonitor, factory, patched)
 
 
-class StepTimer(pl.Callback):
-    """Between consecutive batch starts: wall time, this process's CPU time (every thread), the training thread's
-    CPU time, and the training thread's CPU time inside Atlas (AtlasClock)."""
-
-    def __init__(self) -> None:
-        self.starts: list[tuple[float, float, float, float]] = []
+class NullCallback(pl.Callback):
+    """The instrument's own cost: the per-step hooks AtlasCallback overrides, empty. Lightning calls every hook of
+    every callback, overridden or not (the base class's are empty methods too), so an empty override adds nothing to
+    the step: what AtlasClock measures for it is the timing itself (two `thread_time` calls and a wrapper frame per
+    timed call, a few microseconds on this machine's cold path after a step)."""
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append((time.perf_counter(), time.process_time(), time.thread_time(), CLOCK.seconds))
+        pass
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        pass
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        pass
+
+
+class StepTimer(pl.Callback):
+    """Between consecutive batch starts: wall time, this process's CPU time (every thread), the training thread's
+    CPU time, the training thread's CPU time inside the logger (AtlasClock) and the number of timed calls."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[float, float, float, float, int]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append((time.perf_counter(), time.process_time(), time.thread_time(), CLOCK.seconds,
+                            CLOCK.calls))
 
     def times(self) -> list[tuple[float, ...]]:
         return [tuple(y - x for x, y in zip(a, b)) for a, b in zip(self.starts, self.starts[1:])][WARMUP:]
@@ -153,6 +173,7 @@ ATLAS = {
     "AtlasCallback all channels": AtlasConfig(track_profiler=True),
 }
 BASELINE = "no logger"
+CALIBRATION = "empty callback (instrument)"
 
 
 def _csv(tmp: str, tag: str):
@@ -188,7 +209,7 @@ PEERS = {"CSVLogger": (_csv, "lightning"), "TensorBoardLogger": (_tensorboard, "
 def configurations() -> list[str]:
     import importlib.util
 
-    names = [BASELINE, *ATLAS]
+    names = [BASELINE, CALIBRATION, *ATLAS]
     for name, (_, module) in PEERS.items():
         if importlib.util.find_spec(module) is None:
             print(f"skipping {name}: `{module}` is not installed here (run benchmarks/peers_env.sh)")
@@ -202,9 +223,9 @@ def fit_once(model_cls, name: str, collector: str, steps: int, tmp: str) -> list
     timer = StepTimer()
     callbacks: list[pl.Callback] = [timer]
     logger, finish = False, None
-    if name in ATLAS:
-        callback = AtlasCallback(project="bench", run_name=model_cls.__name__, collector=collector,
-                                 config=ATLAS[name])
+    if name in ATLAS or name == CALIBRATION:
+        callback = NullCallback() if name == CALIBRATION else AtlasCallback(
+            project="bench", run_name=model_cls.__name__, collector=collector, config=ATLAS[name])
         CLOCK.instrument(callback)
         callbacks.append(callback)
     elif name in PEERS:
@@ -288,28 +309,39 @@ def main() -> None:
                   f"{cpu_mean / base_cpu_mean:.3f}x |")
     print()
     print("Cost accounting (CPU time, so the machine's other load does not enter): the logger's own work on the "
-          "training thread per step (mean over every step, sampled steps included; see AtlasClock), the CPU time of "
+          "training thread per step (mean over every step, sampled steps included; see AtlasClock), as measured and "
+          "net of the instrument (each timed call costs the timing itself: measured in the same rounds on an empty "
+          f"callback, '{CALIBRATION}', and subtracted per timed call), the CPU time of "
           "the process's other threads per step beyond the no-logger run's (Atlas's sender, samplers and "
           "CodeCarbon, gRPC's threads; TensorBoard's writer thread; W&B's service is a separate process and is not "
-          "counted), and the step-time ratio these imply: (no-logger training-thread CPU + the logger's "
+          "counted), and the step-time ratio these imply: (no-logger training-thread CPU + the logger's net "
           "training-thread CPU) / no-logger training-thread CPU. The other threads run on the second core.")
     print()
-    print("| model | configuration | logger on the training thread (us/step) "
-          "| other threads, beyond no logger (us/step) | implied step ratio |")
-    print("|---|---|---|---|---|")
+    print("| model | configuration | logger on the training thread, measured (us/step) | timed calls per step "
+          "| net of the instrument (us/step) | other threads, beyond no logger (us/step) | implied step ratio |")
+    print("|---|---|---|---|---|---|---|")
     for model, per in results.items():
-        base_main = statistics.fmean(m for _, _, m, _ in per[BASELINE])
-        base_other = statistics.fmean(c - m for _, c, m, _ in per[BASELINE])
+        base_main = statistics.fmean(t[2] for t in per[BASELINE])
+        base_other = statistics.fmean(t[1] - t[2] for t in per[BASELINE])
+        null = per[CALIBRATION]
+        per_call = statistics.fmean(t[3] for t in null) / statistics.fmean(t[4] for t in null)
+        summary[f"{model}/{CALIBRATION}"].update(instrument_us_per_call=per_call * 1e6)
+        print(f"| {model} | {CALIBRATION} | {statistics.fmean(t[3] for t in null) * 1e6:.1f} | "
+              f"{statistics.fmean(t[4] for t in null):.2f} | ({per_call * 1e6:.2f} per call) | | |")
         for name in per:
-            if name == BASELINE:
+            if name in (BASELINE, CALIBRATION):
                 continue
             times = per[name]
-            atlas = statistics.fmean(a for *_, a in times)
-            other = statistics.fmean(c - m for _, c, m, _ in times) - base_other
-            implied = (base_main + atlas) / base_main
-            summary[f"{model}/{name}"].update(logger_main_us=atlas * 1e6, other_threads_us=other * 1e6,
+            measured = statistics.fmean(t[3] for t in times)
+            calls = statistics.fmean(t[4] for t in times)
+            net = max(0.0, measured - calls * per_call)
+            other = statistics.fmean(t[1] - t[2] for t in times) - base_other
+            implied = (base_main + net) / base_main
+            summary[f"{model}/{name}"].update(logger_main_measured_us=measured * 1e6, timed_calls_per_step=calls,
+                                              logger_main_us=net * 1e6, other_threads_us=other * 1e6,
                                               implied_ratio=implied)
-            print(f"| {model} | {name} | {atlas * 1e6:.1f} | {other * 1e6:.1f} | {implied:.4f}x |")
+            print(f"| {model} | {name} | {measured * 1e6:.1f} | {calls:.2f} | {net * 1e6:.1f} | {other * 1e6:.1f} | "
+                  f"{implied:.4f}x |")
     print()
     print("one-time cost: wall time of the first (untimed) fit of each configuration, seconds")
     for model, fits in cold.items():
