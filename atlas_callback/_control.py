@@ -28,6 +28,9 @@ class Control:
         self._resumed = threading.Condition(self._lock)
         self._stop = False
         self._pause = False
+        # neither a stop nor a pause is pending: read by the trainer at every batch boundary, so a plain attribute
+        # (kept in step with the two flags under the lock)
+        self.quiet = True
         self.stop_reason = ""
         self.pause_reason = ""
         self._pending_acks: list[tpb.Command] = []
@@ -54,6 +57,7 @@ class Control:
                 self._pause = False
                 log.warning("atlas: RESUME received")
             self._pending_acks.append(command)
+            self.quiet = not (self._stop or self._pause)
             self._resumed.notify_all()
 
     def request_stop(self, reason: str) -> None:
@@ -61,6 +65,7 @@ class Control:
         with self._lock:
             if not self._stop:
                 self._stop = True
+                self.quiet = False
                 self.stop_reason = reason
                 log.warning("atlas: stopping: %s", reason)
 
@@ -68,15 +73,11 @@ class Control:
         with self._lock:
             if not self._pause:
                 self._pause = True
+                self.quiet = False
                 self.pause_reason = reason
                 log.warning("atlas: pausing: %s", reason)
 
     # ---------------------------------------------------------------------------- trainer side
-
-    @property
-    def quiet(self) -> bool:
-        """Neither a stop nor a pause is pending (read at every batch boundary, so a plain attribute test)."""
-        return not (self._stop or self._pause)
 
     def decide(self) -> tuple[bool, bool]:
         """(stop, pause) as this rank sees them now. Cheap: read at every batch boundary."""
@@ -103,6 +104,7 @@ class Control:
                     if left <= 0:
                         self._stop = True
                         self._pause = False
+                        self.quiet = False
                         self.stop_reason = f"paused for longer than {timeout:.0f}s without RESUME"
                         log.warning("atlas: %s; stopping", self.stop_reason)
                         break

@@ -185,6 +185,10 @@ class LayerHealthMonitor:
         self._disabled: set[str] = set()
         self._reset_step()
         self._reset_epoch()
+        try:
+            self._select()  # at setup, not in the first sampled step
+        except Exception:  # noqa: BLE001 - `arm` tries again and reports it
+            self._layers = None
 
     # ------------------------------------------------------------------------------------------- state
     def _reset_step(self) -> None:

@@ -192,6 +192,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         self._distributed = False
         self._grad_norm: Any = None
         self._grad_due = False  # the coming step's gradient norm is sampled (set at the step before: one test here)
+        self._batch_n: int | None = None  # read at the batch's start, where the batch is still in the caches
 
     @property
     def run_id(self) -> str | None:
@@ -230,6 +231,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @override
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._batch_n = _batch_size(batch)
         self._core.before_step()
 
     @override
@@ -256,7 +258,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         lr = optimizer.param_groups[0].get("lr") if optimizer else None
         grad_norm, self._grad_norm = self._grad_norm, None
         counter = self._counter
-        core.step(loss, batch_size=_batch_size(batch), lr=lr, grad_norm=grad_norm,
+        core.step(loss, batch_size=self._batch_n, lr=lr, grad_norm=grad_norm,
                   global_step=trainer.global_step if counter is None else counter.completed)
         self._grad_due = core.grad_due()
         if self._distributed or not core.control.quiet:  # the ranks exchange flags at every step; alone, only if set
