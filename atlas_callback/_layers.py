@@ -8,7 +8,9 @@ copy of the output on the device (see ``_bounded``: at most a few thousand value
 ``disarm`` computes every statistic of the step from those copies in one place, where each kind of operation runs
 warm after its first use instead of cold after every layer's own kernels (on a CPU the first call of an operation
 after a convolution costs ~20 us more than the next). The copies also keep in-place changes made later in the
-forward pass (``ReLU(inplace=True)``) out of a layer's numbers. Gradients are held from the backward pass to
+forward pass (``ReLU(inplace=True)``) out of a layer's numbers. (On a layer's first sampled step only, its output
+is held until the next hook shows whether an activation module follows it, see ``MAX_DEFERRED_ELEMENTS``: the
+activated output then describes it and the raw one is never copied.) Gradients are held from the backward pass to
 ``disarm``, where one fused ``_foreach_norm`` reduces them all (they are the tensors ``.grad`` holds anyway).
 ``disarm`` stacks the step's numbers into one small device vector; nothing is copied to the host during training:
 ``epoch_end()`` concatenates what the epoch gathered and copies it once, then aggregates (per-layer sums of
@@ -92,6 +94,9 @@ _SAT_BOUND = 0.99
 MAX_POSITIONS_PER_UNIT = 256
 MAX_ELEMENTS_PER_SITE = 16384
 MIN_POSITIONS_PER_UNIT = 32
+# A layer not yet seen in a sampled step may turn out to be followed by an activation module, whose output then
+# describes it: its own output (up to this many values) is held until the next hook tells, and copied only if not.
+MAX_DEFERRED_ELEMENTS = 1 << 20
 
 
 def _bounded(y: torch.Tensor, unit_dim: int) -> torch.Tensor:
@@ -178,6 +183,7 @@ class LayerHealthMonitor:
         self._by_name: dict[str, _Layer] = {}
         self._acts: list[tuple[str, nn.Module, str | None]] = []
         self._fused: set[str] = set()  # layers known to be followed by an activation module
+        self._known: set[str] = set()  # layers seen in a sampled step (whether they are fused is known)
         self._handles: list[RemovableHandle] = []
         self._armed = False
         self._step = 0
@@ -196,6 +202,8 @@ class LayerHealthMonitor:
         self._keys: list[tuple[str, str]] = []  # (site, field) for each value
         self._order: list[tuple[str, torch.Tensor]] = []  # (site, per-unit means) of correlated sites
         self._last: tuple[weakref.ReferenceType[torch.Tensor], str] | None = None
+        self._deferred: tuple[_Layer, torch.Tensor] | None = None  # see MAX_DEFERRED_ELEMENTS
+        self._ran: set[str] = set()  # layers that ran in this step
         # bounded copies of this step's outputs: (hook owner, key, site, copy, unit dim, saturation kind, category)
         self._captured: list[tuple[str, str, str, torch.Tensor, int, str | None, str]] = []
         self._grads: list[tuple[int, torch.Tensor]] = []  # (layer index, gradient or its norm), this step only
@@ -328,6 +336,8 @@ class LayerHealthMonitor:
         self._remove_hooks()
         try:
             with torch.no_grad():
+                self._settle_deferred()
+                self._known |= self._ran
                 self._finish_step()
         except Exception as exc:
             self._fail("disarm", exc)
@@ -376,8 +386,13 @@ class LayerHealthMonitor:
                 y = _first_tensor(output)
                 if y is None:
                     return
+                self._settle_deferred()
+                self._ran.add(name)
                 if name not in self._fused:
-                    self._capture(name, name, name, y, layer.channel_first, layer.sat_kind, layer.category)
+                    if name in self._known or y.numel() > MAX_DEFERRED_ELEMENTS:
+                        self._capture(name, name, name, y, layer.channel_first, layer.sat_kind, layer.category)
+                    else:
+                        self._deferred = (layer, y)
                 self._last = (weakref.ref(y), name)
             except Exception as exc:
                 self._fail(name, exc)
@@ -396,14 +411,19 @@ class LayerHealthMonitor:
                 if y is None:
                     return
                 last = self._last
+                deferred = self._deferred
                 if last is not None and inp is not None and last[0]() is inp:
                     site = last[1]
                     self._fused.add(site)
+                    if deferred is not None and deferred[0].name == site:
+                        self._deferred = None  # the activated output describes the layer
+                    self._settle_deferred()
                     layer = self._by_name.get(site)
                     channel_first = layer.channel_first if layer is not None else y.dim() >= 4
                     category = layer.category if layer is not None else "activation"
                     self._capture(act_name, site + "\0act", site, y, channel_first, sat_kind, category)
                 else:
+                    self._settle_deferred()
                     site = act_name
                     self._capture(act_name, site, site, y, y.dim() >= 4, sat_kind, "activation")
                 self._last = (weakref.ref(y), site)
@@ -421,6 +441,8 @@ class LayerHealthMonitor:
                 return
             t0 = time.thread_time()
             try:
+                if self._deferred is not None:
+                    self._settle_deferred()
                 g = grad.detach() if grad.requires_grad else grad  # (create_graph=True only)
                 if g.is_sparse:
                     g = g.coalesce().values()
@@ -437,6 +459,17 @@ class LayerHealthMonitor:
             finally:
                 self._spent += time.thread_time() - t0
         return hook
+
+    def _settle_deferred(self) -> None:
+        """Copy the output held back for a layer no activation module followed (see MAX_DEFERRED_ELEMENTS)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            layer, y = deferred
+            try:
+                self._capture(layer.name, layer.name, layer.name, y, layer.channel_first, layer.sat_kind,
+                              layer.category)
+            except Exception as exc:
+                self._fail(layer.name, exc)
 
     def _capture(self, owner: str, key: str, site: str, y: torch.Tensor, channel_first: bool,
                  sat_kind: str | None, category: str) -> None:

@@ -310,6 +310,33 @@ def test_a_shared_inplace_activation_is_folded_into_each_layer_it_follows() -> N
     assert rows["b"].zero_fraction == 0.25 and rows["a"].zero_fraction <= 0.1
 
 
+class _ActAfterSecond(nn.Module):
+    """The ReLU is registered right after `fc1` but applied to `fc2`'s output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(16, 8)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.fc2(self.fc1(x))))
+
+
+def test_a_layers_first_sample_describes_its_own_output_unless_an_activation_follows_it() -> None:
+    # On a layer's first sampled step its output is held back until the next hook shows whether an activation
+    # module follows it. One sampled step only: the numbers must be those of that very step.
+    model = _ActAfterSecond()
+    with torch.no_grad():
+        model.fc1.bias.fill_(-5.0)  # fc1's raw outputs mostly negative: a ReLU after it would zero them
+    rows, _ = _epoch(model, mlp_batch, steps=2, every=2)
+    assert rows["fc1"].samples == 1 and rows["fc1"].activation_mean < -1.0  # its own (raw) output
+    assert rows["fc1"].zero_fraction == 0.0
+    assert rows["fc2"].activation_mean >= 0.0  # the in-place ReLU's output describes fc2
+    assert "act" not in rows and rows["head"].samples == 1
+
+
 def test_batchnorm_then_tanh_reports_saturation_on_the_norm_layer() -> None:
     model = _NormTanhGRU()
     with torch.no_grad():
