@@ -31,7 +31,8 @@ class CollectorConfig:
     otlp_endpoint: str = ""
     log_level: str = "INFO"
     max_message_mb: int = 16  # largest client message accepted; larger ones get RESOURCE_EXHAUSTED
-    max_inflight: int = 4096  # messages received but not yet committed, over all streams (backpressure)
+    max_inflight: int = 4096  # messages received but not yet committed, over all streams (backpressure);
+    # one stream may hold a sixteenth of them (at least 16): a flooding client is slowed, the others go on
     stale_after_s: float = 300.0  # a run with no data for this long becomes `stale`
     shutdown_grace_s: float = 10.0
     retention_steps_per_run: int = 0  # keep at most this many step samples per run and rank (0: keep all)

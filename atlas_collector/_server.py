@@ -21,7 +21,7 @@ from atlas_proto.v1 import query_pb2_grpc, telemetry_pb2 as tpb, telemetry_pb2_g
 from . import _commands, _queries, _reports, _retention
 from ._config import CollectorConfig
 from ._driver import DiagnosticsDriver
-from ._exceptions import CollectorError, RunEnded, grpc_status
+from ._exceptions import CollectorError, InvalidMessage, RunEnded, grpc_status
 from ._fanout import CommandHub, PgListener, note_holder, send_command
 from ._ingest import Outcome, Writer
 from ._otel import OtelExporter, chain
@@ -33,14 +33,48 @@ log = logging.getLogger(__name__)
 SERVICES = ("atlas.v1.TelemetryService", "atlas.v1.QueryService")
 
 
-class _StreamConn:
-    """One trainer stream: its outbound queue (acks, commands, a closing error) and its pending count."""
+class _Undecodable:
+    """Request bytes that are not a ClientMessage (garbage, a truncated message): `_read` refuses the stream with
+    INVALID_ARGUMENT. (gRPC's own deserialisation error would end the request stream as if the client had closed
+    it: the client would get OK and never learn its message was dropped.)"""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, inflight: asyncio.Semaphore,
+    __slots__ = ("size", "error")
+
+    def __init__(self, size: int, error: Exception) -> None:
+        self.size, self.error = size, error
+
+
+def _decode_client_message(data: bytes) -> tpb.ClientMessage | _Undecodable:
+    try:
+        return tpb.ClientMessage.FromString(data)
+    except Exception as exc:  # noqa: BLE001 - google.protobuf.message.DecodeError and kin
+        return _Undecodable(len(data), exc)
+
+
+def _add_telemetry_service(servicer: "TelemetryServicer", server: Any) -> None:
+    """`telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server`, with a deserialiser that never raises."""
+    handlers = {"Stream": grpc.stream_stream_rpc_method_handler(
+        servicer.Stream, request_deserializer=_decode_client_message,
+        response_serializer=tpb.ServerMessage.SerializeToString)}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICES[0], handlers),))
+    server.add_registered_method_handlers(SERVICES[0], handlers)
+
+
+class _StreamConn:
+    """One trainer stream: its outbound queue (acks, commands, a closing error) and its pending count.
+
+    Two bounds on what is received but not yet committed: `inflight`, over all streams, and `own`, this stream's
+    share (a sixteenth of the total): one client that floods the collector holds at most its share of the writer's
+    queue, so the other streams' messages wait behind at most that much of it; gRPC's flow control slows the
+    flooding client down to what the collector commits."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inflight: asyncio.Semaphore, own_limit: int,
                  on_joined: Callable[[str, "_StreamConn"], None] | None = None) -> None:
         self.loop = loop
         self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.inflight = inflight
+        self.own = asyncio.Semaphore(own_limit)
+        self.throttled = False
         self.pending = 0
         self.reading_done = False
         self.runs: set[str] = set()
@@ -67,6 +101,7 @@ class _StreamConn:
 
     def _on_outcome(self, outcome: Outcome) -> None:  # event loop
         self.inflight.release()
+        self.own.release()
         self.pending -= 1
         if outcome.error is None and outcome.run_id not in self.joined and not self.closed:
             self.joined.add(outcome.run_id)
@@ -128,7 +163,8 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     async def Stream(self, request_iterator: AsyncIterator[tpb.ClientMessage], context: Any) -> AsyncIterator[Any]:
         if self._inflight is None:
             self._inflight = asyncio.Semaphore(self._max_inflight)
-        conn = _StreamConn(asyncio.get_running_loop(), self._inflight, self._joined)
+        conn = _StreamConn(asyncio.get_running_loop(), self._inflight, max(16, self._max_inflight // 16),
+                           self._joined)
         self.streams.add(conn)
         reader = asyncio.create_task(self._read(request_iterator, conn))
         try:
@@ -160,12 +196,23 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             async for msg in request_iterator:
                 if conn.closed:
                     return
+                if isinstance(msg, _Undecodable):
+                    conn.close(InvalidMessage(
+                        f"a message of {msg.size} bytes is not an atlas.v1.ClientMessage (protobuf decoding failed: "
+                        f"{msg.error}); the stream is closed, the messages before it were kept"))
+                    return
                 try:
                     kind = validate(msg)
                 except CollectorError as exc:
                     conn.close(exc)
                     return
                 conn.runs.add(msg.run_id)
+                if conn.own.locked() and not conn.throttled:
+                    conn.throttled = True
+                    log.warning("run=%s stream throttled: it sends faster than the collector commits (%d of its "
+                                "messages waiting); the client is slowed down, other streams go on",
+                                msg.run_id, conn.pending)
+                await conn.own.acquire()
                 await conn.inflight.acquire()
                 conn.pending += 1
                 self._writer.submit(msg, kind, conn.writer_callback)
@@ -302,7 +349,7 @@ class Collector:
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", 64 * 1024 * 1024),
                      ("grpc.so_reuseport", 0)],
         )
-        telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(self._telemetry, self._server)
+        _add_telemetry_service(self._telemetry, self._server)
         query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(self.store, services), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if self.config.tls_cert:
