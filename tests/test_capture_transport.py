@@ -46,3 +46,21 @@ def test_full_spool_warns_once_and_training_goes_on(monkeypatch, caplog) -> None
     assert len(full) == 1
     spool = next((pathlib.Path(os.environ["ATLAS_HOME"]) / "spool" / obs.run_id).glob("*.log"))
     assert spool.stat().st_size <= 2**20
+
+
+def test_a_spool_path_that_cannot_be_created_warns_once_and_the_run_still_arrives(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        collector_process) -> None:
+    import logging
+
+    home = tmp_path / "home"
+    home.write_text("a file, not a directory")  # CI runs as root: a read-only directory would not stop it
+    monkeypatch.setenv("ATLAS_HOME", str(home))
+    callback = AtlasCallback(project="nospool", collector=collector_process.address)
+    with caplog.at_level(logging.WARNING, logger="atlas_callback"):
+        trainer([callback], max_epochs=2).fit(TinyClassifier(), *loaders())
+    spool_warnings = [r.getMessage() for r in caplog.records if "cannot open the spool" in r.getMessage()]
+    assert len(spool_warnings) == 1 and str(home) in spool_warnings[0]
+    assert "records live in memory only" in spool_warnings[0]
+    run = atlas_json(collector_process.address, "runs", "show", callback.run_id)
+    assert run["status"] == "completed" and run["epochs"] == 2  # nothing lost while the collector is up
