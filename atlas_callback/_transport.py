@@ -303,9 +303,9 @@ class Transport:
                 continue
             code = error.code() if hasattr(error, "code") else None
             if code in PERMANENT:
-                log.error("atlas: the collector at %s refused run %s: %s (%s); records are kept in the spool",
+                log.error("atlas: the collector at %s refused run %s: %s (%s); records are kept %s",
                           self.target, self.run_id, error.details() if hasattr(error, "details") else error,
-                          code.name if code else "?")
+                          code.name if code else "?", "in the spool" if self._spool is not None else "in memory only")
                 self._dead = True
                 with self._cond:
                     self._cond.notify_all()
@@ -313,7 +313,8 @@ class Transport:
             if not self.ever_connected:
                 self._failed_connects += 1
                 self._log.warning("connect", "atlas: no collector reachable at %s (%s); training goes on, records "
-                                  "are spooled and sent when it is back", self.target, code.name if code else error)
+                                  "are %s and sent when it is back", self.target, code.name if code else error,
+                                  "spooled" if self._spool is not None else "kept in memory (no spool)")
             else:
                 self._log.warning("stream", "atlas: lost the collector at %s (%s); reconnecting",
                                   self.target, code.name if code else error)
