@@ -36,6 +36,13 @@ def _callback_bases() -> tuple[type, ...]:
 
 
 def _batch_size(batch: Any) -> int | None:
+    try:
+        return _find_batch_size(batch)
+    except Exception:  # noqa: BLE001 - an exotic batch type: no batch size, never a failed step
+        return None
+
+
+def _find_batch_size(batch: Any) -> int | None:
     if type(batch) in (list, tuple) and batch:  # the common (inputs, targets) first, in one call
         shape = getattr(batch[0], "shape", None)
         if shape:
@@ -45,12 +52,12 @@ def _batch_size(batch: Any) -> int | None:
         return int(shape[0]) if len(shape) else None
     if isinstance(batch, (list, tuple)):
         for item in batch:
-            size = _batch_size(item)
+            size = _find_batch_size(item)
             if size is not None:
                 return size
     elif isinstance(batch, Mapping):
         for item in batch.values():
-            size = _batch_size(item)
+            size = _find_batch_size(item)
             if size is not None:
                 return size
     return None
@@ -68,7 +75,7 @@ def _step_counter(trainer: Any) -> Any:
             counter = loop.manual_optimization.optim_step_progress.total
         if counter.completed == trainer.global_step:
             return counter
-    except AttributeError:
+    except Exception:  # noqa: BLE001 - another layout: read `trainer.global_step` instead
         pass
     return None
 
