@@ -4,14 +4,16 @@
 (``step % every_n_steps == 0``; see the cost budget below) ``arm(step)`` installs forward hooks on the chosen
 layers, gradient hooks on their parameters and takes a copy of their weights; ``disarm()`` (after the backward pass
 and the optimiser step) reads the weights again and removes every hook and copy. A forward hook only takes a bounded
-copy of the output on the device (see ``_bounded``: at most a few thousand values per unit row, a few hundred KB);
+copy of the output on the device (see ``_bounded``: 64 KB for most outputs, up to 6.4 MB for a 50,000-word head);
+forward passes without gradients (an evaluation between steps) are not read;
 ``disarm`` computes every statistic of the step from those copies in one place, where each kind of operation runs
 warm after its first use instead of cold after every layer's own kernels (on a CPU the first call of an operation
 after a convolution costs ~20 us more than the next). The copies also keep in-place changes made later in the
 forward pass (``ReLU(inplace=True)``) out of a layer's numbers. (On a layer's first sampled step only, its output
 is held until the next hook shows whether an activation module follows it, see ``MAX_DEFERRED_ELEMENTS``: the
-activated output then describes it and the raw one is never copied.) Gradients are held from the backward pass to
-``disarm``, where one fused ``_foreach_norm`` reduces them all (they are the tensors ``.grad`` holds anyway).
+activated output then describes it and the raw one is never copied; an output changed in place before that has no
+numbers that step.) A gradient hook keeps the gradient's norm only: holding the gradient itself would make autograd
+store a copy of it in ``.grad``.
 ``disarm`` stacks the step's numbers into one small device vector; nothing is copied to the host during training:
 ``epoch_end()`` concatenates what the epoch gathered and copies it once, then aggregates (per-layer sums of
 per-parameter norms included).
@@ -62,6 +64,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -97,24 +100,27 @@ MIN_POSITIONS_PER_UNIT = 32
 # A layer not yet seen in a sampled step may turn out to be followed by an activation module, whose output then
 # describes it: its own output (up to this many values) is held until the next hook tells, and copied only if not.
 MAX_DEFERRED_ELEMENTS = 1 << 20
+# The copies a sampled step holds until disarm; past this, the statistics of what is held are taken at once.
+MAX_CAPTURED_BYTES = 64 * 2**20
 
 
 def _bounded(y: torch.Tensor, unit_dim: int) -> torch.Tensor:
-    """A contiguous float32 copy of `y`, or of an evenly strided view of it within the bounds above."""
+    """A contiguous float32 copy of `y`, or of an evenly strided view of it within the bounds above: at most
+    max(MAX_ELEMENTS_PER_SITE, MIN_POSITIONS_PER_UNIT x units) values (64 KB, or 6.4 MB for a 50,000-word head)."""
     width = max(1, y.shape[unit_dim])
-    positions = y.numel() // width
     cap = max(MIN_POSITIONS_PER_UNIT, min(MAX_POSITIONS_PER_UNIT, MAX_ELEMENTS_PER_SITE // width))
-    if positions > cap:
-        inner = [d for d in range(1, y.dim()) if d != unit_dim]  # keep every sample row where possible
-        if not inner:
-            if unit_dim != 0:
-                y = y[::math.ceil(positions / cap)]
-        else:
-            step = math.ceil((positions / cap) ** (1.0 / len(inner)))
+    if y.numel() // width > cap:
+        # the inner dimensions first (keep every sample row where possible), then the samples if still too many
+        inner = [d for d in range(1, y.dim()) if d != unit_dim and y.shape[d] > 1]
+        if inner:
+            step = math.ceil((y.numel() // width / cap) ** (1.0 / len(inner)))
             index: list[Any] = [slice(None)] * y.dim()
             for d in inner:
                 index[d] = slice(None, None, step)
             y = y[tuple(index)]
+        positions = y.numel() // width
+        if positions > cap and unit_dim != 0:
+            y = y[::math.ceil(positions / cap)]
     # one copy: the dtype and the layout every reduction after it wants
     return y.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
@@ -184,6 +190,7 @@ class LayerHealthMonitor:
         self._acts: list[tuple[str, nn.Module, str | None]] = []
         self._fused: set[str] = set()  # layers known to be followed by an activation module
         self._known: set[str] = set()  # layers seen in a sampled step (whether they are fused is known)
+        self._deferred_lock = threading.Lock()
         self._handles: list[RemovableHandle] = []
         self._armed = False
         self._step = 0
@@ -202,12 +209,13 @@ class LayerHealthMonitor:
         self._keys: list[tuple[str, str]] = []  # (site, field) for each value
         self._order: list[tuple[str, torch.Tensor]] = []  # (site, per-unit means) of correlated sites
         self._last: tuple[weakref.ReferenceType[torch.Tensor], str] | None = None
-        self._deferred: tuple[_Layer, torch.Tensor] | None = None  # see MAX_DEFERRED_ELEMENTS
+        self._deferred: tuple[_Layer, torch.Tensor, int] | None = None  # see MAX_DEFERRED_ELEMENTS
         self._ran: set[str] = set()  # layers that ran in this step
         # bounded copies of this step's outputs: (hook owner, key, site, copy, unit dim, saturation kind, category)
         self._captured: list[tuple[str, str, str, torch.Tensor, int, str | None, str]] = []
-        self._grads: list[tuple[int, torch.Tensor]] = []  # (layer index, gradient or its norm), this step only
-        self._gcalls: dict[int, int] = {}  # id(param) -> backward calls this step
+        self._captured_bytes = 0
+        self._grads: list[tuple[int, torch.Tensor]] = []  # (layer index, a gradient's norm), this step only
+        self._gcalls: dict[tuple[int, int], int] = {}  # (layer index, id(param)) -> backward calls this step
         self._snap: list[tuple[int, nn.Parameter, torch.Tensor]] = []  # (layer index, parameter, copy)
 
     def _reset_epoch(self) -> None:
@@ -379,7 +387,7 @@ class LayerHealthMonitor:
         name = layer.name
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if name in self._disabled:
+            if name in self._disabled or not torch.is_grad_enabled():  # an evaluation pass between steps
                 return
             t0 = time.thread_time()
             try:
@@ -392,7 +400,7 @@ class LayerHealthMonitor:
                     if name in self._known or y.numel() > MAX_DEFERRED_ELEMENTS:
                         self._capture(name, name, name, y, layer.channel_first, layer.sat_kind, layer.category)
                     else:
-                        self._deferred = (layer, y)
+                        self._deferred = (layer, y, y._version)
                 self._last = (weakref.ref(y), name)
             except Exception as exc:
                 self._fail(name, exc)
@@ -402,7 +410,7 @@ class LayerHealthMonitor:
 
     def _act_hook(self, act_name: str, sat_kind: str | None) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if act_name in self._disabled:
+            if act_name in self._disabled or not torch.is_grad_enabled():
                 return
             t0 = time.thread_time()
             try:
@@ -434,7 +442,7 @@ class LayerHealthMonitor:
         return hook
 
     def _grad_hook(self, index: int, p: nn.Parameter) -> Callable[[torch.Tensor], None]:
-        pid = id(p)
+        key = (index, id(p))  # per layer: a weight two layers share (tied embeddings) is hooked by each
 
         def hook(grad: torch.Tensor) -> None:
             if "gradients" in self._disabled:
@@ -443,17 +451,11 @@ class LayerHealthMonitor:
             try:
                 if self._deferred is not None:
                     self._settle_deferred()
-                g = grad.detach() if grad.requires_grad else grad  # (create_graph=True only)
-                if g.is_sparse:
-                    g = g.coalesce().values()
-                calls = self._gcalls.get(pid, 0)
-                self._gcalls[pid] = calls + 1
-                # the gradient itself is held until disarm (it is the tensor .grad holds anyway); a second
-                # backward pass in the same step (accumulation) keeps only its norm
-                if calls:
-                    with torch.no_grad():
-                        g = torch.linalg.vector_norm(g.float())
-                self._grads.append((index, g))
+                self._gcalls[key] = self._gcalls.get(key, 0) + 1
+                g = grad.coalesce().values() if grad.is_sparse else grad
+                # the norm, not the gradient: a reference held here would make autograd store a copy in .grad
+                with torch.no_grad():
+                    self._grads.append((index, torch.linalg.vector_norm(g, dtype=torch.float32)))
             except Exception as exc:
                 self._fail("gradients", exc)
             finally:
@@ -461,15 +463,21 @@ class LayerHealthMonitor:
         return hook
 
     def _settle_deferred(self) -> None:
-        """Copy the output held back for a layer no activation module followed (see MAX_DEFERRED_ELEMENTS)."""
-        deferred, self._deferred = self._deferred, None
-        if deferred is not None:
-            layer, y = deferred
-            try:
-                self._capture(layer.name, layer.name, layer.name, y, layer.channel_first, layer.sat_kind,
-                              layer.category)
-            except Exception as exc:
-                self._fail(layer.name, exc)
+        """Copy the output held back for a layer no activation module followed (see MAX_DEFERRED_ELEMENTS). If it
+        was changed in place since (an in-place op after the layer that is not a hooked module), this step has no
+        numbers for the layer: they would not be its own; from the next sampled step on it is copied at once."""
+        with self._deferred_lock:  # grad hooks may run on autograd's threads (one per device)
+            deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            return
+        layer, y, version = deferred
+        try:
+            if y._version != version:
+                self._known.add(layer.name)
+                return
+            self._capture(layer.name, layer.name, layer.name, y, layer.channel_first, layer.sat_kind, layer.category)
+        except Exception as exc:
+            self._fail(layer.name, exc)
 
     def _capture(self, owner: str, key: str, site: str, y: torch.Tensor, channel_first: bool,
                  sat_kind: str | None, category: str) -> None:
@@ -482,6 +490,23 @@ class LayerHealthMonitor:
         with torch.no_grad():
             copy = _bounded(y, unit_dim)
         self._captured.append((owner, key, site, copy, unit_dim, sat_kind, category))
+        self._captured_bytes += copy.numel() * 4
+        if self._captured_bytes > MAX_CAPTURED_BYTES:  # e.g. a module applied many times in one forward pass
+            with torch.no_grad():
+                self._record_captured()
+
+    def _record_captured(self) -> None:
+        """The statistics of the copies held, in execution order (the correlations pair consecutive ones)."""
+        captured, self._captured = self._captured, []
+        self._captured_bytes = 0
+        for owner, key, site, y, unit_dim, sat_kind, category in captured:
+            # a layer an activation module follows is described by its activated output (captured as well)
+            if owner in self._disabled or (key == site and site in self._fused and site in self._by_name):
+                continue
+            try:
+                self._record(key, site, y, unit_dim, sat_kind, category)
+            except Exception as exc:
+                self._fail(owner, exc)
 
     def _record(self, key: str, site: str, y: torch.Tensor, unit_dim: int, sat_kind: str | None,
                 category: str) -> None:
@@ -534,15 +559,7 @@ class LayerHealthMonitor:
 
     def _finish_step(self) -> None:
         layers = self._layers or []
-        captured, self._captured = self._captured, []
-        for owner, key, site, y, unit_dim, sat_kind, category in captured:
-            # a layer an activation module follows is described by its activated output (captured as well)
-            if owner in self._disabled or (key == site and site in self._fused):
-                continue
-            try:
-                self._record(key, site, y, unit_dim, sat_kind, category)
-            except Exception as exc:
-                self._fail(owner, exc)
+        self._record_captured()
         for (a, ua), (b, ub) in zip(self._order, self._order[1:]):
             if a != b and ua.shape == ub.shape:
                 self._push(f"{a}\0{b}", "corr", _pearson(ua, ub.to(ua.device)))
@@ -553,11 +570,11 @@ class LayerHealthMonitor:
             parts.append(_stack(self._vals))
             keys.extend(self._keys)
         if self._grads:
-            parts.append(_norms([g for _, g in self._grads]))
+            parts.append(_stack([n for _, n in self._grads]))
             passes: dict[int, int] = {}  # backward passes of each layer this step
             for i, _ in self._grads:
                 if i not in passes:
-                    passes[i] = max((self._gcalls.get(id(p), 0) for _, p in layers[i].params), default=1) or 1
+                    passes[i] = max((self._gcalls.get((i, id(p)), 0) for _, p in layers[i].params), default=1) or 1
                 keys.append((layers[i].name, f"g:{passes[i]}"))
         if self._snap:
             olds = [old for _, _, old in self._snap]

@@ -401,3 +401,106 @@ def test_a_step_counter_that_jumps_does_not_stop_the_sampling() -> None:
         time.sleep(0.002)  # steps of a few milliseconds, as a small model's on a CPU
         monitor.disarm()
     assert len(sampled) >= 2 and monitor.interval < 1000, (sampled, monitor.interval)
+
+
+def test_evaluation_passes_between_arm_and_disarm_are_not_read() -> None:
+    # Observer and AtlasTracker arm the next step at the end of the previous one: an evaluation in between (no
+    # gradients) must neither enter the numbers nor pile up copies until disarm.
+    def epoch(with_eval: bool) -> Any:
+        torch.manual_seed(0)
+        model = relu_mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        monitor = LayerHealthMonitor(model, every_n_steps=1, strict=True)
+        x, y = mlp_batch()
+        assert monitor.arm(1)
+        if with_eval:
+            with torch.no_grad():
+                for _ in range(50):
+                    model(x * 1000.0)
+            assert monitor._captured == []
+        train_step(model, opt, (x, y))
+        monitor.disarm()
+        health = monitor.epoch_end()
+        monitor.close()
+        return {s.name: s for s in health.layers}
+
+    plain, evaluated = epoch(False), epoch(True)
+    assert evaluated["0"].samples == 1
+    assert evaluated["0"].activation_mean == pytest.approx(plain["0"].activation_mean, rel=1e-6)
+
+
+class _InplaceAfter(nn.Module):
+    """`a`'s output is changed in place by a function (not a hooked module) before `b` reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(16, 8)
+        self.b = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        torch.relu_(h)
+        return self.b(h)
+
+
+def test_an_output_changed_in_place_after_its_layer_is_never_reported_as_the_layers_own() -> None:
+    model = _InplaceAfter()
+    with torch.no_grad():
+        model.a.bias.fill_(-5.0)  # raw outputs mostly negative; after the in-place ReLU mostly zero
+    rows, _ = _epoch(model, mlp_batch, steps=4, every=2)  # sampled steps 2 and 4
+    # the first sampled step held `a`'s output and saw it changed: no numbers that step; the second copied it at once
+    assert rows["a"].samples == 1 and rows["a"].activation_mean < -1.0 and rows["a"].zero_fraction == 0.0
+
+
+class _Scale(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+def test_an_activation_followed_by_another_keeps_its_row() -> None:
+    model = nn.Sequential(nn.Linear(16, 16), _Scale(), nn.GELU(), nn.Tanh(), nn.Linear(16, 10))
+    rows, _ = _epoch(model, mlp_batch, steps=2, every=1)
+    assert set(rows) == {"0", "2", "4"}  # the Tanh folded into the GELU's row: its input is the GELU's output
+    assert rows["2"].HasField("saturated_fraction")  # the row describes the Tanh's (saturating) output
+
+
+class _Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        self.mid = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 50, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mid(self.emb(x)))
+
+
+def test_a_weight_two_layers_share_reports_its_true_gradient_norm() -> None:
+    model = _Tied()
+    monitor = LayerHealthMonitor(model, every_n_steps=1, strict=True)
+    x = torch.randint(0, 50, (8, 5))
+    assert monitor.arm(1)
+    model(x).logsumexp(-1).sum().backward()
+    true_norm = model.emb.weight.grad.norm().item()
+    monitor.disarm()
+    rows = {s.name: s for s in monitor.epoch_end().layers}
+    monitor.close()
+    assert rows["emb"].gradient_norm_mean == pytest.approx(true_norm, rel=1e-5)
+    assert rows["head"].gradient_norm_mean == pytest.approx(true_norm, rel=1e-5)
+
+
+@pytest.mark.parametrize(("shape", "unit_dim", "most"), [
+    ((32, 16, 28, 28), 1, 16384),  # a convolution's channels
+    ((4096, 1, 1024), 2, 32 * 1024),  # an inner dimension of size 1: the samples are strided instead
+    ((512, 2048, 1, 1), 1, 32 * 2048),
+    ((8, 512, 1000), 2, 32 * 1000),  # a vocabulary head: at least 32 positions per unit
+    ((10, 16), 1, 160),  # small: copied whole
+])
+def test_a_captured_output_is_bounded(shape: tuple[int, ...], unit_dim: int, most: int) -> None:
+    from atlas_callback._layers import _bounded
+
+    y = torch.randn(*shape)
+    copy = _bounded(y, unit_dim)
+    assert copy.is_contiguous() and copy.dtype == torch.float32 and copy.shape[unit_dim] == shape[unit_dim]
+    assert copy.numel() <= most and copy.data_ptr() != y.data_ptr()
