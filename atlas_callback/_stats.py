@@ -80,6 +80,8 @@ class EpochAccumulator:
         self.batches += 1
         if not self._track_loss:
             loss = None
+        if lr is not None and type(lr) is not float:
+            lr = _host_float(lr)  # a tensor lr is changed in place by schedulers: its value now, not at hand-off
         record = [step, self.epoch, now, batch_size, lr, step_time, amp_skipped, dict(metrics) if metrics else None,
                   loss, grad_norm, seq_len]
         # (`Tensor.is_cpu` is a flag read; `.device` would build a torch.device object on every step)
@@ -89,19 +91,19 @@ class EpochAccumulator:
             if len(self._pending) >= self._sync_every:
                 self._sync_pending()
         else:
-            if loss is not None:  # item(): no detached copy of the tensor
-                loss = record[_LOSS] = loss.item() if hasattr(loss, "item") else float(loss)
-                if not math.isfinite(loss):
+            if loss is not None:
+                loss = record[_LOSS] = _host_float(loss)
+                if loss is not None and not math.isfinite(loss):
                     self._nonfinite(record)
             if grad_norm is not None:
-                record[_GRAD] = grad_norm.item() if hasattr(grad_norm, "item") else float(grad_norm)
+                record[_GRAD] = _host_float(grad_norm)
             self._ready.append(record)
         if self._ready and (self._nonfinite_ready or now - self._last_handoff >= self._flush_s):
             self._handoff()
 
     def recent_step_times(self, n: int = 32) -> list[float]:
         """The last `n` step times (records not yet folded in included)."""
-        unfolded = [r[_STEP_TIME] for r in self._ready[-n:] if r[_STEP_TIME] is not None]
+        unfolded = [r[_STEP_TIME] for r in self._ready[-n:] + self._pending[-n:] if r[_STEP_TIME] is not None]
         return (self.step_times[-n:] + unfolded)[-n:]
 
     def _nonfinite(self, record: list[Any]) -> None:
@@ -161,10 +163,10 @@ class EpochAccumulator:
     def _handoff(self) -> None:
         ready, self._ready = self._ready, []
         self._nonfinite_ready = False
+        wall_offset_ns = time.time_ns() - int(time.perf_counter() * 1e9)  # records carry perf_counter times
         self._last_handoff = time.perf_counter()
         self._fold(ready)
         if self._track_loss:
-            wall_offset_ns = time.time_ns() - int(self._last_handoff * 1e9)  # records carry perf_counter times
             self._on_samples([_sample(r, wall_offset_ns) for r in ready])
 
     def flush_samples(self) -> None:
@@ -241,6 +243,15 @@ def _sample(record: list[Any], wall_offset_ns: int) -> tpb.StepSample:
     if grad_norm is not None:
         sample.grad_norm = grad_norm
     return sample
+
+
+def _host_float(value: Any) -> float | None:
+    """A host scalar as a float (`item()` for a tensor: no detached copy); None when it is not one (e.g. a loss
+    vector), so the step still counts."""
+    try:
+        return value.item() if hasattr(value, "item") else float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
 
 
 def _detach(value: Any) -> Any:

@@ -60,3 +60,17 @@ def test_the_epoch_statistics_are_those_of_its_steps(flush_s: float, as_tensors:
     times = [s.time.ToNanoseconds() for s in sent]
     assert times == sorted(times) and not sent[0].HasField("step_time_s") and sent[1].step_time_s > 0
     assert [step for step, _ in nonfinite] == [102, 105]
+
+
+def test_a_tensor_learning_rate_is_read_at_its_step_and_an_unreadable_loss_still_counts_the_step() -> None:
+    sent: list[object] = []
+    acc = EpochAccumulator(dataclasses.replace(AtlasConfig(), step_flush_seconds=3600.0), sent.extend)
+    lr = torch.tensor(0.1)  # schedulers with a tensor lr change it in place
+    for i, value in enumerate([0.1, 0.2, 0.3]):
+        lr.fill_(value)
+        loss: object = torch.ones(4) if i == 1 else float(i)  # step 1: a loss vector, not a scalar
+        acc.step(loss, i + 1, 16, None, lr, None)
+    summary = acc.finish(0, global_step=3, val_metrics={}, train_metrics={}, lrs=[])
+    assert [s.lr for s in sent] == pytest.approx([0.1, 0.2, 0.3])
+    assert [s.HasField("loss") for s in sent] == [True, False, True]
+    assert summary.throughput.samples_processed == 48 and summary.loss.count == 2
