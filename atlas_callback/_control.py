@@ -28,8 +28,9 @@ class Control:
         self._resumed = threading.Condition(self._lock)
         self._stop = False
         self._pause = False
-        # neither a stop nor a pause is pending: read by the trainer at every batch boundary, so a plain attribute
-        # (kept in step with the two flags under the lock)
+        # Neither a stop nor a pause is pending: read by the trainer at every batch boundary, so a plain attribute.
+        # Lowered before a flag is raised, raised again only after both are down: whoever sees a flag set sees
+        # `quiet` False (a reader does not take the lock).
         self.quiet = True
         self.stop_reason = ""
         self.pause_reason = ""
@@ -46,34 +47,36 @@ class Control:
                     return
                 self._seen.add(command.command_id)
             if command.kind == tpb.COMMAND_KIND_STOP:
+                self.quiet = False
                 self._stop = True
                 self.stop_reason = command.reason or "stopped from the collector"
                 log.warning("atlas: STOP received: %s", self.stop_reason)
             elif command.kind == tpb.COMMAND_KIND_PAUSE:
+                self.quiet = False
                 self._pause = True
                 self.pause_reason = command.reason or "paused from the collector"
                 log.warning("atlas: PAUSE received: %s", self.pause_reason)
             elif command.kind == tpb.COMMAND_KIND_RESUME:
                 self._pause = False
+                self.quiet = not self._stop
                 log.warning("atlas: RESUME received")
             self._pending_acks.append(command)
-            self.quiet = not (self._stop or self._pause)
             self._resumed.notify_all()
 
     def request_stop(self, reason: str) -> None:
         """A local decision (the client-side fast path for a non-finite loss)."""
         with self._lock:
             if not self._stop:
-                self._stop = True
                 self.quiet = False
+                self._stop = True
                 self.stop_reason = reason
                 log.warning("atlas: stopping: %s", reason)
 
     def request_pause(self, reason: str) -> None:
         with self._lock:
             if not self._pause:
-                self._pause = True
                 self.quiet = False
+                self._pause = True
                 self.pause_reason = reason
                 log.warning("atlas: pausing: %s", reason)
 
@@ -102,9 +105,9 @@ class Control:
                 while self._pause and not self._stop:
                     left = deadline - time.monotonic()
                     if left <= 0:
+                        self.quiet = False
                         self._stop = True
                         self._pause = False
-                        self.quiet = False
                         self.stop_reason = f"paused for longer than {timeout:.0f}s without RESUME"
                         log.warning("atlas: %s; stopping", self.stop_reason)
                         break

@@ -189,3 +189,37 @@ def test_a_command_resent_after_a_reconnect_is_applied_once() -> None:
     assert control.decide() == (False, False)
     control.flush_acks(step=3)
     assert acks == ["c1", "c2"]
+
+
+def test_whoever_sees_a_stop_or_pause_sees_the_trainer_flag_lowered() -> None:
+    """The trainer reads `Control.quiet` at every batch boundary without the lock; a command thread that has set a
+    flag must never leave `quiet` True behind it (the stop would be applied a batch late)."""
+    from atlas_callback._control import Control
+
+    late: list[int] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can: any window shows
+    try:
+        _race(Control, late)
+    finally:
+        sys.setswitchinterval(interval)
+    assert late == []
+
+
+def _race(Control: type, late: list[int]) -> None:
+    for kind in (tpb.COMMAND_KIND_STOP, tpb.COMMAND_KIND_PAUSE) * 150:
+        control = Control(3600.0, lambda command, step: None)
+        done = threading.Event()
+
+        def command(control: Control = control, kind: int = kind) -> None:
+            control.on_command(tpb.Command(kind=kind, reason="race"))
+            done.set()
+
+        threading.Thread(target=command).start()
+        while not done.is_set():
+            stop, pause = control.decide()
+            if (stop or pause) and control.quiet:
+                late.append(kind)
+                break
+        done.wait(5)
+        assert not control.quiet
