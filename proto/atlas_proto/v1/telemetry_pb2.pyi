@@ -69,7 +69,7 @@ COMMAND_KIND_RESUME: CommandKind
 COMMAND_KIND_STOP: CommandKind
 
 class ClientMessage(_message.Message):
-    __slots__ = ("run_id", "rank", "seq", "session", "run_start", "model_info", "step_batch", "epoch_summary", "log_batch", "run_end", "heartbeat", "command_ack")
+    __slots__ = ("run_id", "rank", "seq", "session", "run_start", "model_info", "step_batch", "epoch_summary", "log_batch", "run_end", "heartbeat", "command_ack", "dropped")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class ClientMessage(_message.Message):
     RUN_END_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     COMMAND_ACK_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     rank: int
     seq: int
@@ -94,7 +95,18 @@ class ClientMessage(_message.Message):
     run_end: RunEnd
     heartbeat: Heartbeat
     command_ack: CommandAck
-    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., seq: _Optional[int] = ..., session: _Optional[str] = ..., run_start: _Optional[_Union[RunStart, _Mapping]] = ..., model_info: _Optional[_Union[ModelInfo, _Mapping]] = ..., step_batch: _Optional[_Union[StepBatch, _Mapping]] = ..., epoch_summary: _Optional[_Union[EpochSummary, _Mapping]] = ..., log_batch: _Optional[_Union[LogBatch, _Mapping]] = ..., run_end: _Optional[_Union[RunEnd, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., command_ack: _Optional[_Union[CommandAck, _Mapping]] = ...) -> None: ...
+    dropped: Dropped
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., seq: _Optional[int] = ..., session: _Optional[str] = ..., run_start: _Optional[_Union[RunStart, _Mapping]] = ..., model_info: _Optional[_Union[ModelInfo, _Mapping]] = ..., step_batch: _Optional[_Union[StepBatch, _Mapping]] = ..., epoch_summary: _Optional[_Union[EpochSummary, _Mapping]] = ..., log_batch: _Optional[_Union[LogBatch, _Mapping]] = ..., run_end: _Optional[_Union[RunEnd, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., command_ack: _Optional[_Union[CommandAck, _Mapping]] = ..., dropped: _Optional[_Union[Dropped, _Mapping]] = ...) -> None: ...
+
+class Dropped(_message.Message):
+    __slots__ = ("first_seq", "records", "reason")
+    FIRST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    first_seq: int
+    records: int
+    reason: str
+    def __init__(self, first_seq: _Optional[int] = ..., records: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
     __slots__ = ("ack", "command")
@@ -105,16 +117,18 @@ class ServerMessage(_message.Message):
     def __init__(self, ack: _Optional[_Union[Ack, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ...) -> None: ...
 
 class Ack(_message.Message):
-    __slots__ = ("run_id", "rank", "seq", "session")
+    __slots__ = ("run_id", "rank", "seq", "session", "refused")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     rank: int
     seq: int
     session: str
-    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., seq: _Optional[int] = ..., session: _Optional[str] = ...) -> None: ...
+    refused: str
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., seq: _Optional[int] = ..., session: _Optional[str] = ..., refused: _Optional[str] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("command_id", "run_id", "kind", "reason", "issue_check", "issued_at", "sender")
