@@ -57,13 +57,19 @@ class _RateLimitedLog:
         self._suppressed: collections.Counter[str] = collections.Counter()
 
     def warning(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
+        self._emit(logging.WARNING, key, msg, *args, exc_info=exc_info)
+
+    def error(self, key: str, msg: str, *args: Any) -> None:
+        self._emit(logging.ERROR, key, msg, *args)
+
+    def _emit(self, level: int, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         now = time.monotonic()
         if now - self._last.get(key, -1e9) < self._interval:
             self._suppressed[key] += 1
             return
         self._last[key] = now
         extra = self._suppressed.pop(key, 0)
-        log.warning(msg + (f" ({extra} more like this suppressed)" if extra else ""), *args, exc_info=exc_info)
+        log.log(level, msg + (f" ({extra} more like this suppressed)" if extra else ""), *args, exc_info=exc_info)
 
 
 class Transport:
@@ -106,8 +112,9 @@ class Transport:
         self._start_msg = tpb.ClientMessage(run_id=run_id, rank=rank, session=session)
         self._start_msg.run_start.CopyFrom(run_start)
         self._next_seq = 1
-        self._sent_upto = 0
+        self._stream_gen = 0  # the stream now open; a request generator of an older stream sends nothing more
         self._acked = 0
+        self.refused = 0  # messages the collector refused (recorded with the run, acked: `Ack.refused`)
         self._mem: collections.OrderedDict[int, tpb.ClientMessage] = collections.OrderedDict()
         self._mem_bytes = 0
         self._offsets: dict[int, int] = {}
@@ -257,8 +264,16 @@ class Transport:
     def _get(self, seq: int) -> tpb.ClientMessage | None:
         msg = self._mem.get(seq)
         if msg is None and seq in self._offsets and self._spool is not None:
-            msg = self._spool.read_at(self._offsets[seq])
+            try:
+                msg = self._spool.read_at(self._offsets[seq])
+            except Exception:  # noqa: BLE001 - a damaged spool frame: sent as a declared loss, never a silent gap
+                self._log.warning("spool-read", "atlas: cannot read record %d of run %s back from %s", seq,
+                                  self.run_id, self._spool.path, exc_info=True)
+                self._offsets.pop(seq, None)
         return msg
+
+    def _have(self, seq: int) -> bool:
+        return seq in self._mem or seq in self._offsets
 
     def _on_ack(self, ack: tpb.Ack) -> None:
         if ack.session != self.session or ack.rank != self.rank or ack.run_id != self.run_id:
@@ -279,6 +294,10 @@ class Transport:
             if self._spool is not None:
                 self._spool.mark_acked(ack.seq)
             self._cond.notify_all()
+        if ack.refused:
+            self.refused += 1
+            self._log.error("refused", "atlas: the collector refused record %d of run %s: %s; the refusal is "
+                            "recorded with the run and training goes on", ack.seq, self.run_id, ack.refused)
 
     def ack_latencies(self) -> list[float]:
         """Send -> durable-ack latency, in seconds, of the messages acked so far on this run's streams (the newest
@@ -343,10 +362,14 @@ class Transport:
 
     def _stream_once(self) -> grpc.RpcError | None:
         """One stream's life: a reader thread takes responses; this thread keeps filling the log."""
+        with self._cond:
+            self._stream_gen += 1
+            generation = self._stream_gen
+            self._cond.notify_all()  # an older stream's generator still waiting wakes up and ends
         try:
             stub = telemetry_pb2_grpc.TelemetryServiceStub(self._open_channel())
             metadata = [("authorization", f"Bearer {self._token}")] if self._token else None
-            call = stub.Stream(self._requests(), metadata=metadata)
+            call = stub.Stream(self._requests(generation), metadata=metadata)
         except Exception:  # noqa: BLE001 - worker boundary
             self._log.warning("open", "atlas: cannot open a stream to %s", self.target, exc_info=True)
             return None
@@ -387,24 +410,36 @@ class Transport:
         except Exception:  # noqa: BLE001 - worker boundary
             log.exception("atlas: stream reader failed")
 
-    def _requests(self) -> Iterator[tpb.ClientMessage]:
-        """What one stream sends: RunStart, then the log from the first unacked sequence, heartbeats."""
+    def _requests(self, generation: int) -> Iterator[tpb.ClientMessage]:
+        """What one stream sends: RunStart, then the log from the first unacked sequence, heartbeats.
+
+        The position in the log is this generator's own: a generator of an older stream (gRPC may still pull from
+        it after the collector went away) never moves the new stream past a sequence it has not sent. A sequence
+        whose record is gone (no spool room) is sent as a `Dropped` message, so the collector records the loss
+        and never waits for it."""
         yield self._start_msg
         with self._cond:
-            self._sent_upto = self._acked
+            sent_upto = self._acked
         last_sent = time.monotonic()
         while True:
             with self._cond:
                 while True:
-                    if self._stop.is_set():
+                    if self._stop.is_set() or self._stream_gen != generation:
                         return
-                    if self._sent_upto < self._next_seq - 1:
-                        self._sent_upto += 1
-                        msg = self._get(self._sent_upto)
+                    if sent_upto < self._next_seq - 1:
+                        sent_upto += 1
+                        msg = self._get(sent_upto)
                         if len(self._sent_at) < 100_000:
-                            self._sent_at.setdefault(self._sent_upto, time.monotonic())  # a resend keeps the first
+                            self._sent_at.setdefault(sent_upto, time.monotonic())  # a resend keeps the first
                         if msg is None:
-                            continue  # lost (no spool room): the collector sees a gap
+                            first = sent_upto
+                            while sent_upto < self._next_seq - 1 and not self._have(sent_upto + 1):
+                                sent_upto += 1
+                            msg = tpb.ClientMessage(run_id=self.run_id, rank=self.rank, session=self.session,
+                                                    seq=sent_upto)
+                            msg.dropped.first_seq = first
+                            msg.dropped.reason = ("gone from the trainer's memory and spool before delivery (spool "
+                                                  "full or unreadable, memory bound reached)")
                         break
                     if self._closing and not self._queue:
                         return  # half-close: the collector acks what it has and ends the stream

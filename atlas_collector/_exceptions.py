@@ -8,6 +8,8 @@
     ├── RunNotFound                a query names no run              -> NOT_FOUND
     ├── AmbiguousRun               a prefix that matches many runs   -> INVALID_ARGUMENT
     ├── RunEnded                   a command to a run that has ended -> FAILED_PRECONDITION
+    ├── SequenceGap                a message skips a sequence (never acked over) -> ABORTED (the client resends)
+    ├── StoreUnavailable           the store cannot write right now  -> UNAVAILABLE (the client resends)
     └── Unauthenticated            a missing or wrong token           -> UNAUTHENTICATED
 
 `GRPC_STATUS` is the one table that maps them to gRPC status codes.
@@ -53,6 +55,14 @@ class RunEnded(CollectorError):
     """A command names a run that is completed, failed or stopped."""
 
 
+class SequenceGap(CollectorError):
+    """A sequenced message skips ahead of what is committed: not stored, not acked; the client resends."""
+
+
+class StoreUnavailable(CollectorError):
+    """The store cannot write (disk full, locked, connection lost): nothing is acked; the client resends."""
+
+
 class Unauthenticated(CollectorError):
     """The bearer token is missing or wrong."""
 
@@ -64,6 +74,8 @@ GRPC_STATUS: dict[type[CollectorError], grpc.StatusCode] = {
     RunNotFound: grpc.StatusCode.NOT_FOUND,
     AmbiguousRun: grpc.StatusCode.INVALID_ARGUMENT,
     RunEnded: grpc.StatusCode.FAILED_PRECONDITION,
+    SequenceGap: grpc.StatusCode.ABORTED,
+    StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
 }
 

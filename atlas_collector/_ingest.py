@@ -2,7 +2,16 @@
 
 `apply_message` is a plain function over a connection (tests call it directly). `Writer` owns the one
 thread that writes: it drains whatever messages are queued (from every stream), applies them in one
-transaction, commits, and only then reports each message's ack — so an acked sequence is durable."""
+transaction, commits, and only then reports each message's ack — so an acked sequence is durable.
+
+An ack is the highest *contiguous* sequence committed for a (run, rank, session), and nothing else:
+- a message whose sequence skips ahead of the cursor is not stored: `SequenceGap` (ABORTED) closes its stream,
+  and the client resends from its last ack; a client that lost records says so with a `Dropped` message, which
+  is recorded with the run (a log line of kind "dropped") and passes the cursor over them;
+- when the store cannot write (disk full, database locked, connection lost), every message of the failed
+  transaction gets `StoreUnavailable` (UNAVAILABLE) and no ack: the clients keep their records and resend;
+- a message the store refuses for what it holds (a value no validation caught) is refused alone: the refusal is
+  recorded with the run (kind "refused") and acked with `Ack.refused`, so it never wedges the rest of the run."""
 from __future__ import annotations
 
 import logging
@@ -31,7 +40,7 @@ from ._convert import (
     struct_to_dict,
     ts_to_float,
 )
-from ._exceptions import RunNotStarted
+from ._exceptions import InvalidMessage, RunNotStarted, SequenceGap, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +55,8 @@ class Outcome:
     ack_seq: int | None = None
     error: BaseException | None = None
     kind: str = ""
-    applied: bool = False  # False for a duplicate that was skipped
+    applied: bool = False  # False for a duplicate that was skipped, a refusal or a declared loss
+    refused: str = ""  # the reason a sequenced message was refused (recorded with the run, acked)
     # For an applied StepBatch: (rank, step, epoch, loss, lr, grad_norm, time, amp_skipped) per sample, raw
     # values (NaN/Inf kept), so the diagnostics driver need not read back what was just written.
     steps: list[tuple[Any, ...]] | None = None
@@ -93,8 +103,10 @@ def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: lis
 # ------------------------------------------------------------------------------------------- apply
 
 def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _BatchState | None = None,
-                  now: float | None = None) -> Outcome:
-    """Apply one validated message inside the caller's transaction."""
+                  now: float | None = None, refusal: str = "") -> Outcome:
+    """Apply one validated message inside the caller's transaction.
+
+    `refusal` (a sequenced message whose body was refused): record the refusal in its place and ack it."""
     flush_cursor = state is None  # a lone call writes its cursor at once; the Writer writes them per batch
     state = state if state is not None else _BatchState()
     now = now if now is not None else time.time()
@@ -114,9 +126,19 @@ def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _B
     current = _cursor(conn, state, msg)
     if msg.seq <= current:
         return Outcome(run_id, rank, session, ack_seq=current, kind=kind, applied=False)
-    if msg.seq > current + 1:
-        log.warning("run=%s rank=%d session=%s sequence gap: expected %d, got %d (records lost on the client)",
-                    run_id, rank, session, current + 1, msg.seq)
+    first = msg.dropped.first_seq if kind == "dropped" else msg.seq
+    if first > current + 1:  # not stored; the transaction goes on for the other messages
+        gap = SequenceGap(f"sequence gap on run {run_id} rank {rank}: expected seq {current + 1}, got {first}; "
+                          f"nothing from {first} on is stored or acked until {current + 1} arrives (resend from "
+                          f"the last ack)")
+        return Outcome(run_id, rank, session, kind=kind, error=gap)
+    if refusal or kind == "dropped":
+        _record_loss(conn, msg, kind, refusal, now)
+        state.cursors[(run_id, rank, session)] = msg.seq
+        state.dirty.add((run_id, rank, session))
+        if flush_cursor:
+            _flush_cursors(conn, state)
+        return Outcome(run_id, rank, session, ack_seq=msg.seq, kind="refused" if refusal else kind, refused=refusal)
     extra = _APPLY[kind](conn, msg, getattr(msg, kind), now)
     if kind == "step_batch" and rank == 0 and extra:
         top = max(t[1] for t in extra)
@@ -128,6 +150,23 @@ def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _B
         _flush_cursors(conn, state)
     return Outcome(run_id, rank, session, ack_seq=msg.seq, kind=kind, applied=True,
                    steps=extra if kind == "step_batch" else None)
+
+
+def _record_loss(conn: Connection, msg: tpb.ClientMessage, kind: str, refusal: str, now: float) -> None:
+    """A refused message or a client's declared loss, kept with the run as an ERROR log line (never silent)."""
+    if refusal:
+        text, what = f"the collector refused {kind} seq {msg.seq} of rank {msg.rank}: {refusal}", "refused"
+        log.warning("run=%s rank=%d refused %s seq %d: %s", msg.run_id, msg.rank, kind, msg.seq, refusal)
+    else:
+        d = msg.dropped
+        count = f" ({d.records} records)" if d.records else ""
+        text = (f"the trainer lost seq {d.first_seq}..{msg.seq} of rank {msg.rank}{count} before delivering them: "
+                f"{d.reason or 'no reason given'}")
+        what = "dropped"
+        log.warning("run=%s %s", msg.run_id, text)
+    conn.execute(sa.insert(s.logs), {"run_id": msg.run_id, "rank": msg.rank, "time": now, "level": "ERROR",
+                                     "logger": "atlas.collector", "message": text[:10_000], "epoch": 0,
+                                     "kind": what})
 
 
 def _cursor(conn: Connection, state: _BatchState, msg: tpb.ClientMessage) -> int:
@@ -181,8 +220,8 @@ def _run_start(conn: Connection, msg: tpb.ClientMessage, state: _BatchState, now
             _insert_ignore(conn, s.run_tags, [{"run_id": msg.run_id, "tag": t} for t in dict.fromkeys(m.tags)])
         return
     update: dict[str, Any] = {"last_seen_at": now}
-    if msg.rank == 0:
-        update.update(fields)
+    if msg.rank == 0:  # a later RunStart (a resumed run, a replay) fills in what is unset, never overwrites
+        update.update(_unset_fields(conn, msg.run_id, fields))
     status, ended_at = row
     if status == "stale":
         update["status"] = "running"
@@ -194,8 +233,28 @@ def _run_start(conn: Connection, msg: tpb.ClientMessage, state: _BatchState, now
         _insert_ignore(conn, s.run_tags, [{"run_id": msg.run_id, "tag": t} for t in dict.fromkeys(m.tags)])
 
 
+def _unset_fields(conn: Connection, run_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """What a later RunStart of rank zero may change. Until rank zero has streamed anything, all of it (the run may
+    have been made from another rank's RunStart). After that, the facts of the process now running it (framework,
+    on_critical, world size, versions, device, ...) follow it, while the run's name and hyperparameters stay as
+    stored (new hyperparameter keys are added): a RunStart naming an existing run never renames or rewrites it.
+    Tags are only ever added."""
+    r, c = s.runs.c, s.ingest_cursors.c
+    streamed = conn.execute(sa.select(c.seq).where(c.run_id == run_id, c.rank == 0).limit(1)).first() is not None
+    if not streamed:  # rank zero has sent nothing yet: the run was made from another rank's RunStart
+        return fields
+    old_hp = conn.execute(sa.select(r.hyperparameters).where(r.id == run_id)).scalar_one()
+    out = {k: v for k, v in fields.items() if k not in ("name", "hyperparameters")}
+    new_hp = fields["hyperparameters"]
+    if isinstance(new_hp, dict) and new_hp:
+        merged = {**new_hp, **old_hp} if isinstance(old_hp, dict) else new_hp
+        if merged != old_hp:
+            out["hyperparameters"] = merged
+    return out
+
+
 def _model_info(conn: Connection, msg: tpb.ClientMessage, m: tpb.ModelInfo, now: float) -> None:
-    _upsert(conn, s.architectures, {"run_id": msg.run_id, "model_class": m.model_class,
+    _upsert(conn, s.architectures, {"run_id": msg.run_id, "model_class": m.model_class[:200],
                                     "total_parameters": m.total_parameters, "payload": message_to_dict(m)},
             ["run_id"])
 
@@ -240,7 +299,7 @@ def _log_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.LogBatch, now: f
     if m.records:
         conn.execute(sa.insert(s.logs), [
             {"run_id": msg.run_id, "rank": msg.rank, "time": ts_to_float(r.time), "level": r.level,
-             "logger": r.logger[:200] or None, "message": r.message, "epoch": r.epoch, "kind": r.kind or None}
+             "logger": r.logger[:200] or None, "message": r.message, "epoch": r.epoch, "kind": r.kind[:16] or None}
             for r in m.records
         ])
 
@@ -253,7 +312,7 @@ def _run_end(conn: Connection, msg: tpb.ClientMessage, m: tpb.RunEnd, now: float
     conn.execute(sa.update(s.runs).where(s.runs.c.id == msg.run_id).values(
         status=STATUS_NAMES[m.status],
         ended_at=ts_to_float(m.ended_at) or now,
-        error_type=m.error_type or None,
+        error_type=m.error_type[:200] or None,
         error_message=m.error_message or None,
         traceback=m.traceback or None,
     ))
@@ -307,10 +366,36 @@ Callback = Callable[[Outcome], None]
 _STOP = object()
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A store error that says nothing about the message: the disk is full, the database is locked, the server went
+    away. Retrying the same message later can succeed."""
+    import sqlite3
+
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError,
+                        sa.exc.DisconnectionError, sqlite3.OperationalError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and type(exc.orig).__module__.startswith("psycopg"):
+        import psycopg
+
+        return isinstance(exc.orig, psycopg.OperationalError)
+    return isinstance(exc, OSError)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line naming what the store said, without the SQL statement."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return text[:300]
+
+
 class Writer:
     """The single writing thread: batches queued messages into one transaction; acks after commit.
 
-    `submit` never blocks (callers bound what they queue); `shutdown` drains what is queued first."""
+    `submit` never blocks (callers bound what they queue); `shutdown` drains what is queued first. A batch that
+    fails on a transient store error is refused whole with `StoreUnavailable`; one that fails otherwise is applied
+    message by message, so the one message the store cannot hold is refused alone (`Outcome.refused`)."""
 
     def __init__(self, store: Any, *, max_batch: int = 512, on_commit: Callable[[list[Outcome]], None] | None = None):
         self._store = store
@@ -319,10 +404,13 @@ class Writer:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="atlas-writer", daemon=True)
         self._stopped = False
+        self._unavailable_since: float | None = None
+        self._backoff = 0.0
+        self.unavailable_batches = 0
         self._thread.start()
 
-    def submit(self, msg: tpb.ClientMessage, kind: str, callback: Callback) -> None:
-        self._queue.put((msg, kind, callback))
+    def submit(self, msg: tpb.ClientMessage, kind: str, callback: Callback, refusal: str = "") -> None:
+        self._queue.put((msg, kind, callback, refusal))
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         if not self._stopped:
@@ -345,35 +433,77 @@ class Writer:
                 self._write(work)
             if stop:
                 return
+            if self._backoff and not self._stopped:
+                time.sleep(self._backoff)  # the store is failing: let it breathe (the clients back off too)
 
-    def _write(self, work: list[tuple[tpb.ClientMessage, str, Callback]]) -> None:
+    def _write(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]]) -> None:
         try:
             outcomes = self._apply_all(work)
-        except Exception:  # one message broke the batch: apply them one by one to isolate it
-            log.debug("batch of %d failed; retrying one by one", len(work), exc_info=True)
-            outcomes = []
-            for item in work:
-                try:
-                    outcomes.extend(self._apply_all([item]))
-                except Exception as exc:  # noqa: BLE001 - reported to that message's stream
-                    if not isinstance(exc, RunNotStarted):
-                        log.exception("run=%s failed to store %s", item[0].run_id, item[1])
-                    outcomes.append(Outcome(item[0].run_id, item[0].rank, item[0].session, error=exc, kind=item[1]))
+        except Exception as exc:  # noqa: BLE001 - every message of the batch gets an answer below
+            if is_transient(exc):
+                outcomes = self._unavailable(work, exc)
+            else:  # one message broke the batch: apply them one by one to isolate it
+                log.debug("batch of %d failed; retrying one by one", len(work), exc_info=True)
+                outcomes = [self._write_one(item) for item in work]
+        else:
+            self._available()
         if self._on_commit is not None:  # before the acks: a client that saw its ack finds the work queued
             try:
                 self._on_commit(outcomes)
             except Exception:  # noqa: BLE001 - post-commit work never breaks ingest
                 log.exception("post-commit hook failed")
-        for (_, _, callback), outcome in zip(work, outcomes):
+        for (_, _, callback, _), outcome in zip(work, outcomes):
             try:
                 callback(outcome)
             except Exception:  # noqa: BLE001 - a closed stream must not stop the writer
                 log.debug("ack callback failed", exc_info=True)
 
-    def _apply_all(self, work: list[tuple[tpb.ClientMessage, str, Callback]]) -> list[Outcome]:
+    def _write_one(self, item: tuple[tpb.ClientMessage, str, Callback, str]) -> Outcome:
+        msg, kind, _, refusal = item
+        try:
+            outcome = self._apply_all([item])[0]
+        except Exception as exc:  # noqa: BLE001 - reported to that message's stream
+            if is_transient(exc):
+                return self._unavailable([item], exc)[0]
+            if isinstance(exc, (RunNotStarted, SequenceGap, InvalidMessage)):
+                return Outcome(msg.run_id, msg.rank, msg.session, error=exc, kind=kind)
+            reason = f"INVALID_ARGUMENT: the store cannot hold this {kind}: {_reason(exc)}"
+            log.warning("run=%s rank=%d %s seq %d refused by the store: %s", msg.run_id, msg.rank, kind, msg.seq,
+                        _reason(exc))
+            if kind in ("run_start", "heartbeat"):
+                return Outcome(msg.run_id, msg.rank, msg.session, error=InvalidMessage(reason), kind=kind)
+            try:  # the refusal takes the message's place: recorded, acked, the run goes on
+                return self._apply_all([(msg, kind, item[2], reason)])[0]
+            except Exception as again:  # noqa: BLE001
+                if is_transient(again):
+                    return self._unavailable([item], again)[0]
+                return Outcome(msg.run_id, msg.rank, msg.session, error=again, kind=kind)
+        self._available()
+        return outcome
+
+    def _unavailable(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]],
+                     exc: BaseException) -> list[Outcome]:
+        now = time.monotonic()
+        self.unavailable_batches += 1
+        if self._unavailable_since is None:
+            self._unavailable_since = now
+            log.error("the store cannot write (%s): refusing messages with UNAVAILABLE, nothing is acked; the "
+                      "trainers keep their records and resend", _reason(exc))
+        self._backoff = min(max(self._backoff * 2, 0.1), 2.0)
+        error = StoreUnavailable(f"the collector's store cannot write right now ({_reason(exc)}); nothing was "
+                                 "acked past what is committed: resend later")
+        return [Outcome(msg.run_id, msg.rank, msg.session, error=error, kind=kind) for msg, kind, _, _ in work]
+
+    def _available(self) -> None:
+        if self._unavailable_since is not None:
+            log.warning("the store writes again after %.1f s unavailable", time.monotonic() - self._unavailable_since)
+            self._unavailable_since = None
+        self._backoff = 0.0
+
+    def _apply_all(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]]) -> list[Outcome]:
         state = _BatchState()
         now = time.time()
         with self._store.begin() as conn:
-            outcomes = [apply_message(conn, msg, kind, state, now) for msg, kind, _ in work]
+            outcomes = [apply_message(conn, msg, kind, state, now, refusal) for msg, kind, _, refusal in work]
             _flush_touched(conn, state)
         return outcomes

@@ -26,7 +26,7 @@ from ._fanout import CommandHub, PgListener, note_holder, send_command
 from ._ingest import Outcome, Writer
 from ._otel import OtelExporter, chain
 from ._store import Store
-from ._validate import validate
+from ._validate import BodyInvalid, validate
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,48 @@ def _decode_client_message(data: bytes) -> tpb.ClientMessage | _Undecodable:
         return tpb.ClientMessage.FromString(data)
     except Exception as exc:  # noqa: BLE001 - google.protobuf.message.DecodeError and kin
         return _Undecodable(len(data), exc)
+
+
+def _tolerant(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def decode_or_mark(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception as exc:  # noqa: BLE001 - answered INVALID_ARGUMENT by the handler
+            return _Undecodable(len(data), exc)
+
+    return decode_or_mark
+
+
+class _HandlerSink:
+    """Takes the handlers a generated `add_*Servicer_to_server` registers, so they can be changed first."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, _service: str, handlers: dict[str, Any]) -> None:
+        self.handlers = handlers
+
+
+def _add_query_service(servicer: "QueryServicer", server: Any) -> None:
+    """`query_pb2_grpc.add_QueryServiceServicer_to_server` with deserialisers that never raise: undecodable bytes
+    get INVALID_ARGUMENT from the handler (gRPC's own answer is UNKNOWN with a traceback in the log)."""
+    sink = _HandlerSink()
+    query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, sink)
+    handlers = {name: h._replace(request_deserializer=_tolerant(h.request_deserializer))
+                for name, h in sink.handlers.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICES[1], handlers),))
+    server.add_registered_method_handlers(SERVICES[1], handlers)
+
+
+async def _refuse_undecodable(request: Any, context: Any, name: str) -> None:
+    if isinstance(request, _Undecodable):
+        log.info("QueryService.%s: %d request bytes are not a valid request (%s)", name, request.size, request.error)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"a request of {request.size} bytes is not a valid atlas.v1.QueryService request "
+                            f"(protobuf decoding failed: {request.error})")
 
 
 def _add_telemetry_service(servicer: "TelemetryServicer", server: Any) -> None:
@@ -111,7 +153,8 @@ class _StreamConn:
             self.close(outcome.error)
         elif outcome.ack_seq is not None and not self.closed:
             self.out.put_nowait(tpb.ServerMessage(ack=tpb.Ack(run_id=outcome.run_id, rank=outcome.rank,
-                                                             seq=outcome.ack_seq, session=outcome.session)))
+                                                             seq=outcome.ack_seq, session=outcome.session,
+                                                             refused=outcome.refused)))
         self.maybe_finish()
 
     def maybe_finish(self) -> None:
@@ -201,8 +244,11 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                         f"a message of {msg.size} bytes is not an atlas.v1.ClientMessage (protobuf decoding failed: "
                         f"{msg.error}); the stream is closed, the messages before it were kept"))
                     return
+                refusal = ""
                 try:
                     kind = validate(msg)
+                except BodyInvalid as exc:  # recorded and acked in the message's place: the run goes on
+                    kind, refusal = msg.WhichOneof("body"), f"INVALID_ARGUMENT: {exc}"
                 except CollectorError as exc:
                     conn.close(exc)
                     return
@@ -215,7 +261,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 await conn.own.acquire()
                 await conn.inflight.acquire()
                 conn.pending += 1
-                self._writer.submit(msg, kind, conn.writer_callback)
+                self._writer.submit(msg, kind, conn.writer_callback, refusal)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the client went away; nothing to answer
@@ -238,6 +284,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
 
 def _unary(fn: Callable[[Store, Any], Any]) -> Callable[..., Any]:
     async def handler(self: "QueryServicer", request: Any, context: Any) -> Any:
+        await _refuse_undecodable(request, context, fn.__name__)
         try:
             return await asyncio.get_running_loop().run_in_executor(None, fn, self._store, request)
         except CollectorError as exc:
@@ -250,6 +297,7 @@ def _unary(fn: Callable[[Store, Any], Any]) -> Callable[..., Any]:
 def _unary_sv(fn: Callable[[_reports.Services, Any], Any]) -> Callable[..., Any]:
     """Like `_unary`, for the functions that need the collector's services (driver, hub, config)."""
     async def handler(self: "QueryServicer", request: Any, context: Any) -> Any:
+        await _refuse_undecodable(request, context, fn.__name__)
         if self._services is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{fn.__name__} needs a full collector")
         try:
@@ -350,7 +398,7 @@ class Collector:
                      ("grpc.so_reuseport", 0)],
         )
         _add_telemetry_service(self._telemetry, self._server)
-        query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(self.store, services), self._server)
+        _add_query_service(QueryServicer(self.store, services), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if self.config.tls_cert:
             with open(self.config.tls_cert, "rb") as f_cert, open(self.config.tls_key, "rb") as f_key:

@@ -1,10 +1,25 @@
 """Stateless validation of client messages: what can be judged from one message alone.
 
-Store-dependent checks (the run exists) happen in the writer. NaN and Inf losses are valid data."""
+Store-dependent checks (the run exists, the sequence is the next one) happen in the writer. NaN and Inf losses are
+valid data.
+
+Both stores must accept or refuse the same messages, so what only one of them could hold is settled here, the same
+for both: text has its NUL characters replaced by U+FFFD (PostgreSQL text cannot hold NUL); a NaN or Inf inside a
+Struct (hyperparameters) becomes the string "NaN"/"Infinity"/"-Infinity" (JSON has no such numbers); integers
+must fit the store's signed columns (steps and sequences < 2^63, epochs and ranks < 2^31) and timestamps the
+years 1970-9999; tags at most `MAX_TAG` characters. What cannot be made to fit is refused with the field named.
+
+Two kinds of refusal: `InvalidMessage` for the envelope (run id, session, sequence) or a RunStart — the stream is
+closed with INVALID_ARGUMENT, as nothing of it can be placed; `BodyInvalid` for the body of a sequenced message —
+the writer records the refusal with the run and acks it (`Ack.refused`), so one bad record never wedges the rest of
+the run."""
 from __future__ import annotations
 
 import math
 import uuid
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
 
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
@@ -13,6 +28,18 @@ from ._exceptions import InvalidMessage, ProtocolMismatch
 PROTOCOL_VERSION = tpb.PROTOCOL_VERSION_1
 UNSEQUENCED = frozenset({"run_start", "heartbeat"})
 MAX_NAME = 200
+MAX_TAG = 200
+MAX_TAGS = 256
+MAX_GIT_COMMIT = 64
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+MAX_EPOCH = INT32_MAX - 1  # the store keeps epoch + 1 (epochs stored) in a signed 32-bit column
+MAX_RANK = 65535
+MAX_TIMESTAMP_S = 253402300799  # 9999-12-31T23:59:59Z, the end of protobuf Timestamp's range
+
+
+class BodyInvalid(InvalidMessage):
+    """The body of a sequenced message is refused; the writer records the refusal and acks it (`Ack.refused`)."""
 
 
 def validate(msg: tpb.ClientMessage) -> str:
@@ -32,15 +59,113 @@ def validate(msg: tpb.ClientMessage) -> str:
     if kind is None:
         raise InvalidMessage(
             "ClientMessage has no body or an unknown kind: expected one of run_start, model_info, step_batch, "
-            "epoch_summary, log_batch, run_end, heartbeat, command_ack"
+            "epoch_summary, log_batch, run_end, heartbeat, command_ack, dropped"
         )
-    if kind not in UNSEQUENCED and msg.seq == 0:
-        raise InvalidMessage(f"ClientMessage.seq must be >= 1 for {kind} (run {msg.run_id})")
+    if msg.rank > MAX_RANK:
+        raise InvalidMessage(f"ClientMessage.rank must be between 0 and {MAX_RANK}, got {msg.rank}")
+    if kind not in UNSEQUENCED and not 1 <= msg.seq <= INT64_MAX:
+        raise InvalidMessage(f"ClientMessage.seq must be >= 1 and below 2^63 for {kind} (run {msg.run_id}), "
+                             f"got {msg.seq}")
     if kind not in UNSEQUENCED and not msg.session:
         raise InvalidMessage(f"ClientMessage.session is empty for {kind} (run {msg.run_id}): sequenced messages "
                              "must name their session (a UUID per trainer process)")
-    _CHECKS[kind](getattr(msg, kind))
+    if kind == "dropped" and not 1 <= msg.dropped.first_seq <= msg.seq:
+        raise InvalidMessage(f"Dropped.first_seq must be between 1 and the message's seq ({msg.seq}), "
+                             f"got {msg.dropped.first_seq}")
+    body = getattr(msg, kind)
+    try:
+        _CHECKS[kind](body)
+        if kind != "step_batch":  # a step batch is checked sample by sample in `_step_batch` (the hot path)
+            _fit(body, type(body).__name__)
+    except InvalidMessage as exc:
+        if kind in UNSEQUENCED or isinstance(exc, ProtocolMismatch):
+            raise
+        raise BodyInvalid(str(exc)) from None
     return kind
+
+
+# ------------------------------------------------------------------------------ what both stores can hold
+
+_INT64_TYPES = frozenset({FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_FIXED64,
+                          FieldDescriptor.TYPE_SFIXED64, FieldDescriptor.TYPE_SINT64})
+_UINT32_TYPES = frozenset({FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32})
+_NONFINITE_NAMES = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _int(path: str, fd: FieldDescriptor, value: int) -> None:
+    if fd.type in _INT64_TYPES:
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise InvalidMessage(f"{path} = {value} is out of range: at most 2^63-1")
+    elif fd.type in _UINT32_TYPES:
+        upper = MAX_EPOCH if fd.name.endswith("epoch") else INT32_MAX
+        if value > upper:
+            raise InvalidMessage(f"{path} = {value} is out of range: at most {upper}")
+
+
+def _timestamp(path: str, ts: Any) -> None:
+    if not (0 <= ts.seconds <= MAX_TIMESTAMP_S and 0 <= ts.nanos < 1_000_000_000):
+        raise InvalidMessage(f"{path} = {ts.seconds} s is not a time between 1970 and 9999")
+
+
+def _fit(m: Any, path: str) -> None:
+    """Make `m` fit both stores in place (NUL in text, NaN in a Struct) or raise for what cannot fit."""
+    name = m.DESCRIPTOR.full_name
+    if name == "google.protobuf.Timestamp":
+        _timestamp(path, m)
+        return
+    if name == "google.protobuf.Value" and m.WhichOneof("kind") == "number_value" \
+            and not math.isfinite(m.number_value):
+        m.string_value = _NONFINITE_NAMES.get(m.number_value, "NaN")
+        return
+    for fd, value in m.ListFields():
+        where = f"{path}.{fd.name}"
+        if fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
+            _fit_map(value, fd.message_type, where)
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            if fd.is_repeated:
+                for i, item in enumerate(value):
+                    _fit(item, f"{where}[{i}]")
+            else:
+                _fit(value, where)
+        elif fd.type == FieldDescriptor.TYPE_STRING:
+            if fd.is_repeated:
+                for i, item in enumerate(value):
+                    if "\x00" in item:
+                        value[i] = _text(item)
+            elif "\x00" in value:
+                setattr(m, fd.name, _text(value))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if fd.is_repeated:
+                for i, item in enumerate(value):
+                    _int(f"{where}[{i}]", fd, item)
+            else:
+                _int(where, fd, value)
+
+
+def _fit_map(mapping: Any, entry: Any, where: str) -> None:
+    key_fd, value_fd = entry.fields_by_name["key"], entry.fields_by_name["value"]
+    for key in list(mapping):
+        at = f"{where}[{key!r}]"
+        if isinstance(key, int):
+            _int(at, key_fd, key)
+        if value_fd.type == FieldDescriptor.TYPE_MESSAGE:
+            _fit(mapping[key], at)
+        elif value_fd.type == FieldDescriptor.TYPE_STRING:
+            if "\x00" in mapping[key]:
+                mapping[key] = _text(mapping[key])
+        elif isinstance(mapping[key], int) and not isinstance(mapping[key], bool):
+            _int(at, value_fd, mapping[key])
+        if isinstance(key, str) and "\x00" in key:
+            new = _text(key)
+            if value_fd.type == FieldDescriptor.TYPE_MESSAGE:
+                mapping[new].CopyFrom(mapping[key])
+            else:
+                mapping[new] = mapping[key]
+            del mapping[key]
 
 
 def _run_start(m: tpb.RunStart) -> None:
@@ -55,6 +180,16 @@ def _run_start(m: tpb.RunStart) -> None:
         raise InvalidMessage(f"RunStart.world_size must be between 0 and 65536, got {m.world_size}")
     if m.pause_timeout_s < 0 or not math.isfinite(m.pause_timeout_s):
         raise InvalidMessage(f"RunStart.pause_timeout_s must be a finite number >= 0, got {m.pause_timeout_s}")
+    if len(m.tags) > MAX_TAGS:
+        raise InvalidMessage(f"RunStart.tags: at most {MAX_TAGS} tags, got {len(m.tags)}")
+    for i, tag in enumerate(m.tags):
+        if not tag or len(tag) > MAX_TAG:
+            raise InvalidMessage(f"RunStart.tags[{i}] must be 1 to {MAX_TAG} characters, got {len(tag)} "
+                                 f"({tag[:40]!r}{'...' if len(tag) > 40 else ''})")
+    if len(m.git_commit) > MAX_GIT_COMMIT:
+        raise InvalidMessage(f"RunStart.git_commit must be at most {MAX_GIT_COMMIT} characters, "
+                             f"got {len(m.git_commit)}")
+    _fit(m, "RunStart")
 
 
 def _nonneg(name: str, value: float | None) -> None:
@@ -99,12 +234,16 @@ def _epoch_summary(m: tpb.EpochSummary) -> None:
 def _step_batch(m: tpb.StepBatch) -> None:
     # Per sample on the ingest hot path: test first, build the message only for a bad value.
     isfinite = math.isfinite
-    for sample in m.samples:
+    for i, sample in enumerate(m.samples):
+        if sample.step > INT64_MAX or sample.epoch > MAX_EPOCH:
+            _fit(sample, f"StepBatch.samples[{i}]")
         for field in ("step_time_s", "lr"):
             if sample.HasField(field):
                 value = getattr(sample, field)
                 if not (value >= 0 and isfinite(value)):
                     _nonneg(f"StepSample[{sample.step}].{field}", value)
+        if sample.metrics or sample.time.seconds > MAX_TIMESTAMP_S or sample.time.seconds < 0:
+            _fit(sample, f"StepBatch.samples[{i}]")
 
 
 def _run_end(m: tpb.RunEnd) -> None:
@@ -136,4 +275,5 @@ _CHECKS = {
     "run_end": _run_end,
     "heartbeat": _nothing,
     "command_ack": _command_ack,
+    "dropped": _nothing,
 }

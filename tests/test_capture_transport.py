@@ -64,3 +64,69 @@ def test_a_spool_path_that_cannot_be_created_warns_once_and_the_run_still_arrive
     assert "records live in memory only" in spool_warnings[0]
     run = atlas_json(collector_process.address, "runs", "show", callback.run_id)
     assert run["status"] == "completed" and run["epochs"] == 2  # nothing lost while the collector is up
+
+
+# ------------------------------------------------------------------ the sender never makes a gap (issue 18)
+
+def _sender(**kwargs):
+    import uuid
+
+    from atlas_callback._transport import Transport
+    from atlas_proto.v1 import telemetry_pb2 as tpb
+
+    start = tpb.RunStart(protocol_version=tpb.PROTOCOL_VERSION_1, project="p", run_name="r")
+    return Transport("127.0.0.1:1", start, run_id=str(uuid.uuid4()), rank=0, session=str(uuid.uuid4()),
+                     connect=False, **kwargs)
+
+
+def _sequenced(transport, n: int) -> None:
+    import time
+
+    from atlas_proto.v1 import telemetry_pb2 as tpb
+
+    for i in range(n):
+        transport.send("epoch_summary", tpb.EpochSummary(epoch=i))  # one message per record
+    deadline = time.monotonic() + 10
+    while transport._next_seq <= n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert transport._next_seq == n + 1
+
+
+def test_an_older_streams_request_generator_never_moves_the_new_stream_past_a_sequence() -> None:
+    """The collector restarted: gRPC may still pull from the old stream's generator while the new one sends. The
+    new stream must send every unacked sequence from the last ack, whatever the old generator does."""
+    transport = _sender()
+    try:
+        _sequenced(transport, 4)
+        old = transport._requests(1)
+        transport._stream_gen = 1
+        assert next(old).HasField("run_start")
+        assert [next(old).seq for _ in range(2)] == [1, 2]  # sent on the stream that died, never acked
+        transport._stream_gen = 2
+        new = transport._requests(2)
+        assert next(new).HasField("run_start")
+        assert list(old) == [], "the old stream's generator must end, sending nothing more"
+        assert [next(new).seq for _ in range(4)] == [1, 2, 3, 4]
+    finally:
+        transport.shutdown(1.0)
+
+
+def test_records_lost_before_delivery_are_declared_not_skipped(monkeypatch) -> None:
+    """No spool and memory full: the lost sequences go out as one Dropped message, so the collector records the
+    loss instead of waiting for them (or, before, acking over the hole)."""
+    from atlas_callback import _transport
+
+    monkeypatch.setattr(_transport, "MAX_MEMORY_BYTES", 150)  # room for one message of ~85 bytes, not two
+    transport = _sender()
+    try:
+        _sequenced(transport, 5)
+        gen = transport._requests(0)
+        assert next(gen).HasField("run_start")
+        lost = next(gen)
+        assert lost.WhichOneof("body") == "dropped"
+        assert (lost.dropped.first_seq, lost.seq) == (1, 4)
+        assert "memory and spool" in lost.dropped.reason
+        last = next(gen)
+        assert (last.seq, last.epoch_summary.epoch) == (5, 4)
+    finally:
+        transport.shutdown(1.0)

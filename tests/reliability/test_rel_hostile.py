@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from atlas_callback import AtlasConfig, Observer
+from atlas_proto.v1 import query_pb2 as qpb
 from atlas_proto.v1 import telemetry_pb2 as tpb
 from conftest import CollectorProcess
 from _query import Query
@@ -160,3 +161,23 @@ def test_a_flooding_client_is_slowed_down_and_the_others_go_on(collector_process
     finally:
         query.close()
     print(f"\nflood of {batches * per:,} samples; the healthy run beside it took {healthy_s:.1f} s")
+
+
+@pytest.mark.parametrize("method", ["ListRuns", "GetRun", "ListIssues", "SendCommand"])
+def test_undecodable_query_requests_get_invalid_argument_and_one_log_line(
+        collector_process: CollectorProcess, method: str) -> None:
+    channel = grpc.insecure_channel(collector_process.address)
+    call = channel.unary_unary(f"/atlas.v1.QueryService/{method}", request_serializer=lambda b: b,
+                               response_deserializer=lambda b: b)
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            call(b"\xff\xff\xff\xff garbage", timeout=10)
+    finally:
+        channel.close()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not a valid atlas.v1.QueryService request (protobuf decoding failed" in caught.value.details()
+    query = Query(collector_process.address)  # the collector still answers
+    try:
+        query.stub.ListRuns(qpb.ListRunsRequest(), timeout=10)
+    finally:
+        query.close()
