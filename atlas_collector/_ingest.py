@@ -14,8 +14,8 @@ An ack is the highest *contiguous* sequence committed for a (run, rank, session)
   recorded with the run (kind "refused") and acked with `Ack.refused`, so it never wedges the rest of the run."""
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -363,7 +363,7 @@ def _flush_touched(conn: Connection, state: _BatchState) -> None:
 # ------------------------------------------------------------------------------------------ writer
 
 Callback = Callable[[Outcome], None]
-_STOP = object()
+NEW_WORK_SLICE_S = 0.05
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -401,7 +401,14 @@ class Writer:
         self._store = store
         self._max_batch = max_batch
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Two classes of work: messages of streams that already have a committed message (a run under way) and
+        # those of streams that have none yet (new runs). Each round commits the first in one transaction, then as
+        # much of the second as fits in about `NEW_WORK_SLICE_S` in another, so a flood of new runs holds a running
+        # trainer's acks back by about that much at most.
+        self._new_cost_s = 0.001  # seconds per new-stream message, measured (a RunStart costs several queries)
+        self._established: collections.deque[Any] = collections.deque()
+        self._new: collections.deque[Any] = collections.deque()
+        self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="atlas-writer", daemon=True)
         self._stopped = False
         self._unavailable_since: float | None = None
@@ -409,29 +416,43 @@ class Writer:
         self.unavailable_batches = 0
         self._thread.start()
 
-    def submit(self, msg: tpb.ClientMessage, kind: str, callback: Callback, refusal: str = "") -> None:
-        self._queue.put((msg, kind, callback, refusal))
+    def submit(self, msg: tpb.ClientMessage, kind: str, callback: Callback, refusal: str = "", *,
+               established: bool = True) -> None:
+        """Queue one message. `established`: its stream already has a committed message (see `__init__`); a stream
+        sends all its messages of one class before any of the other, so its order is kept."""
+        with self._cond:
+            (self._established if established else self._new).append((msg, kind, callback, refusal))
+            self._cond.notify()
 
     def shutdown(self, timeout: float = 10.0) -> bool:
-        if not self._stopped:
+        with self._cond:
             self._stopped = True
-            self._queue.put(_STOP)
+            self._cond.notify()
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def _take(self) -> tuple[list[Any], list[Any], bool]:
+        """The next established and new work; the new work is bounded while the established has any."""
+        with self._cond:
+            while not self._established and not self._new and not self._stopped:
+                self._cond.wait()
+            established = [self._established.popleft()
+                           for _ in range(min(len(self._established), self._max_batch))]
+            room = min(self._max_batch, max(16, int(NEW_WORK_SLICE_S / max(self._new_cost_s, 1e-6))))
+            new = [self._new.popleft() for _ in range(min(len(self._new), room))]
+            return established, new, self._stopped and not self._established and not self._new
+
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
-            while len(items) < self._max_batch:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(item is _STOP for item in items)
-            work = [item for item in items if item is not _STOP]
-            if work:
-                self._write(work)
-            if stop:
+            established, new, last = self._take()
+            if established:  # its own transaction: a run under way is acked before new runs land
+                self._write(established)
+            if new:
+                started = time.perf_counter()
+                self._write(new)
+                cost = (time.perf_counter() - started) / len(new)
+                self._new_cost_s = 0.7 * self._new_cost_s + 0.3 * cost
+            if last:
                 return
             if self._backoff and not self._stopped:
                 time.sleep(self._backoff)  # the store is failing: let it breathe (the clients back off too)

@@ -111,10 +111,16 @@ class _StreamConn:
     flooding client down to what the collector commits."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, inflight: asyncio.Semaphore, own_limit: int,
-                 on_joined: Callable[[str, "_StreamConn"], None] | None = None) -> None:
+                 on_joined: Callable[[str, "_StreamConn"], None] | None = None,
+                 new_inflight: asyncio.Semaphore | None = None) -> None:
         self.loop = loop
         self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.inflight = inflight
+        # Until the stream has a committed message its messages are "new" (`Writer.submit`) and count against
+        # `new_inflight`, a quarter of the bound: a flood of new runs cannot take the room of runs under way.
+        self.new_inflight = new_inflight if new_inflight is not None else inflight
+        self.established = False
+        self.pending_new = 0
         self.own = asyncio.Semaphore(own_limit)
         self.throttled = False
         self.pending = 0
@@ -135,16 +141,36 @@ class _StreamConn:
         if not self.closed:
             self.out.put_nowait(msg)
 
-    def writer_callback(self, outcome: Outcome) -> None:  # writer thread
+    def writer_callback(self, outcome: Outcome) -> None:  # writer thread, for an established stream's message
         try:
-            self.loop.call_soon_threadsafe(self._on_outcome, outcome)
+            self.loop.call_soon_threadsafe(self._on_outcome, outcome, True)
         except RuntimeError:  # loop closed at shutdown; the client resends what was not acked
             pass
 
-    def _on_outcome(self, outcome: Outcome) -> None:  # event loop
-        self.inflight.release()
+    def new_writer_callback(self, outcome: Outcome) -> None:  # writer thread, for a message sent before that
+        try:
+            self.loop.call_soon_threadsafe(self._on_outcome, outcome, False)
+        except RuntimeError:
+            pass
+
+    async def admit(self) -> bool:
+        """Wait for room for one more message; True when it goes as an established stream's message."""
+        established = self.established and self.pending_new == 0  # all "new" ones first: the order is kept
+        await self.own.acquire()
+        await (self.inflight if established else self.new_inflight).acquire()
+        self.pending += 1
+        if not established:
+            self.pending_new += 1
+        return established
+
+    def _on_outcome(self, outcome: Outcome, established: bool) -> None:  # event loop
+        (self.inflight if established else self.new_inflight).release()
         self.own.release()
         self.pending -= 1
+        if not established:
+            self.pending_new -= 1
+        if outcome.error is None:
+            self.established = True
         if outcome.error is None and outcome.run_id not in self.joined and not self.closed:
             self.joined.add(outcome.run_id)
             if self.on_joined is not None:
@@ -174,6 +200,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         self._driver = driver
         self._max_inflight = max_inflight
         self._inflight: asyncio.Semaphore | None = None
+        self._new_inflight: asyncio.Semaphore | None = None
         self._hub = hub
         self._store = store
         self.streams: set[_StreamConn] = set()
@@ -206,8 +233,9 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     async def Stream(self, request_iterator: AsyncIterator[tpb.ClientMessage], context: Any) -> AsyncIterator[Any]:
         if self._inflight is None:
             self._inflight = asyncio.Semaphore(self._max_inflight)
+            self._new_inflight = asyncio.Semaphore(max(16, self._max_inflight // 4))
         conn = _StreamConn(asyncio.get_running_loop(), self._inflight, max(16, self._max_inflight // 16),
-                           self._joined)
+                           self._joined, self._new_inflight)
         self.streams.add(conn)
         reader = asyncio.create_task(self._read(request_iterator, conn))
         try:
@@ -258,10 +286,9 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                     log.warning("run=%s stream throttled: it sends faster than the collector commits (%d of its "
                                 "messages waiting); the client is slowed down, other streams go on",
                                 msg.run_id, conn.pending)
-                await conn.own.acquire()
-                await conn.inflight.acquire()
-                conn.pending += 1
-                self._writer.submit(msg, kind, conn.writer_callback, refusal)
+                established = await conn.admit()
+                self._writer.submit(msg, kind, conn.writer_callback if established else conn.new_writer_callback,
+                                    refusal, established=established)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the client went away; nothing to answer
