@@ -161,7 +161,12 @@ def resolve_collector(explicit: str | None, env: Mapping[str, str] | None = None
     return DEFAULT_COLLECTOR
 
 
+TLS_UNUSABLE = "\0tls-unusable"  # ATLAS_TLS_CA names no readable file: the run must not connect at all
+
+
 def resolve_tls_ca(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The CA file for TLS, None for plaintext, or `TLS_UNUSABLE` when the environment asked for TLS with a file that
+    cannot be read (the caller keeps records offline then; a `tls_ca=` argument like that raises at once)."""
     env = os.environ if env is None else env
     if explicit is not None:
         if not pathlib.Path(explicit).is_file():
@@ -169,6 +174,11 @@ def resolve_tls_ca(explicit: str | None, env: Mapping[str, str] | None = None) -
         return explicit
     raw = env.get("ATLAS_TLS_CA", "").strip()
     if raw and not pathlib.Path(raw).is_file():
-        _warn_once("ATLAS_TLS_CA", "ignoring ATLAS_TLS_CA=%r: not a readable file; connecting without TLS", raw)
-        return None
+        # Asked for TLS: never fall back to plaintext (the token would travel in clear). The run goes offline.
+        if "ATLAS_TLS_CA" not in _warned:
+            _warned.add("ATLAS_TLS_CA")
+            log.error("atlas: ATLAS_TLS_CA=%r is not a readable file: nothing is sent without the TLS that was asked "
+                      "for; this run's records are kept in the spool (upload them with `atlas sync` once the CA "
+                      "file is right)", raw)
+        return TLS_UNUSABLE
     return raw or None

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
-from ._config import ON_CRITICAL, AtlasConfig, env_home, env_mode, resolve_collector, resolve_tls_ca
+from ._config import ON_CRITICAL, TLS_UNUSABLE, AtlasConfig, env_home, env_mode, resolve_collector, resolve_tls_ca
 from ._control import Control
 from ._spool import SpoolWriter, spool_root
 from ._stats import EpochAccumulator, system_snapshot
@@ -75,6 +75,10 @@ def _validate_identity(project: str, run_name: str | None, run_id: str | None, t
         return []
     if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
         raise ValueError(f"`tags` must be a list of non-empty strings, got {tags!r}")
+    too_long = [t for t in tags if len(t) > 200]
+    if too_long:
+        raise ValueError(f"`tags` must be at most 200 characters each, got one of {len(too_long[0])} "
+                         f"({too_long[0][:40]!r}...)")
     return list(tags)
 
 
@@ -107,6 +111,21 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def _resolve_token(explicit: str | None) -> str | None:
+    """`token=` must be printable ASCII (a gRPC header holds nothing else): a bad argument raises; a bad ATLAS_TOKEN
+    inside a training process is logged once and not used."""
+    if explicit is not None:
+        if not isinstance(explicit, str) or not (explicit.isascii() and explicit.isprintable()):
+            raise ValueError("`token` must be a string of printable ASCII characters (it travels in a gRPC header), "
+                             f"got one of type {type(explicit).__name__} with other characters")
+        return explicit or None
+    raw = os.environ.get("ATLAS_TOKEN") or None
+    if raw is not None and not (raw.isascii() and raw.isprintable()):
+        log.error("atlas: ignoring ATLAS_TOKEN: it must be printable ASCII (it travels in a gRPC header)")
+        return None
+    return raw
 
 
 def _git_commit() -> str:
@@ -174,7 +193,7 @@ class RunCore:
         self.project = project
         self.run_name = run_name
         self.collector = resolve_collector(collector)
-        self.token = token if token is not None else (os.environ.get("ATLAS_TOKEN") or None)
+        self.token = _resolve_token(token)
         self.tls_ca = resolve_tls_ca(tls_ca)
         self.run_id = str(run_id) if run_id is not None else None
         self.on_critical = on_critical
@@ -183,6 +202,10 @@ class RunCore:
         # the gradient norm is read on steps where (global_step + 1) % grad_every == 0; 0: never
         self.grad_every = self.config.grad_norm_every if self.config.track_gradients else 0
         self.mode = env_mode()
+        if self.tls_ca == TLS_UNUSABLE:  # TLS was asked for and cannot be had: spool only, never plaintext
+            self.tls_ca = None
+            if self.mode == "online":
+                self.mode = "offline"
         self.session = str(uuid.uuid4())
         self.rank = 0
         self.world_size = 1

@@ -60,6 +60,9 @@ def cli(ctx: click.Context, collector: str, token: str | None, tls_ca: str | Non
       atlas green latest              # grade, wasted epochs, CO2, EUR
       atlas ask "why is my val loss rising?"
     """
+    if token and not (token.isascii() and token.isprintable()):
+        raise click.BadParameter("must be printable ASCII (it travels in a gRPC header); the one given has other "
+                                 "characters", param_hint="'--token' / ATLAS_TOKEN")
     ctx.obj = Ctx(collector=collector, token=token, tls_ca=tls_ca, json=as_json)
     ctx.call_on_close(lambda: ctx.obj._client and ctx.obj._client.close())
 

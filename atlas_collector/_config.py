@@ -65,6 +65,9 @@ class CollectorConfig:
         if not self.retention_days >= 0:
             raise ConfigError(f"retention_days must be >= 0 (0 keeps all), got {self.retention_days}")
         _check_diagnostics(self.diagnostics)
+        if self.token and not (self.token.isascii() and self.token.isprintable()):
+            raise ConfigError("token must be printable ASCII (it travels in a gRPC header, which holds nothing else); "
+                              f"got one of {len(self.token)} characters with others in it")
         if not _is_loopback(self.listen) and not self.token:
             raise ConfigError(
                 f"refusing to listen on {self.listen} without a token: anyone who can reach it could read and "

@@ -23,6 +23,8 @@ from conftest import BIN, cli_env
         ({"tags": "one"}, r"`tags` must be a list of non-empty strings"),
         ({"pause_timeout": 0}, r"`pause_timeout` must be a number of seconds > 0"),
         ({"tls_ca": "/nonexistent.pem"}, r"`tls_ca` must be a readable PEM file"),
+        ({"token": "s\u00e9cret"}, r"`token` must be a string of printable ASCII characters"),
+        ({"tags": ["ok", "t" * 201]}, r"`tags` must be at most 200 characters each, got one of 201"),
     ],
 )
 def test_callback_arguments_are_validated_at_once(kwargs, message) -> None:
@@ -66,6 +68,8 @@ def test_bad_environment_in_the_trainer_is_logged_once_and_the_default_used(monk
         ({"listen": "127.0.0.1:70000"}, {}, r"listen port must be a number from 0 to 65535"),
         ({}, {"ATLAS_LOG_LEVEL": "LOUD"}, r"log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ({"tls_cert": "/nonexistent"}, {}, r"tls_cert and tls_key go together"),
+        ({"token": "s\u00e9cret"}, {}, r"token must be printable ASCII"),
+        ({}, {"ATLAS_TOKEN": "line\nbreak"}, r"token must be printable ASCII"),
     ],
 )
 def test_collector_config_errors(flags, env, message) -> None:
@@ -103,3 +107,39 @@ def test_cli_rejects_a_bad_collector_address_as_usage_error() -> None:
                           env=cli_env(), timeout=30)
     assert done.returncode == 2
     assert "must be HOST:PORT" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_refuses_a_non_ascii_token_at_once() -> None:
+    done = subprocess.run([str(BIN / "atlas"), "--token", "s\u00e9cret", "runs"], capture_output=True, text=True,
+                          env=cli_env(), timeout=60)
+    assert done.returncode == 2
+    assert "must be printable ASCII" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_token_in_the_trainer_environment_is_logged_and_not_sent(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("ATLAS_TOKEN", "s\u00e9cret")
+    with caplog.at_level(logging.ERROR):
+        cb = AtlasCallback()
+    assert cb._core.token is None
+    assert any("ignoring ATLAS_TOKEN" in r.getMessage() for r in caplog.records)
+
+
+def test_a_tls_ca_that_cannot_be_read_never_falls_back_to_plaintext(monkeypatch, caplog, collector_process) -> None:
+    """ATLAS_TLS_CA with a typo: the trainer used to log "connecting without TLS" and send its token in clear. Now
+    nothing is sent: the run is spooled (offline) and the error says so."""
+    import os
+    import pathlib
+
+    from atlas_callback import Observer
+    from conftest import atlas_json, spool_files
+
+    monkeypatch.setenv("ATLAS_TLS_CA", "/etc/atlas/ca.pme")
+    with caplog.at_level(logging.ERROR):
+        with Observer(project="tls", run_name="typo", collector=collector_process.address,
+                      config=AtlasConfig(track_carbon=False, track_gpu=False)) as obs:
+            for i in range(20):
+                obs.step(1.0 / (i + 1), batch_size=4)
+    assert atlas_json(collector_process.address, "runs") == [], "records went out without the TLS asked for"
+    assert len(spool_files(pathlib.Path(os.environ["ATLAS_HOME"]))) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("ATLAS_TLS_CA='/etc/atlas/ca.pme' is not a readable file" in m and "atlas sync" in m for m in errors)
