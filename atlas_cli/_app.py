@@ -121,12 +121,13 @@ def render_table(rows: Iterable[dict[str, Any]], columns: list[Column]) -> None:
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(show_header=True, header_style="bold")
         for header in headers:
             table.add_column(header, overflow="fold")
-        for row in cells:
-            table.add_row(*row)
+        for row in cells:  # Text: a run name like "[link=...]" from a trainer is shown as typed, never as markup
+            table.add_row(*(Text(cell) for cell in row))
         Console().print(table)
         return
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]

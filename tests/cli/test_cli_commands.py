@@ -297,3 +297,18 @@ def test_offline_diagnosis_applies_the_runs_threshold_overrides(store: Store, tm
     run["data"]["thresholds"] = {"no_such_threshold": 1}
     path.write_text("\n".join([json.dumps(run)] + lines[1:]) + "\n")
     assert "no_such_threshold" in one_line_error(atlas("diagnose", str(tmp_path), check=False))
+
+
+def test_table_cells_from_a_trainer_are_printed_literally_not_as_rich_markup(monkeypatch, capsys) -> None:
+    """A run named `[link=https://example.invalid]x` used to become a hyperlink in `atlas runs` on a terminal."""
+    import sys
+
+    from atlas_cli._app import render_table
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    name = "[link=https://example.invalid]x[/link] [bold red]loud"
+    render_table([{"name": name, "status": "running"}], [("name", "NAME"), ("status", "STATUS")])
+    out = capsys.readouterr().out
+    assert "[link=https://example.invalid]x[/link]" in out and "[bold red]loud" in out
+    assert "\x1b]8;" not in out  # no OSC 8 hyperlink
