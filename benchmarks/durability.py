@@ -27,10 +27,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "reliability"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _acks import PacedTrainer, tally  # noqa: E402
-from atlas_collector import Store  # noqa: E402
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-PG_ADMIN = os.environ.get("ATLAS_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from _acks import (PacedTrainer, fill_disk_with_room_now_and_then, hold_sqlite_lock,  # noqa: E402
+                   mount_small_tmpfs, tally, unmount)
+from atlas_collector import Store  # noqa: E402
+from ingest import fresh_pg_database  # noqa: E402  (ATLAS_BENCH_PG names the server)
 
 
 def _collector(db: str, listen: str = "127.0.0.1:0") -> tuple[subprocess.Popen[str], str]:
@@ -76,28 +78,16 @@ def _lock(db_path: pathlib.Path, steps: int) -> tuple[PacedTrainer, str]:
     trainer.start()
     trainer.started_steps.wait(30)
     time.sleep(1.0)
-    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time\n"
-                               "c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
-                               "c.execute('BEGIN EXCLUSIVE'); time.sleep(12); c.execute('COMMIT')", str(db_path)])
-    holder.wait(60)
+    hold_sqlite_lock(db_path, 12.0)
     trainer.join(180)
     proc.terminate()
     proc.wait(30)
     return trainer, db
 
 
-def _fill(f) -> None:  # noqa: ANN001
-    try:
-        while f.write(b"\0" * 16384):
-            pass
-    except OSError:
-        pass
-
-
 def _disk(tmp: pathlib.Path, steps: int) -> tuple[PacedTrainer, str] | None:
     mount = tmp / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)]).returncode != 0:
+    if mount_small_tmpfs(mount) is not None:
         return None
     try:
         db = f"sqlite:///{mount / 'store.db'}"
@@ -106,45 +96,18 @@ def _disk(tmp: pathlib.Path, steps: int) -> tuple[PacedTrainer, str] | None:
         trainer.start()
         trainer.started_steps.wait(30)
         time.sleep(1.0)
-        filler = mount / "filler"
-        with open(filler, "wb", buffering=0) as f:
-            _fill(f)
-            deadline = time.monotonic() + 6.0
-            while time.monotonic() < deadline:
-                f.truncate(max(0, f.tell() - 192 * 1024))
-                f.seek(0, os.SEEK_END)
-                time.sleep(0.03)
-                _fill(f)
-                time.sleep(0.05)
-        filler.unlink()
+        fill_disk_with_room_now_and_then(mount, 6.0)
         trainer.join(180)
         proc.terminate()
         proc.wait(30)
         store = Store(db)
         try:
-            counted = tally(store, trainer.run_id, trainer.steps)
+            trainer.counted = tally(store, trainer.run_id, trainer.steps)  # type: ignore[attr-defined]
         finally:
             store.close()
-        trainer.counted = counted  # type: ignore[attr-defined]
         return trainer, db
     finally:
-        subprocess.run(["umount", "-l", str(mount)])
-
-
-def _pg_database() -> tuple[str, callable]:  # type: ignore[valid-type]
-    import sqlalchemy as sa
-
-    name = f"atlas_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False), drop
+        unmount(mount)
 
 
 def main() -> None:
@@ -162,7 +125,7 @@ def main() -> None:
                 if store == "sqlite":
                     db = f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}"
                 else:
-                    db, drop = _pg_database()
+                    db, drop = fresh_pg_database()
                 try:
                     trainer, _ = _restarts(db, args.steps, sig)
                     s = Store(db)

@@ -3,6 +3,10 @@ faults, and the count of what the store holds afterwards (sent, stored, lost, du
 from __future__ import annotations
 
 import collections
+import os
+import pathlib
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,3 +77,54 @@ def tally(store: Any, run_id: str, sent: int) -> Tally:
     expected = set(range(sent)) if min(counts, default=0) == 0 else set(range(1, sent + 1))
     return Tally(sent=sent, stored=len(counts), lost=len(expected - set(counts)),
                  duplicated=sum(c - 1 for c in counts.values()), status=status or "")
+
+
+def hold_sqlite_lock(path: pathlib.Path, seconds: float) -> None:
+    """Another process takes SQLite's write lock on `path` and holds it for `seconds` (returns when released)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+         "c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
+         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(float(sys.argv[2]))\n"
+         "c.execute('COMMIT')", str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    if holder.stdout.readline().strip() != "locked":
+        holder.kill()
+        raise RuntimeError(f"could not lock {path}")
+    if holder.wait(seconds + 60) != 0:
+        raise RuntimeError(f"the lock holder on {path} failed")
+
+
+def _fill(f: object) -> None:
+    try:
+        while f.write(b"\0" * 16384):  # type: ignore[attr-defined]
+            pass
+    except OSError:
+        pass
+
+
+def fill_disk_with_room_now_and_then(mount: pathlib.Path, seconds: float = 6.0) -> None:
+    """Eat every free byte of the file system at `mount`, then for `seconds` give a little room back now and then
+    (as a WAL checkpoint frees some) and take it again; at the end free it all."""
+    filler = mount / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        _fill(f)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            f.truncate(max(0, f.tell() - 192 * 1024))
+            f.seek(0, os.SEEK_END)
+            time.sleep(0.03)
+            _fill(f)
+            time.sleep(0.05)
+    filler.unlink()
+
+
+def mount_small_tmpfs(mount: pathlib.Path, size: str = "12m") -> str | None:
+    """Mount a tmpfs of `size` at `mount`; None when done, else why it could not be (not root, no permission)."""
+    mount.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    return None if done.returncode == 0 else (done.stderr.strip() or f"mount exited {done.returncode}")
+
+
+def unmount(mount: pathlib.Path) -> None:
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)

