@@ -233,17 +233,25 @@ def _epoch_summary(m: tpb.EpochSummary) -> None:
 
 def _step_batch(m: tpb.StepBatch) -> None:
     # Per sample on the ingest hot path: test first, build the message only for a bad value.
+    # The samples are stored as the serialized batch (bytes on both stores); only the step range, the first and
+    # last epochs and times become columns. So what must fit is those, and each sample's step (a range bound).
     isfinite = math.isfinite
-    for i, sample in enumerate(m.samples):
-        if sample.step > INT64_MAX or sample.epoch > MAX_EPOCH:
-            _fit(sample, f"StepBatch.samples[{i}]")
+    samples = m.samples
+    for sample in samples:
+        if sample.step > INT64_MAX:
+            raise InvalidMessage(f"StepBatch.samples[{list(samples).index(sample)}].step = {sample.step} is out of "
+                                 "range: at most 2^63-1")
         for field in ("step_time_s", "lr"):
             if sample.HasField(field):
                 value = getattr(sample, field)
                 if not (value >= 0 and isfinite(value)):
                     _nonneg(f"StepSample[{sample.step}].{field}", value)
-        if sample.metrics or sample.time.seconds > MAX_TIMESTAMP_S or sample.time.seconds < 0:
-            _fit(sample, f"StepBatch.samples[{i}]")
+    if samples:
+        for i in {0, len(samples) - 1}:
+            if samples[i].epoch > MAX_EPOCH:
+                _int(f"StepBatch.samples[{i}].epoch", samples[i].DESCRIPTOR.fields_by_name["epoch"], samples[i].epoch)
+            if samples[i].HasField("time"):
+                _timestamp(f"StepBatch.samples[{i}].time", samples[i].time)
 
 
 def _run_end(m: tpb.RunEnd) -> None:
