@@ -29,6 +29,10 @@ ON_CRITICAL = {tpb.ON_CRITICAL_UNSPECIFIED: "warn", tpb.ON_CRITICAL_WARN: "warn"
                tpb.ON_CRITICAL_STOP: "stop"}
 
 
+# The collector sends answers up to 64 MiB (its max_send_message_length); gRPC's default receive limit is 4 MiB.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 2**20)]
+
+
 class NotFound(click.ClickException):
     """The collector answered NOT_FOUND (an unknown run or project); the message suggests close names."""
 
@@ -39,9 +43,9 @@ class CollectorClient:
         if tls_ca:
             with open(tls_ca, "rb") as f:
                 creds = grpc.ssl_channel_credentials(root_certificates=f.read())
-            self._channel = grpc.secure_channel(target, creds)
+            self._channel = grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._metadata = [("authorization", f"Bearer {token}")] if token else None
         self.stub = query_pb2_grpc.QueryServiceStub(self._channel)
 
@@ -102,10 +106,14 @@ def _short(details: str) -> str:
 # ------------------------------------------------------------------------------------------ JSON
 
 def iso(ts: Any) -> str | None:
+    """ISO 8601 in UTC; None for an unset timestamp or one no date can show (outside years 1970-9999)."""
     if ts.seconds == 0 and ts.nanos == 0:
         return None
     value = ts.seconds + ts.nanos / 1e9
-    return _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        return _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def clean_number(value: Any) -> Any:

@@ -130,7 +130,18 @@ def print_health(data: dict[str, Any]) -> None:
         render_table(data["top_layers"], [("layer", "LAYER"), ("severity_score", "SCORE"), ("checks", "CHECKS")])
 
 
+def _number(value: Any) -> Any:
+    """Protobuf JSON writes non-finite doubles as "Infinity"/"NaN": numbers again, for formatting."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _g(value: Any, unit: str = "") -> str:
+    value = _number(value)
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -139,8 +150,11 @@ def _g(value: Any, unit: str = "") -> str:
 
 
 def _mass(kg: Any) -> str:
+    kg = _number(kg)
     if kg is None:
         return "-"
+    if isinstance(kg, str):
+        return kg
     return f"{kg * 1000:,.3g} g" if kg < 1 else f"{kg:,.3g} kg"
 
 
@@ -167,7 +181,7 @@ def print_green(g: dict[str, Any]) -> None:
     if eq:
         click.echo("\nthe CO2 of this run equals:")
         for key, value in eq.items():
-            click.echo(f"  {value:,.4g} {EQUIVALENT_NAMES.get(key, key.replace('_', ' '))}")
+            click.echo(f"  {_g(value)} {EQUIVALENT_NAMES.get(key, key.replace('_', ' '))}")
     if g.get("total_co2_kg") is None:
         click.echo("\n(no carbon data: the run did not report CodeCarbon measurements)")
 

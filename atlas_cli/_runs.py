@@ -89,8 +89,16 @@ def delete(obj: Ctx, run: str, yes: bool) -> None:
     """
     from atlas_proto.v1 import query_pb2 as qpb
 
-    detail = get_run(obj, run)
-    if not yes:
-        click.confirm(f"Delete run {detail['id']} ({detail['name']}, {detail['epochs']} epochs)?", abort=True)
-    obj.client().call("DeleteRun", qpb.RunRef(run=detail["id"]))
-    click.echo(f"deleted run {detail['id']}")
+    from ._client import NotFound
+
+    if not yes:  # the run is described before asking; one that cannot be read can still be deleted
+        try:
+            detail = get_run(obj, run)
+            what = f"run {detail['id']} ({detail['name']}, {detail['epochs']} epochs)"
+        except NotFound:
+            raise
+        except click.ClickException as exc:
+            what = f"run {run} (it cannot be read: {exc.format_message()})"
+        click.confirm(f"Delete {what}?", abort=True)
+    deleted = obj.client().call("DeleteRun", qpb.RunRef(run=run))  # the collector resolves RUN as everywhere
+    click.echo(f"deleted run {deleted.id}")

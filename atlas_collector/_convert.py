@@ -50,9 +50,13 @@ def ts_to_float(ts: timestamp_pb2.Timestamp) -> float | None:
     return ts.seconds + ts.nanos / 1e9
 
 
+MAX_TIMESTAMP_S = 253402300799  # 9999-12-31T23:59:59Z, the end of protobuf Timestamp's range
+
+
 def float_to_ts(value: float | None, out: timestamp_pb2.Timestamp | None = None) -> timestamp_pb2.Timestamp:
+    """`value` seconds as a Timestamp; one outside 1970-9999 (a row an older collector let in) stays unset."""
     out = out if out is not None else timestamp_pb2.Timestamp()
-    if value is not None:
+    if value is not None and math.isfinite(value) and 0 <= value <= MAX_TIMESTAMP_S:
         seconds = math.floor(value)
         out.seconds = seconds
         out.nanos = int(round((value - seconds) * 1e9)) % 1_000_000_000
@@ -61,7 +65,7 @@ def float_to_ts(value: float | None, out: timestamp_pb2.Timestamp | None = None)
 
 def iso(value: float | None) -> str | None:
     """ISO 8601 in UTC (`2026-11-22T14:50:00.123456Z`), or None."""
-    if value is None:
+    if value is None or not (math.isfinite(value) and 0 <= value <= MAX_TIMESTAMP_S):
         return None
     return _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
 

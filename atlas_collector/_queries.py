@@ -24,6 +24,15 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
 
 
+U32_MAX, U64_MAX = 2**32 - 1, 2**64 - 1
+
+
+def _fits(value: Any, upper: int) -> int:
+    """A stored count as the answer's unsigned field can hold it: rows an older collector let in (an epoch of
+    2^32-1, a negative count) are clamped, never an error that breaks `atlas runs` for everyone."""
+    return min(max(int(value or 0), 0), upper)
+
+
 def run_summary(row: dict[str, Any], out: qpb.RunSummary | None = None) -> qpb.RunSummary:
     out = out if out is not None else qpb.RunSummary()
     out.id = row["id"]
@@ -33,8 +42,8 @@ def run_summary(row: dict[str, Any], out: qpb.RunSummary | None = None) -> qpb.R
     float_to_ts(row["started_at"], out.started_at)
     if row["ended_at"] is not None:
         float_to_ts(row["ended_at"], out.ended_at)
-    out.epochs = row["epochs"]
-    out.steps = row["steps"]
+    out.epochs = _fits(row["epochs"], U32_MAX)
+    out.steps = _fits(row["steps"], U64_MAX)
     if row["health_score"] is not None:
         out.health_score = row["health_score"]
     out.framework = FRAMEWORK_VALUES.get(row["framework"], tpb.FRAMEWORK_UNSPECIFIED)
@@ -103,7 +112,7 @@ def get_run(store: Store, req: qpb.RunRef) -> qpb.RunDetail:
     out.versions.update(row["versions"] or {})
     if row["device"]:
         dict_to_message(row["device"], out.device)
-    out.world_size = row["world_size"]
+    out.world_size = _fits(row["world_size"], U32_MAX)
     out.on_critical = ON_CRITICAL_VALUES.get(row["on_critical"], tpb.ON_CRITICAL_WARN)
     dict_to_struct(final_metrics(last), out.final_metrics)
     if row["error_type"] or row["error_message"]:
