@@ -40,7 +40,7 @@ def poisoned(tmp_path: pathlib.Path):
         yield collector, t.run_id, healthy.run_id
 
 
-def test_listing_and_showing_survive_values_out_of_range(poisoned) -> None:
+def test_listing_and_showing_survive_values_out_of_range(poisoned, tmp_path: pathlib.Path) -> None:
     collector, run_id, healthy_id = poisoned
     runs = json.loads(atlas("runs", "--json", collector=collector.address).stdout)
     assert {r["id"] for r in runs} == {run_id, healthy_id}
@@ -50,8 +50,8 @@ def test_listing_and_showing_survive_values_out_of_range(poisoned) -> None:
     assert json.loads(green.stdout)["total_co2_kg"] >= 2e307
     table = atlas("green", run_id, collector=collector.address)  # "Infinity" EUR crashed the table
     assert "CO2 total" in table.stdout and "inf smartphone charges" in table.stdout
-    exported = atlas("export", run_id, collector=collector.address)
-    assert run_id in exported.stdout
+    exported = atlas("export", run_id, "--output", str(tmp_path / "export"), collector=collector.address)
+    assert run_id in exported.stdout and (tmp_path / "export" / "events.jsonl").exists()
 
 
 def test_delete_works_on_a_run_that_cannot_be_read(poisoned) -> None:
