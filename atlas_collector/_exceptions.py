@@ -10,6 +10,7 @@
     ├── RunEnded                   a command to a run that has ended -> FAILED_PRECONDITION
     ├── SequenceGap                a message skips a sequence (never acked over) -> ABORTED (the client resends)
     ├── StoreUnavailable           the store cannot write right now  -> UNAVAILABLE (the client resends)
+    ├── StoreUnusable              the store cannot be opened at start (refused at start, one line)
     └── Unauthenticated            a missing or wrong token           -> UNAUTHENTICATED
 
 `GRPC_STATUS` is the one table that maps them to gRPC status codes.
@@ -61,6 +62,11 @@ class SequenceGap(CollectorError):
 
 class StoreUnavailable(CollectorError):
     """The store cannot write (disk full, locked, connection lost): nothing is acked; the client resends."""
+
+
+class StoreUnusable(CollectorError):
+    """The store cannot be opened, created or migrated at start: a path that is not a directory, a read-only file,
+    a database server that refuses the connection. The message names the URL and what the store said."""
 
 
 class Unauthenticated(CollectorError):

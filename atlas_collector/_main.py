@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ._config import LOG_LEVELS, CollectorConfig, load_config
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, StoreUnusable
 
 log = logging.getLogger("atlas_collector")
 
@@ -72,6 +72,8 @@ def cli(ctx: click.Context, **flags: Any) -> None:
         asyncio.run(_serve(Collector(config)))
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    except StoreUnusable as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 async def _serve(collector: Any) -> None:
@@ -105,11 +107,14 @@ def migrate(ctx: click.Context, **flags: Any) -> None:
     from ._store import Store
 
     _setup_logging(config.log_level)
-    store = Store(config.db_url)
     try:
-        before, after = store.create_schema()
-    finally:
-        store.close()
+        store = Store(config.db_url)
+        try:
+            before, after = store.create_schema()
+        finally:
+            store.close()
+    except StoreUnusable as exc:
+        raise click.ClickException(str(exc)) from None
     if before == after:
         click.echo(f"schema up to date at revision {after}: {store.url}")
     else:

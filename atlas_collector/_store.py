@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import _schema as s
 from . import _steps
-from ._exceptions import AmbiguousRun, ConfigError, RunNotFound
+from ._exceptions import AmbiguousRun, ConfigError, RunNotFound, StoreUnusable
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,12 @@ class Store:
             raise ConfigError(f"`--db` must use sqlite or postgresql, got {parsed.drivername!r} in {url!r}")
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                pathlib.Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                folder = pathlib.Path(parsed.database).expanduser().parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreUnusable(f"cannot use the store {url}: its folder {folder} cannot be created "
+                                        f"({exc.strerror or exc})") from None
             self.engine: Engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
@@ -64,7 +69,12 @@ class Store:
         """Apply the Alembic migrations (see `_migrate`); returns (revision before, revision after)."""
         from ._migrate import upgrade
 
-        return upgrade(self.engine)
+        try:
+            return upgrade(self.engine)
+        except (sa.exc.DBAPIError, OSError) as exc:
+            orig = getattr(exc, "orig", None) or exc
+            reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            raise StoreUnusable(f"cannot use the store {self.url}: {reason}") from None
 
     def close(self) -> None:
         self.engine.dispose()
