@@ -122,3 +122,23 @@ def test_a_spool_acked_by_another_collector_is_sent_whole(tmp_path: pathlib.Path
     with run_server(db=f"sqlite:///{tmp_path / 'c.db'}") as collector:
         atlas("sync", str(root), collector=collector.address)
         assert _stored(collector.store, run_id) == (4000, 0, "completed", [])
+
+
+def test_a_record_the_collector_refuses_does_not_wedge_the_sync(tmp_path: pathlib.Path) -> None:
+    """A spooled record no store can hold (a step >= 2^63): before, the collector answered INTERNAL and `atlas
+    sync` failed on every try. Now that record is refused alone and named; the rest of the run is stored."""
+    root = tmp_path / "spool"
+    run_id, path, offsets = _spool(root)
+    frames = [path.read_bytes()[offsets[i]:offsets[i + 1] if i + 1 < len(offsets) else None]
+              for i in range(len(offsets))]
+    poison = tpb.ClientMessage.FromString(frames[5][4:])
+    poison.step_batch.samples[0].step = 2**64 - 1
+    data = poison.SerializeToString()
+    frames[5] = struct.pack("<I", len(data)) + data
+    path.write_bytes(b"".join(frames))
+    with run_server(db=f"sqlite:///{tmp_path / 'c.db'}") as collector:
+        done = atlas("sync", str(root), collector=collector.address)
+        assert "1 refused by the collector" in done.stdout
+        assert "StepBatch.samples[0].step = 18446744073709551615 is out of range" in done.stderr
+        assert _stored(collector.store, run_id) == (3900, 0, "completed", ["refused"])
+        assert not path.exists()
