@@ -527,6 +527,43 @@ class RunCore:
         self.control.stopped = True
         self.control.flush_acks(self.global_step)
 
+    def at_batch_boundary(self, agree: Callable[[bool, bool], tuple[bool, bool]] | None = None,
+                          meet: Callable[[bool], bool] | None = None) -> str | None:
+        """The one control point: every adapter calls it at a batch boundary, on every rank at the same point.
+
+        Reads this rank's stop/pause, lets `agree` make every rank's answer the same (DDP), blocks while paused and
+        then lets `meet` agree again (the ranks resume at different moments). Returns the reason the first time the
+        run must stop here, after recording it (the RunEnd says "stopped", command acks are flushed); None
+        otherwise. The adapter then stops its loop in its framework's way."""
+        stop, pause = self.control.decide()
+        if agree is not None:
+            stop, pause = agree(stop, pause)
+        if pause and not stop:
+            stop = self.apply_pause()
+            if meet is not None:
+                stop = meet(stop)
+        if not stop or self.control.stopped:
+            return None
+        self.stop_applied()
+        return self.control.stop_reason or "another rank stopped"
+
+    def start_on(self, device: Any, *, hyperparameters: Mapping[str, Any] | None = None, rank: int = 0,
+                 world_size: int = 1) -> None:
+        """`start`, with the device facts read from the torch device the model is on (a `torch.device` or its type
+        name): what every adapter does once it knows its device and its rank."""
+        import torch
+
+        kind = device if isinstance(device, str) else getattr(device, "type", "cpu")
+        cuda = torch.cuda.is_available()
+        name = ""
+        if kind == "cuda" and cuda:
+            try:
+                name = torch.cuda.get_device_name(None if isinstance(device, str) else device)
+            except Exception:  # noqa: BLE001 - a name is a nicety
+                name = ""
+        self.start(hyperparameters=hyperparameters, device_kind=kind, device_name=name, accelerator_available=cuda,
+                   device_count=torch.cuda.device_count() if cuda else 0, rank=rank, world_size=world_size)
+
     def _nonfinite(self, step: int, value: float) -> None:
         """Client-side fast path: the run's policy applies at once; the collector still records the issue."""
         if self.on_critical == "stop":

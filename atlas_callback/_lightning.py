@@ -313,25 +313,14 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
 
     @never_raises
     def _start(self, trainer: Any, pl_module: Any) -> None:
-        import torch
-
         hparams: dict[str, Any] = {}
         if getattr(pl_module, "hparams", None):
             hparams.update(dict(pl_module.hparams))
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is not None and getattr(datamodule, "hparams", None):
             hparams.update({f"datamodule.{k}": v for k, v in dict(datamodule.hparams).items()})
-        device = pl_module.device
-        cuda = torch.cuda.is_available()
-        self._core.start(
-            hyperparameters=hparams,
-            device_kind=device.type,
-            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "",
-            accelerator_available=cuda,
-            device_count=torch.cuda.device_count() if cuda else 0,
-            rank=trainer.global_rank,
-            world_size=trainer.world_size,
-        )
+        self._core.start_on(pl_module.device, hyperparameters=hparams, rank=trainer.global_rank,
+                            world_size=trainer.world_size)
         timeout = getattr(trainer.strategy, "_timeout", None)
         if trainer.world_size > 1 and timeout is not None:
             self._core.control.pg_timeout = timeout.total_seconds()
@@ -340,23 +329,19 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
     @never_raises
     def _control(self, trainer: Any, pl_module: Any) -> None:
         """Every rank at the same point: agree on stop/pause (under DDP, see `_Agreement`), then apply."""
-        stop, pause = self._core.control.decide()
         agreement = self._agreement
+        agree: Any = None
+        meet: Any = None
         if agreement is not None:
-            stop, pause = agreement.exchange(stop, pause)
+            agree = agreement.exchange
+            meet = lambda stop: agreement.now(stop, False)[0]  # noqa: E731 - the ranks resume at different moments
         elif self._distributed:  # a strategy without torch.distributed: agree through it, blocking
-            stop, pause = self._any(trainer, pl_module, stop, pause)
-        if pause and not stop:
-            stop = self._core.apply_pause()
-            if agreement is not None:
-                stop, _ = agreement.now(stop, False)  # the ranks resume at different moments: meet here
-            elif self._distributed:
-                stop, _ = self._any(trainer, pl_module, stop, False)
-        if stop and not trainer.should_stop:
-            log.warning("atlas: stopping training at step %d: %s", trainer.global_step,
-                        self._core.control.stop_reason or "another rank stopped")
+            agree = lambda stop, pause: self._any(trainer, pl_module, stop, pause)  # noqa: E731
+            meet = lambda stop: self._any(trainer, pl_module, stop, False)[0]  # noqa: E731
+        reason = self._core.at_batch_boundary(agree, meet)
+        if reason is not None:
+            log.warning("atlas: stopping training at step %d: %s", trainer.global_step, reason)
             trainer.should_stop = True
-            self._core.stop_applied()
 
     @staticmethod
     def _any(trainer: Any, pl_module: Any, stop: bool, pause: bool) -> tuple[bool, bool]:

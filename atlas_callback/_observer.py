@@ -70,7 +70,6 @@ class Observer:
         self._model: Any = None
         self._metrics: dict[str, float] = {}
         self._epoch = 0
-        self._stop_applied = False
 
     @property
     def run_id(self) -> str | None:
@@ -148,33 +147,20 @@ class Observer:
     def _ensure_started(self) -> None:
         if self._core.started:
             return
-        import torch
-
-        device = "cpu"
+        device: Any = "cpu"
         if self._model is not None:
             first = next(iter(self._model.parameters()), None)
             if first is not None:
-                device = first.device.type
+                device = first.device
         rank, world = _dist()
-        cuda = torch.cuda.is_available()
-        self._core.start(
-            hyperparameters=self._hyperparameters, device_kind=device,
-            device_name=torch.cuda.get_device_name() if device == "cuda" else "",
-            accelerator_available=cuda, device_count=torch.cuda.device_count() if cuda else 0,
-            rank=rank, world_size=world,
-        )
+        self._core.start_on(device, hyperparameters=self._hyperparameters, rank=rank, world_size=world)
         self._core.epoch_start(0)
 
     @never_raises
     def _control(self) -> None:
-        stop, pause = self._core.control.decide()
-        if pause and not stop:
-            stop = self._core.apply_pause()
-        if stop and not self._stop_applied:
-            self._stop_applied = True
-            log.warning("atlas: stop requested: %s (the loop should check `observer.should_stop`)",
-                        self._core.control.stop_reason)
-            self._core.stop_applied()
+        reason = self._core.at_batch_boundary()
+        if reason is not None:
+            log.warning("atlas: stop requested: %s (the loop should check `observer.should_stop`)", reason)
 
 
 def _first_lr(optimizer: Any) -> float | None:

@@ -70,7 +70,6 @@ class AtlasTracker(GeneralTracker):
         self._hparams: dict[str, Any] = {}
         self._epoch = 0
         self._epoch_metrics: dict[str, list[float]] = {}
-        self._triggered = False
 
     @property
     def tracker(self) -> "AtlasTracker":
@@ -169,36 +168,24 @@ class AtlasTracker(GeneralTracker):
     def _start(self) -> None:
         if self._core.started:
             return
-        import torch
-
         from accelerate.state import PartialState
 
         state = PartialState()
-        device = state.device
-        cuda = torch.cuda.is_available()
-        self._core.start(
-            hyperparameters=self._hparams, device_kind=device.type,
-            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "",
-            accelerator_available=cuda, device_count=torch.cuda.device_count() if cuda else 0,
-            rank=state.process_index, world_size=state.num_processes,
-        )
+        self._core.start_on(state.device, hyperparameters=self._hparams, rank=state.process_index,
+                            world_size=state.num_processes)
         self._core.epoch_start(0)
 
     @never_raises
     def _control(self) -> None:
-        stop, pause = self._core.control.decide()
-        if pause and not stop:
-            stop = self._core.apply_pause()
-        if stop and not self._triggered:
-            self._triggered = True
-            if self._accelerator is not None:
-                self._accelerator.set_trigger()
-                log.warning("atlas: stop requested (%s): accelerator.set_trigger() called; "
-                            "`accelerator.check_trigger()` now returns True", self._core.control.stop_reason)
-            else:
-                log.warning("atlas: stop requested (%s) but no Accelerator is known: check `tracker.should_stop`",
-                            self._core.control.stop_reason)
-            self._core.stop_applied()
+        reason = self._core.at_batch_boundary()
+        if reason is None:
+            return
+        if self._accelerator is not None:
+            self._accelerator.set_trigger()
+            log.warning("atlas: stop requested (%s): accelerator.set_trigger() called; "
+                        "`accelerator.check_trigger()` now returns True", reason)
+        else:
+            log.warning("atlas: stop requested (%s) but no Accelerator is known: check `tracker.should_stop`", reason)
 
 
 def _calling_accelerator() -> Any:
