@@ -406,7 +406,10 @@ class Writer:
         # much of the second as fits in about `NEW_WORK_SLICE_S` in another, so a flood of new runs holds a running
         # trainer's acks back by about that much at most.
         self._new_cost_s = 0.001  # seconds per new-stream message, measured (a RunStart costs several queries)
-        self._established: collections.deque[Any] = collections.deque()
+        # Established work is kept per source (a stream) and taken round-robin, one message of each in turn, so
+        # a stream that floods holds another stream's next message back by one round at most.
+        self._established: dict[Any, collections.deque[Any]] = {}
+        self._established_count = 0
         self._new: collections.deque[Any] = collections.deque()
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="atlas-writer", daemon=True)
@@ -417,12 +420,32 @@ class Writer:
         self._thread.start()
 
     def submit(self, msg: tpb.ClientMessage, kind: str, callback: Callback, refusal: str = "", *,
-               established: bool = True) -> None:
+               established: bool = True, source: Any = None) -> None:
         """Queue one message. `established`: its stream already has a committed message (see `__init__`); a stream
-        sends all its messages of one class before any of the other, so its order is kept."""
+        sends all its messages of one class before any of the other, so its order is kept. `source`: the stream
+        (its messages keep their order; different sources take turns)."""
         with self._cond:
-            (self._established if established else self._new).append((msg, kind, callback, refusal))
+            item = (msg, kind, callback, refusal)
+            if established:
+                self._established.setdefault(source, collections.deque()).append(item)
+                self._established_count += 1
+            else:
+                self._new.append(item)
             self._cond.notify()
+
+    def _take_established(self) -> list[Any]:
+        """Up to a batch of established work, one message of each source in turn (caller holds `_cond`)."""
+        out: list[Any] = []
+        while self._established and len(out) < self._max_batch:
+            for source in list(self._established):
+                queue_ = self._established[source]
+                out.append(queue_.popleft())
+                if not queue_:
+                    del self._established[source]
+                if len(out) >= self._max_batch:
+                    break
+        self._established_count -= len(out)
+        return out
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         with self._cond:
@@ -436,8 +459,7 @@ class Writer:
         with self._cond:
             while not self._established and not self._new and not self._stopped:
                 self._cond.wait()
-            established = [self._established.popleft()
-                           for _ in range(min(len(self._established), self._max_batch))]
+            established = self._take_established()
             room = min(self._max_batch, max(16, int(NEW_WORK_SLICE_S / max(self._new_cost_s, 1e-6))))
             new = [self._new.popleft() for _ in range(min(len(self._new), room))]
             return established, new, self._stopped and not self._established and not self._new

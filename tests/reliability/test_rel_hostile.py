@@ -18,7 +18,9 @@ from atlas_proto.v1 import telemetry_pb2 as tpb
 from conftest import CollectorProcess
 from _query import Query
 
-QUIET = AtlasConfig(track_carbon=False, track_layer_health=False, track_gpu=False)
+# flush_timeout_s: beside a flood the run's last acks may take longer than the default 10 s on a loaded machine; the
+# test asks that it completes, and prints how long it took.
+QUIET = AtlasConfig(track_carbon=False, track_layer_health=False, track_gpu=False, flush_timeout_s=60.0)
 STREAM = "/atlas.v1.TelemetryService/Stream"
 
 
