@@ -14,6 +14,20 @@ from ._registry import rule
 from ._state import Context, finite
 
 
+def attribute_path(name: str) -> str:
+    """A module's qualified name as Python reaches it: `net.3` -> `net[3]` (a Sequential index),
+    `blocks.a-b` -> `blocks["a-b"]` (a ModuleDict key that is no identifier)."""
+    out = ""
+    for part in name.split("."):
+        if part.isdigit():
+            out += f"[{part}]"
+        elif part.isidentifier():
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
 def _held(ctx: Context, name: str, n: int, cond: Callable[[LayerHealthRecord], bool]) -> bool:
     """``cond`` held for layer ``name`` in each of the last ``n`` epochs."""
     recent = ctx.state.recent(n)
@@ -46,7 +60,7 @@ def dead_layers(ctx: Context) -> list[Finding] | None:
             description=f"{h.zero_fraction * 100:.0f} % of the units of {name} output exactly zero on every batch "  # type: ignore[operator]
                         f"(limit {th.dead_layer_zero_fraction * 100:g} %, {th.dead_layer_epochs} epochs running): "
                         "they no longer learn.",
-            suggestion=f"Re-initialise and use a leaky activation: `nn.init.kaiming_normal_(model.{name}.weight, "
+            suggestion=f"Re-initialise and use a leaky activation: `nn.init.kaiming_normal_(model.{attribute_path(name)}.weight, "
                        "nonlinearity='relu')`, `nn.LeakyReLU(0.01)` instead of `nn.ReLU()`; lower the learning rate.",
             metric_key="zero_fraction", metric_value=h.zero_fraction, layer=name,
             thresholds=th.pick("dead_layer_zero_fraction", "dead_layer_epochs"),

@@ -158,7 +158,7 @@ def error_logs(ctx: Context) -> list[Finding] | None:
     return [Finding(
         title="Error logs",
         description=f"{st.error_count} error-level log record(s) so far.{first}{last}",
-        suggestion="Read the errors (`atlas logs RUN --level ERROR`); an error the trainer survived often hides a "
+        suggestion="Read the errors (`atlas logs RUN --errors`); an error the trainer survived often hides a "
                    "skipped batch, a failed checkpoint or an out-of-memory retry.",
         metric_key="error_count", metric_value=st.error_count,
     )]

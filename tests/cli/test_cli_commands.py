@@ -312,3 +312,24 @@ def test_table_cells_from_a_trainer_are_printed_literally_not_as_rich_markup(mon
     out = capsys.readouterr().out
     assert "[link=https://example.invalid]x[/link]" in out and "[bold red]loud" in out
     assert "\x1b]8;" not in out  # no OSC 8 hyperlink
+
+
+def test_every_atlas_command_a_diagnosis_suggests_parses_against_the_real_cli() -> None:
+    """A fix that says `atlas logs RUN --level ERROR` when there is no `--level` does not work when followed
+    (issue 17). Every `atlas ...` command quoted in a check's text must parse: click rejects an unknown option or
+    command before `--help` is acted on."""
+    import pathlib
+    import re
+
+    from click.testing import CliRunner
+
+    from atlas_cli import _app
+    import atlas_cli  # noqa: F401 - registers every command
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "atlas_diagnostics"
+    quoted = sorted({m for f in root.glob("*.py") for m in re.findall(r"`atlas ([^`]+)`", f.read_text())})
+    assert quoted, "no suggested command found: the pattern is stale"
+    for command in quoted:
+        args = [a.replace("RUN", "3f2a9c1b") for a in command.split()]
+        done = CliRunner().invoke(_app.cli, [*args, "--help"])
+        assert done.exit_code == 0, f"`atlas {command}` does not parse: {done.output}"

@@ -502,3 +502,17 @@ def test_slow_epoch_must_stand_out_of_the_runs_own_noise() -> None:
     assert "slow_epoch" not in active_checks(dict(epochs=epochs(6, duration_seconds=noisy)))
     stalled = [0.2, 0.4, 0.15, 0.3, 0.2, 2.0]  # a 10x epoch stands out
     assert active_checks(dict(epochs=epochs(6, duration_seconds=stalled)))["slow_epoch"].first_seen_epoch == 5
+
+
+@pytest.mark.parametrize(("name", "python"), [
+    ("net.3", "net[3]"), ("encoder.layers.0.linear1", "encoder.layers[0].linear1"), ("fc", "fc"),
+    ("blocks.a-b.conv", "blocks['a-b'].conv"),
+])
+def test_a_layer_name_in_a_fix_is_valid_python(name: str, python: str) -> None:
+    """`model.net.3.weight` is not Python (issue 17): a fix must say `model.net[3].weight`."""
+    import ast
+
+    from atlas_diagnostics._rules_layers import attribute_path
+
+    assert attribute_path(name) == python
+    ast.parse(f"nn.init.kaiming_normal_(model.{attribute_path(name)}.weight, nonlinearity='relu')")
