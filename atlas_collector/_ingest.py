@@ -364,6 +364,8 @@ def _flush_touched(conn: Connection, state: _BatchState) -> None:
 
 Callback = Callable[[Outcome], None]
 NEW_WORK_SLICE_S = 0.05
+MAX_BATCH_SAMPLES = 65_536
+MAX_KNOWN_RUNS = 100_000
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -409,8 +411,9 @@ class Writer:
         # Established work is kept per source (a stream) and taken round-robin, one message of each in turn, so
         # a stream that floods holds another stream's next message back by one round at most.
         self._established: dict[Any, collections.deque[Any]] = {}
-        self._established_count = 0
-        self._new: collections.deque[Any] = collections.deque()
+        self._new: collections.deque[Any] = collections.deque()  # (source, item)
+        self._pending_new: dict[Any, int] = {}  # source -> its messages queued as new
+        self._known_runs: dict[str, None] = {}  # runs whose RunStart this writer committed (bounded, oldest out)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="atlas-writer", daemon=True)
         self._stopped = False
@@ -420,32 +423,65 @@ class Writer:
         self._thread.start()
 
     def submit(self, msg: tpb.ClientMessage, kind: str, callback: Callback, refusal: str = "", *,
-               established: bool = True, source: Any = None) -> None:
-        """Queue one message. `established`: its stream already has a committed message (see `__init__`); a stream
-        sends all its messages of one class before any of the other, so its order is kept. `source`: the stream
-        (its messages keep their order; different sources take turns)."""
+               source: Any = None) -> None:
+        """Queue one message of `source` (its stream: its messages keep their order; established work of
+        different sources takes turns). New work is the RunStart of a run not yet stored, and whatever its stream
+        sends after it until it is stored (the order of a stream is kept); everything else is established.
+        `source=None`: established (a lone caller)."""
         with self._cond:
             item = (msg, kind, callback, refusal)
-            if established:
-                self._established.setdefault(source, collections.deque()).append(item)
-                self._established_count += 1
+            if source is not None and (self._pending_new.get(source) or (
+                    kind == "run_start" and msg.run_id not in self._known_runs)):
+                self._new.append((source, item))
+                self._pending_new[source] = self._pending_new.get(source, 0) + 1
             else:
-                self._new.append(item)
+                self._established.setdefault(source, collections.deque()).append(item)
             self._cond.notify()
 
     def _take_established(self) -> list[Any]:
-        """Up to a batch of established work, one message of each source in turn (caller holds `_cond`)."""
+        """Up to a batch of established work, one message of each source in turn (caller holds `_cond`); at most
+        `MAX_BATCH_SAMPLES` step samples, so a round stays short under a flood of large batches."""
         out: list[Any] = []
-        while self._established and len(out) < self._max_batch:
+        samples = 0
+        while self._established and len(out) < self._max_batch and samples < MAX_BATCH_SAMPLES:
             for source in list(self._established):
                 queue_ = self._established[source]
-                out.append(queue_.popleft())
+                item = queue_.popleft()
+                out.append(item)
+                if item[1] == "step_batch":
+                    samples += len(item[0].step_batch.samples)
                 if not queue_:
                     del self._established[source]
-                if len(out) >= self._max_batch:
+                if len(out) >= self._max_batch or samples >= MAX_BATCH_SAMPLES:
                     break
-        self._established_count -= len(out)
         return out
+
+    def _settle(self, done: list[tuple[Any, Any]], outcomes: list[Outcome]) -> None:
+        """After new work is committed: its runs are known; each of its sources' messages still queued as new move,
+        in order, to established work up to the next RunStart of a run not yet stored."""
+        with self._cond:
+            for (src, item), outcome in zip(done, outcomes):
+                if item[1] == "run_start" and outcome.error is None:
+                    self._known_runs[item[0].run_id] = None
+                    while len(self._known_runs) > MAX_KNOWN_RUNS:
+                        self._known_runs.pop(next(iter(self._known_runs)))
+                self._pending_new[src] -= 1
+            sources = {src for src, _ in done}
+            blocked: set[Any] = set()
+            keep: collections.deque[Any] = collections.deque()
+            for src, item in self._new:
+                if src in sources and src not in blocked and not (
+                        item[1] == "run_start" and item[0].run_id not in self._known_runs):
+                    self._established.setdefault(src, collections.deque()).append(item)
+                    self._pending_new[src] -= 1
+                else:
+                    if src in sources:
+                        blocked.add(src)
+                    keep.append((src, item))
+            self._new = keep
+            for src in sources:
+                if not self._pending_new.get(src):
+                    self._pending_new.pop(src, None)
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         with self._cond:
@@ -471,7 +507,8 @@ class Writer:
                 self._write(established)
             if new:
                 started = time.perf_counter()
-                self._write(new)
+                outcomes = self._write([item for _, item in new])
+                self._settle(new, outcomes)
                 cost = (time.perf_counter() - started) / len(new)
                 self._new_cost_s = 0.7 * self._new_cost_s + 0.3 * cost
             if last:
@@ -479,7 +516,7 @@ class Writer:
             if self._backoff and not self._stopped:
                 time.sleep(self._backoff)  # the store is failing: let it breathe (the clients back off too)
 
-    def _write(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]]) -> None:
+    def _write(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]]) -> list[Outcome]:
         try:
             outcomes = self._apply_all(work)
         except Exception as exc:  # noqa: BLE001 - every message of the batch gets an answer below
@@ -500,6 +537,7 @@ class Writer:
                 callback(outcome)
             except Exception:  # noqa: BLE001 - a closed stream must not stop the writer
                 log.debug("ack callback failed", exc_info=True)
+        return outcomes
 
     def _write_one(self, item: tuple[tpb.ClientMessage, str, Callback, str]) -> Outcome:
         msg, kind, _, refusal = item

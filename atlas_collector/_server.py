@@ -288,7 +288,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                                 msg.run_id, conn.pending)
                 established = await conn.admit()
                 self._writer.submit(msg, kind, conn.writer_callback if established else conn.new_writer_callback,
-                                    refusal, established=established, source=conn)
+                                    refusal, source=conn)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the client went away; nothing to answer
