@@ -117,6 +117,14 @@ def _warn_once(key: str, msg: str, *args: Any) -> None:
         log.warning(msg, *args)
 
 
+def error_once(key: str, msg: str, *args: Any) -> None:
+    """Like `_warn_once`, at ERROR: a setting that costs the run its telemetry, said once per process (and value:
+    `key` names both)."""
+    if key not in _warned:
+        _warned.add(key)
+        log.error(msg, *args)
+
+
 def env_mode(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     raw = env.get("ATLAS_MODE", "").strip().lower()
@@ -161,24 +169,57 @@ def resolve_collector(explicit: str | None, env: Mapping[str, str] | None = None
     return DEFAULT_COLLECTOR
 
 
-TLS_UNUSABLE = "\0tls-unusable"  # ATLAS_TLS_CA names no readable file: the run must not connect at all
+TLS_UNUSABLE = "\0tls-unusable"  # ATLAS_TLS_CA names no usable CA file: the run must not connect at all
+
+
+def tls_ca_problem(path: str) -> str | None:
+    """None when `path` is a readable file holding a PEM certificate, else what is wrong with it."""
+    file = pathlib.Path(path).expanduser()
+    try:
+        with open(file, "rb") as f:
+            head = f.read(1 << 20)
+    except FileNotFoundError:
+        return "no such file"
+    except IsADirectoryError:
+        return "it is a folder"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if b"-----BEGIN" not in head or b"CERTIFICATE-----" not in head:
+        return "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    return None
 
 
 def resolve_tls_ca(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
     """The CA file for TLS, None for plaintext, or `TLS_UNUSABLE` when the environment asked for TLS with a file that
-    cannot be read (the caller keeps records offline then; a `tls_ca=` argument like that raises at once)."""
+    is not a readable PEM certificate (the caller keeps records offline then and says so: never plaintext). A
+    `tls_ca=` argument like that raises at once."""
     env = os.environ if env is None else env
     if explicit is not None:
-        if not pathlib.Path(explicit).is_file():
-            raise ValueError(f"`tls_ca` must be a readable PEM file, got {explicit!r}")
-        return explicit
+        problem = tls_ca_problem(explicit) if isinstance(explicit, (str, os.PathLike)) else "not a path"
+        if problem:
+            raise ValueError(f"`tls_ca` must be a readable PEM file with the CA certificate that signed the "
+                             f"collector's, got {explicit!r}: {problem}")
+        return str(explicit)
     raw = env.get("ATLAS_TLS_CA", "").strip()
-    if raw and not pathlib.Path(raw).is_file():
-        # Asked for TLS: never fall back to plaintext (the token would travel in clear). The run goes offline.
-        if "ATLAS_TLS_CA" not in _warned:
-            _warned.add("ATLAS_TLS_CA")
-            log.error("atlas: ATLAS_TLS_CA=%r is not a readable file: nothing is sent without the TLS that was asked "
-                      "for; this run's records are kept in the spool (upload them with `atlas sync` once the CA "
-                      "file is right)", raw)
-        return TLS_UNUSABLE
+    if raw and tls_ca_problem(raw):
+        return TLS_UNUSABLE  # asked for TLS: never fall back to plaintext (the token would travel in clear)
     return raw or None
+
+
+def offline_without_tls(mode: str, spool_max_mb: int, spool_dir: pathlib.Path) -> str:
+    """The mode of a run whose ATLAS_TLS_CA names no usable CA file: offline (as ATLAS_MODE=offline: records kept in
+    the spool, nothing sent), never plaintext; one error line says why and what to do."""
+    if mode == "disabled":
+        return mode
+    raw = os.environ.get("ATLAS_TLS_CA", "").strip()
+    if spool_max_mb == 0:
+        kept = ("nothing is kept: the spool is off (AtlasConfig.spool_max_mb=0), so this run's telemetry is lost; "
+                "fix the path or unset ATLAS_TLS_CA")
+    else:
+        kept = (f"this run's records are kept in the spool under {spool_dir} (upload them with `atlas sync` once "
+                "ATLAS_TLS_CA names the right file)")
+    error_once(f"ATLAS_TLS_CA={raw}",
+               "atlas: ATLAS_TLS_CA=%r is not a readable file with a PEM CA certificate (%s): nothing is sent without "
+               "the TLS that was asked for (the run is offline, as with ATLAS_MODE=offline); %s",
+               raw, tls_ca_problem(raw), kept)
+    return "offline"

@@ -24,7 +24,17 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
-from ._config import ON_CRITICAL, TLS_UNUSABLE, AtlasConfig, env_home, env_mode, resolve_collector, resolve_tls_ca
+from ._config import (
+    ON_CRITICAL,
+    TLS_UNUSABLE,
+    AtlasConfig,
+    env_home,
+    env_mode,
+    error_once,
+    offline_without_tls,
+    resolve_collector,
+    resolve_tls_ca,
+)
 from ._control import Control
 from ._spool import SpoolWriter, spool_root
 from ._stats import EpochAccumulator, system_snapshot
@@ -123,7 +133,8 @@ def _resolve_token(explicit: str | None) -> str | None:
         return explicit or None
     raw = os.environ.get("ATLAS_TOKEN") or None
     if raw is not None and not (raw.isascii() and raw.isprintable()):
-        log.error("atlas: ignoring ATLAS_TOKEN: it must be printable ASCII (it travels in a gRPC header)")
+        error_once(f"ATLAS_TOKEN={raw}", "atlas: ignoring ATLAS_TOKEN: it must be printable ASCII (it travels in a "
+                                         "gRPC header); the run connects without a token")
         return None
     return raw
 
@@ -204,8 +215,7 @@ class RunCore:
         self.mode = env_mode()
         if self.tls_ca == TLS_UNUSABLE:  # TLS was asked for and cannot be had: spool only, never plaintext
             self.tls_ca = None
-            if self.mode == "online":
-                self.mode = "offline"
+            self.mode = offline_without_tls(self.mode, self.config.spool_max_mb, spool_root(env_home()))
         self.session = str(uuid.uuid4())
         self.rank = 0
         self.world_size = 1

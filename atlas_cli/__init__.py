@@ -30,6 +30,9 @@ def main() -> None:
             raise
         import click
 
-        click.echo(f"Error: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        from ._app import safe
+
+        first = safe(str(exc).splitlines()[0]) if str(exc) else ""
+        click.echo(f"Error: internal error: {type(exc).__name__}: {first} "
                    "(set ATLAS_DEBUG=1 to see the traceback)", err=True)
         sys.exit(1)

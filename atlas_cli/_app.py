@@ -71,6 +71,37 @@ def cli(ctx: click.Context, collector: str, token: str | None, tls_ca: str | Non
 
 Column = tuple[str, str]  # (key in the row, header)
 
+# Bidi controls reorder what a terminal shows (the "Trojan Source" trick); shown as escapes like control characters.
+_BIDI = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def safe(text: str, *, lines: bool = True) -> str:
+    """`text` (a run name, a log line: anything a trainer sent) as it may reach a terminal: control characters (the
+    ESC that starts a terminal sequence such as an OSC 8 hyperlink, CR, BEL, ...) and bidi controls are shown as
+    escapes (``\\x1b``), never sent. Tabs are kept, and newlines when `lines` (else shown as ``\\n``). Rich
+    markup needs nothing here: tables print cells as `rich.text.Text`, never parsed for markup."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\t" or (ch == "\n" and lines):
+            out.append(ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif code < 0x20 or 0x7F <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif code in _BIDI:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def echo(message: Any = None, **kwargs: Any) -> None:
+    """`click.echo` of text that may hold what a trainer sent: see `safe`."""
+    click.echo(safe(message) if isinstance(message, str) else message, **kwargs)
+
 
 def output(columns: list[Column] | None = None, *, kv: bool = False,
            text: Callable[[Any], None] | None = None) -> Callable[[Callable[..., Any]], Any]:
@@ -100,6 +131,7 @@ def output(columns: list[Column] | None = None, *, kv: bool = False,
 
 
 def _fmt(value: Any) -> str:
+    """A value as one table cell (control characters and newlines escaped: see `safe`)."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -108,7 +140,7 @@ def _fmt(value: Any) -> str:
         return ",".join(_fmt(v) for v in value) or "-"
     if isinstance(value, dict):
         return json.dumps(value, default=str)
-    return str(value)
+    return safe(str(value), lines=False)
 
 
 def render_table(rows: Iterable[dict[str, Any]], columns: list[Column]) -> None:
@@ -137,6 +169,7 @@ def render_table(rows: Iterable[dict[str, Any]], columns: list[Column]) -> None:
 
 
 def render_kv(data: dict[str, Any], indent: int = 0) -> None:
+    data = {safe(str(k), lines=False): v for k, v in data.items()}  # keys too: hyperparameter names come from a trainer
     width = max((len(k) for k in data), default=0)
     for key, value in data.items():
         if isinstance(value, dict) and value:

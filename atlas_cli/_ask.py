@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._app import Ctx, cli
+from ._app import Ctx, cli, echo, safe
 
 
 def _resolve(obj: Ctx, run: str | None) -> dict[str, Any] | None:
@@ -62,8 +62,8 @@ def ask(obj: Ctx, question: str | None, run_ref: str | None, provider: str | Non
     if questions is None and as_json:
         raise click.UsageError("--json needs a QUESTION (the interactive mode prints text)")
     if questions is None:
-        click.echo(f"Atlas agent ({providers[0].label()}) on run "
-                   f"{run['name'] + ' ' + run['id'][:8] if run else '(none yet)'}. Ctrl-D or `exit` to leave.")
+        echo(f"Atlas agent ({providers[0].label()}) on run "
+             f"{run['name'] + ' ' + run['id'][:8] if run else '(none yet)'}. Ctrl-D or `exit` to leave.")
     while True:
         if questions is not None:
             if not questions:
@@ -73,13 +73,13 @@ def ask(obj: Ctx, question: str | None, run_ref: str | None, provider: str | Non
             try:
                 q = input("\nyou> ").strip()
             except (EOFError, KeyboardInterrupt):
-                click.echo("")
+                echo("")
                 return
             if q in ("exit", "quit"):
                 return
             if not q:
                 continue
-            click.echo("atlas> ", nl=False)
+            echo("atlas> ", nl=False)
         try:
             answer = agent.ask(q)
         except AllProvidersFailed as exc:
@@ -87,25 +87,25 @@ def ask(obj: Ctx, question: str | None, run_ref: str | None, provider: str | Non
                                                          "from the diagnostics alone."), as_json)
             return
         if as_json:
-            click.echo(json.dumps({"answer": answer.text, "run": run["id"] if run else None,
-                                   "provider": answer.provider, "rounds": answer.rounds,
-                                   "hit_round_limit": answer.hit_round_limit,
-                                   "tool_calls": [{"name": n, "arguments": a} for n, a in answer.tool_calls],
-                                   "belief": answer.belief.to_dict(), "revised": answer.revised}, indent=2))
+            echo(json.dumps({"answer": answer.text, "run": run["id"] if run else None,
+                             "provider": answer.provider, "rounds": answer.rounds,
+                             "hit_round_limit": answer.hit_round_limit,
+                             "tool_calls": [{"name": n, "arguments": a} for n, a in answer.tool_calls],
+                             "belief": answer.belief.to_dict(), "revised": answer.revised}, indent=2))
             continue
         if answer.hit_round_limit:
-            click.echo(answer.text)
-        click.echo("")
+            echo(answer.text)
+        echo("")
         prefix = "belief revised -> " if answer.revised else ""
-        click.echo(click.style(prefix + answer.belief.summary(), dim=True), err=False)
+        click.echo(click.style(safe(prefix + answer.belief.summary()), dim=True), err=False)
 
 
 def _print_fallback(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"answer": result["text"], "run": result["run"], "provider": None,
-                               "health": result["health"], "green": result["green"]}, indent=2))
+        echo(json.dumps({"answer": result["text"], "run": result["run"], "provider": None,
+                         "health": result["health"], "green": result["green"]}, indent=2))
     else:
-        click.echo(result["text"])
+        echo(result["text"])
 
 
 @cli.command()

@@ -70,8 +70,10 @@ class CollectorClient:
             raise self._explain(exc) from None
 
     def _explain(self, exc: grpc.RpcError) -> click.ClickException:
+        from ._app import safe
+
         code = exc.code()
-        details = exc.details() or code.name
+        details = safe(exc.details() or code.name, lines=False)  # may quote run names a trainer chose
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return click.ClickException(
                 f"cannot reach the Atlas collector at {self.target} ({_short(details)}). "

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from ._app import Ctx, cli, output
+from ._app import Ctx, cli, echo, output, safe
 
 ENDED = ("completed", "stopped", "failed")
 
@@ -20,8 +20,8 @@ def send_command(obj: Ctx, run: str, kind: str, reason: str = "", sender: str | 
 
     detail = get_run(obj, run)
     if detail["status"] in ENDED:
-        raise click.ClickException(f"run {detail['id']} ({detail['name']}) has already ended ({detail['status']}); "
-                                   f"there is nothing to {kind}")
+        raise click.ClickException(f"run {detail['id']} ({safe(detail['name'], lines=False)}) has already ended "
+                                   f"({detail['status']}); there is nothing to {kind}")
     run = detail["id"]
     kinds = {"pause": tpb.COMMAND_KIND_PAUSE, "resume": tpb.COMMAND_KIND_RESUME, "stop": tpb.COMMAND_KIND_STOP}
     if sender is None:
@@ -41,7 +41,7 @@ def send_command(obj: Ctx, run: str, kind: str, reason: str = "", sender: str | 
 def _print(result: dict[str, Any]) -> None:
     where = ("delivered to the trainer" if result["delivered"]
              else "queued: no trainer stream is connected now; it is delivered when the run reconnects")
-    click.echo(f"{result['kind']} sent to run {result['run_id']} ({where})")
+    echo(f"{result['kind']} sent to run {result['run_id']} ({where})")
 
 
 def _command(kind: str, summary: str, example: str) -> None:

@@ -4,8 +4,10 @@ export offline with atlas_diagnostics, no collector).
 events.jsonl holds one JSON object per line, in order: `{"type": "run", "data": <atlas runs show --json>}`,
 `{"type": "architecture", "data": <ModelInfo>}`, then the steps, logs and epoch summaries of each epoch in the order
 the diagnostics engine reads them (`{"type": "step"|"log"|"epoch", "rank": R, "data": <message>}`, messages in
-protobuf JSON with the .proto field names) and `{"type": "end", "data": {...}}`. scalars.csv has one row per epoch
-(rank 0). issues.json, when the collector has diagnosed the run, holds its issues for comparison."""
+protobuf JSON with the .proto field names) and `{"type": "end", "data": {...}}`. A message holding a time that
+protobuf JSON cannot write (past the year 9999) has that time left out and a `"notes"` list saying so. scalars.csv
+has one row per epoch (rank 0). issues.json, when the collector has diagnosed the run, holds its issues for
+comparison."""
 from __future__ import annotations
 
 import csv
@@ -15,15 +17,67 @@ from typing import Any, Iterator
 
 import click
 
-from ._app import Ctx, cli
+from ._app import Ctx, cli, echo
 
 STEP_PAGE = 10_000
 PHASE = {"step": 0, "log": 0, "epoch": 1}
 
 
-def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]] | None, list[Any]]:
+def as_dict(msg: Any) -> tuple[dict[str, Any], list[str]]:
+    """A message in protobuf JSON (the .proto field names), and notes on what could not be written: a time outside
+    the years 1 to 9999 (which protobuf JSON cannot write) is left out (null) and named in a note."""
     from google.protobuf import json_format
 
+    try:
+        return json_format.MessageToDict(msg, preserving_proto_field_name=True), []
+    except json_format.SerializeToJsonError:
+        copy = type(msg)()
+        copy.CopyFrom(msg)
+        notes: list[str] = []
+        _clear_bad_times(copy, "", notes)
+        return json_format.MessageToDict(copy, preserving_proto_field_name=True), notes
+
+
+def _clear_bad_times(msg: Any, path: str, notes: list[str]) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    for fd, value in msg.ListFields():
+        where = f"{path}.{fd.name}" if path else fd.name
+        if fd.message_type is None or fd.message_type.GetOptions().map_entry:
+            continue
+        for i, item in enumerate(value if fd.is_repeated else [value]):
+            here = f"{where}[{i}]" if fd.is_repeated else where
+            if isinstance(item, Timestamp):
+                if not (_TS_MIN <= item.seconds <= _TS_MAX and 0 <= item.nanos < 1_000_000_000):
+                    notes.append(f"{here} = {item.seconds} s {item.nanos} ns is not a valid time (protobuf JSON "
+                                 "writes the years 1 to 9999); left out")
+                    if fd.is_repeated:
+                        item.Clear()
+                    else:
+                        msg.ClearField(fd.name)
+            elif fd.message_type.full_name.startswith("atlas."):
+                _clear_bad_times(item, here, notes)
+
+
+_TS_MIN, _TS_MAX = -62135596800, 253402300799  # 0001-01-01 and 9999-12-31T23:59:59, what protobuf JSON can write
+
+
+def _event(kind: str, msg: Any, rank: int | None = None) -> dict[str, Any]:
+    data, notes = as_dict(msg)
+    event: dict[str, Any] = {"type": kind}
+    if rank is not None:
+        event["rank"] = rank
+    event["data"] = data
+    if notes:
+        event["notes"] = notes
+    return event
+
+
+def _ts(ts: Any) -> float:
+    return ts.seconds + ts.nanos / 1e9
+
+
+def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]] | None, list[Any]]:
     from atlas_proto.v1 import query_pb2 as qpb
 
     from ._client import issue_dict
@@ -32,15 +86,17 @@ def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], l
     client = obj.client()
     detail = get_run(obj, run)
     run_id = detail["id"]
-    as_dict = lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)  # noqa: E731
     body: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     epochs: list[Any] = []
+    # Ranks 0..world_size-1, until one that sent nothing: a stored world size is not trusted to be small (one of
+    # 2^31 would mean 2^31 round trips).
     for rank in range(max(1, detail.get("world_size") or 1)):
+        found = 0
         resp = client.call("GetEpochs", qpb.EpochsRequest(run=run_id, rank=rank))
         for e in resp.epochs:
-            t = e.summary.ended_at.seconds + e.summary.ended_at.nanos / 1e9
-            body.append(((e.summary.epoch, PHASE["epoch"], e.rank, t),
-                         {"type": "epoch", "rank": e.rank, "data": as_dict(e.summary)}))
+            found += 1
+            body.append(((e.summary.epoch, PHASE["epoch"], e.rank, _ts(e.summary.ended_at)),
+                         _event("epoch", e.summary, e.rank)))
             if e.rank == 0:
                 epochs.append(e.summary)
         next_step: int | None = None
@@ -49,19 +105,19 @@ def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], l
             if next_step is not None:
                 req.from_step = next_step
             samples = client.call("GetSteps", req).samples
+            found += len(samples)
             for x in samples:
-                t = x.time.seconds + x.time.nanos / 1e9
-                body.append(((x.epoch, PHASE["step"], t, x.step),
-                             {"type": "step", "rank": rank, "data": as_dict(x)}))
+                body.append(((x.epoch, PHASE["step"], _ts(x.time), x.step), _event("step", x, rank)))
             if len(samples) < STEP_PAGE:
                 break
             next_step = samples[-1].step + 1
+        if rank > 0 and not found:
+            break
     for r in client.call("GetLogs", qpb.LogsRequest(run=run_id, limit=1_000_000)).records:
-        t = r.time.seconds + r.time.nanos / 1e9
-        body.append(((r.epoch, PHASE["log"], t, 0), {"type": "log", "rank": 0, "data": as_dict(r)}))
+        body.append(((r.epoch, PHASE["log"], _ts(r.time), 0), _event("log", r, 0)))
     body.sort(key=lambda item: item[0])
     arch = client.call("GetArchitecture", qpb.RunRef(run=run_id))
-    events = [{"type": "run", "data": detail}, {"type": "architecture", "data": as_dict(arch)}]
+    events = [{"type": "run", "data": detail}, _event("architecture", arch)]
     events += [e for _, e in body]
     events.append({"type": "end", "data": {k: detail.get(k) for k in ("status", "ended_at", "epochs", "steps",
                                                                          "error")}})
@@ -121,11 +177,11 @@ def export(obj: Ctx, run: str, out: pathlib.Path | None, as_json: bool) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot write the export to {out}: {exc.strerror or exc}") from None
     if as_json or obj.json:
-        click.echo(json.dumps(summary, indent=2))
+        echo(json.dumps(summary, indent=2))
     else:
-        click.echo(f"exported run {summary['run']} ({summary['name']}) to {summary['dir']}: {summary['epochs']} "
-                   f"epochs, {summary['steps']} steps, {summary['logs']} log records "
-                   f"({', '.join(summary['files'])})")
+        echo(f"exported run {summary['run']} ({summary['name']}) to {summary['dir']}: {summary['epochs']} "
+             f"epochs, {summary['steps']} steps, {summary['logs']} log records "
+             f"({', '.join(summary['files'])})")
 
 
 # ------------------------------------------------------------------------------------------ offline diagnose
@@ -204,21 +260,21 @@ def diagnose_cmd(obj: Ctx, directory: pathlib.Path, report: bool, as_json: bool)
     run_id = detail.get("id")
     issues = [{"run": run_id, **i.to_dict()} for i in engine.issues()]
     if report:
-        click.echo(json.dumps({"run": run_id, **d.run_report(engine)}, indent=2))
+        echo(json.dumps({"run": run_id, **d.run_report(engine)}, indent=2))
         return
     if as_json or obj.json:
-        click.echo(json.dumps(issues, indent=2))
+        echo(json.dumps(issues, indent=2))
         return
     health = d.health_report(engine.issues())
     counts = health["severity_counts"]
-    click.echo(f"run {run_id} ({detail.get('name')}), {engine.state.epochs_seen} epochs: health score "
-               f"{health['health_score']} / 100 ({counts['critical']} critical, {counts['warning']} warning, "
-               f"{counts['info']} info)\n")
+    echo(f"run {run_id} ({detail.get('name')}), {engine.state.epochs_seen} epochs: health score "
+         f"{health['health_score']} / 100 ({counts['critical']} critical, {counts['warning']} warning, "
+         f"{counts['info']} info)\n")
     if issues:
         print_issues(issues)
     else:
-        click.echo("no issues")
-    click.echo("")
+        echo("no issues")
+    echo("")
     print_green(d.green_insight(engine).to_dict())
     stored = directory / "issues.json"
     if stored.is_file():
@@ -227,4 +283,4 @@ def diagnose_cmd(obj: Ctx, directory: pathlib.Path, report: bool, as_json: bool)
         verdict = "the same issues as the collector" if theirs == ours else (
             f"differs from the collector's issues.json: only offline {sorted(ours - theirs)}, "
             f"only collector {sorted(theirs - ours)}")
-        click.echo(f"\n{verdict}")
+        echo(f"\n{verdict}")

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from ._app import Ctx, _fmt, cli, output, render_kv, render_table
+from ._app import Ctx, _fmt, cli, echo, output, render_kv, render_table
 
 EPOCH_COLUMNS = [("epoch", "EPOCH"), ("loss_mean", "LOSS"), ("val_loss", "VAL_LOSS"), ("val_acc", "VAL_ACC"),
                  ("samples_per_sec", "SAMPLES/S"), ("duration_seconds", "SECONDS"), ("lr", "LR"),
@@ -63,11 +63,11 @@ def get_logs(obj: Ctx, run: str, *, errors_only: bool = False, limit: int = 1000
 
 def _print_logs(rows: list[dict[str, Any]]) -> None:
     if not rows:
-        click.echo("(no log records)")
+        echo("(no log records)")
     for r in rows:
         rank = f" rank {r['rank']}" if r.get("rank") else ""
-        click.echo(f"{r['time'] or '-'}  {r['level']:<8} epoch {r['epoch']}{rank}  "
-                   f"{r['logger'] or '-'}: {r['message']}")
+        echo(f"{r['time'] or '-'}  {r['level']:<8} epoch {r['epoch']}{rank}  "
+             f"{r['logger'] or '-'}: {r['message']}")
 
 
 @cli.command()
@@ -129,10 +129,10 @@ def _tree_lines(node: dict[str, Any], params: dict[str, int], prefix: str = "", 
 
 def _print_arch(a: dict[str, Any]) -> None:
     if not a["layers"] and not a["module_tree"]:
-        click.echo("(no architecture recorded for this run)")
+        echo("(no architecture recorded for this run)")
         return
-    click.echo(f"model {a['model_class'] or '-'}: {a['total_parameters']:,} parameters "
-               f"({a['trainable_parameters']:,} trainable)\n")
+    echo(f"model {a['model_class'] or '-'}: {a['total_parameters']:,} parameters "
+         f"({a['trainable_parameters']:,} trainable)\n")
     shapes = {f["layer"]: f.get("output_shape") for f in a.get("dimension_flow") or [] if f.get("layer")}
     rows = [{**x, "pct": f"{x['pct_of_total']:.1f}%",
              "output": "x".join(str(v) for v in shapes[x["name"]]) if shapes.get(x["name"]) else None,
@@ -143,9 +143,9 @@ def _print_arch(a: dict[str, Any]) -> None:
         columns.append(("output", "OUTPUT"))
     render_table(rows, columns + [("attrs", "ATTRIBUTES")])
     if a["module_tree"]:
-        click.echo("")
+        echo("")
         for line in _tree_lines(a["module_tree"], {x["name"]: x["parameters"] for x in a["layers"]}):
-            click.echo(line)
+            echo(line)
 
 
 @cli.command()
@@ -175,7 +175,7 @@ def print_report(report: dict[str, Any]) -> None:
     render_kv(scalars)
     for key, value in report.items():
         if key not in scalars:
-            click.echo(f"\n{key}:")
+            echo(f"\n{key}:")
             render_table([{k: (v[:8] if k in ("id", "run") and isinstance(v, str) else v) for k, v in row.items()}
                           for row in value], _columns(value[0]))
 
@@ -239,7 +239,7 @@ def _print_comparison(c: dict[str, Any]) -> None:
     for key, label in (("issues_only_a", "issues only in A"), ("issues_only_b", "issues only in B"),
                        ("issues_both", "issues in both")):
         if diff.get(key):
-            click.echo(f"{label}: {', '.join(diff[key])}")
+            echo(f"{label}: {', '.join(diff[key])}")
 
 
 @cli.command()

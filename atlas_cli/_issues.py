@@ -1,11 +1,12 @@
 """`atlas issues`, `atlas health`, `atlas green`: what the diagnostics found, and the Green-AI account."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
 
-from ._app import Ctx, cli, output, render_kv, render_table
+from ._app import Ctx, cli, echo, output, render_kv, render_table
 
 SEVERITIES = ("critical", "warning", "info")
 ISSUE_COLUMNS = [("run", "RUN"), ("severity", "SEVERITY"), ("check", "CHECK"), ("category", "CATEGORY"),
@@ -38,12 +39,43 @@ def get_health(obj: Ctx, run: str) -> dict[str, Any]:
     return health_dict(obj.client().call("GetHealth", qpb.RunRef(run=run)))
 
 
-def get_green(obj: Ctx, run: str) -> dict[str, Any]:
+def get_green(obj: Ctx, run: str, *, raw: bool = False) -> dict[str, Any]:
+    """The green report as `atlas green --json` prints it: numbers or null (a figure that overflowed is null, and
+    `notes` says which). With `raw`, overflowed figures stay inf/nan, for the text view."""
+    from json import loads
+
+    from google.protobuf import json_format
+
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import struct_dict
+    from ._client import clean_number
 
-    return struct_dict(obj.client().call("GetSustainability", qpb.RunRef(run=run)).report)
+    report = obj.client().call("GetSustainability", qpb.RunRef(run=run)).report
+    green = _numbers_deep(loads(json_format.MessageToJson(report)))
+    green.setdefault("notes", [])
+    return green if raw else clean_number(green)
+
+
+_NONFINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan, "inf": math.inf, "-inf": -math.inf,
+              "nan": math.nan}
+
+
+def _numbers_deep(value: Any, key: str = "") -> Any:
+    """Struct numbers as ints where whole; "Infinity"/"NaN" (how a report writes a float that overflowed) as floats
+    in the numeric parts of the report (not in names or notes)."""
+    if isinstance(value, dict):
+        return {k: _numbers_deep(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_deep(v, key) for v in value] if key not in ("notes",) else value
+    if isinstance(value, str) and value in _NONFINITE and key not in _TEXT_KEYS:
+        return _NONFINITE[value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+_TEXT_KEYS = frozenset({"run", "grade", "optimal_stop_basis", "dead_layers", "vanishing_gradient_layers",
+                        "frozen_output_layers", "redundant_layer_pairs", "layer_a", "layer_b", "notes"})
 
 
 def _span(issue: dict[str, Any]) -> str:
@@ -61,10 +93,10 @@ def issue_rows(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def print_issues(issues: list[dict[str, Any]], *, suggestions: bool = True) -> None:
     render_table(issue_rows(issues), ISSUE_COLUMNS)
     if suggestions and issues:
-        click.echo("")
+        echo("")
         for i in issues:
             if i.get("suggestion") and i.get("active", True):
-                click.echo(f"- {i['check']}: {i['suggestion']}")
+                echo(f"- {i['check']}: {i['suggestion']}")
 
 
 @cli.command()
@@ -93,10 +125,10 @@ def issues(obj: Ctx, run: str | None, severity: str | None, all_runs: bool, proj
     if as_json or obj.json:
         import json
 
-        click.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("no issues" + (f" of severity {severity}" if severity else "") + " found")
+        echo("no issues" + (f" of severity {severity}" if severity else "") + " found")
         return
     print_issues(rows)
 
@@ -119,14 +151,14 @@ def health(obj: Ctx, run: str) -> Any:
 def print_health(data: dict[str, Any]) -> None:
     score = data["health_score"]
     counts = data["severity_counts"]
-    click.echo(f"run {data['run']}")
-    click.echo(f"health score  {'-' if score is None else score} / 100   "
-               f"({counts['critical']} critical, {counts['warning']} warning, {counts['info']} info)")
+    echo(f"run {data['run']}")
+    echo(f"health score  {'-' if score is None else score} / 100   "
+         f"({counts['critical']} critical, {counts['warning']} warning, {counts['info']} info)")
     if data["top_issues"]:
-        click.echo("\ntop issues:")
+        echo("\ntop issues:")
         print_issues(data["top_issues"], suggestions=True)
     if data["top_layers"]:
-        click.echo("\nmost troubled layers:")
+        echo("\nmost troubled layers:")
         render_table(data["top_layers"], [("layer", "LAYER"), ("severity_score", "SCORE"), ("checks", "CHECKS")])
 
 
@@ -160,36 +192,42 @@ def _mass(kg: Any) -> str:
 
 def print_green(g: dict[str, Any]) -> None:
     grade = g.get("grade")
-    click.echo(f"grade              {grade or '-'}   ({GRADE_BANDS})")
+    echo(f"grade              {grade or '-'}   ({GRADE_BANDS})")
     stop = g.get("optimal_stop_epoch")
     basis = g.get("optimal_stop_basis")
-    click.echo(f"optimal stop epoch {_g(stop)}" + (f"  (by {basis})" if basis and stop is not None else ""))
-    click.echo(f"wasted epochs      {_g(g.get('wasted_epochs'))}   "
-               f"({_g(g.get('wasted_compute_pct'), ' %')} of compute, {_g(g.get('wasted_duration_seconds'), ' s')})")
-    click.echo(f"CO2 total          {_mass(g.get('total_co2_kg'))}   wasted {_mass(g.get('wasted_co2_kg'))}")
-    click.echo(f"energy total       {_g(g.get('total_energy_kwh'), ' kWh')}   "
-               f"wasted {_g(g.get('wasted_energy_kwh'), ' kWh')}")
+    echo(f"optimal stop epoch {_g(stop)}" + (f"  (by {basis})" if basis and stop is not None else ""))
+    echo(f"wasted epochs      {_g(g.get('wasted_epochs'))}   "
+         f"({_g(g.get('wasted_compute_pct'), ' %')} of compute, {_g(g.get('wasted_duration_seconds'), ' s')})")
+    echo(f"CO2 total          {_mass(g.get('total_co2_kg'))}   wasted {_mass(g.get('wasted_co2_kg'))}")
+    echo(f"energy total       {_g(g.get('total_energy_kwh'), ' kWh')}   "
+         f"wasted {_g(g.get('wasted_energy_kwh'), ' kWh')}")
     price = g.get("eur_per_tonne", 50)
-    click.echo(f"cost (EU ETS {_g(price)} EUR/t)  total {_g(g.get('total_cost_eur'), ' EUR')}   "
-               f"wasted {_g(g.get('wasted_cost_eur'), ' EUR')}")
-    click.echo(f"parameter efficiency {_g(g.get('parameter_efficiency_score'), ' / 100')}")
+    echo(f"cost (EU ETS {_g(price)} EUR/t)  total {_g(g.get('total_cost_eur'), ' EUR')}   "
+         f"wasted {_g(g.get('wasted_cost_eur'), ' EUR')}")
+    echo(f"parameter efficiency {_g(g.get('parameter_efficiency_score'), ' / 100')}")
     for key, label in (("dead_layers", "dead layers"), ("vanishing_gradient_layers", "vanishing gradients"),
                        ("frozen_output_layers", "frozen outputs")):
         if g.get(key):
-            click.echo(f"{label:<19}{', '.join(g[key])}")
-    eq = g.get("co2_equivalents") or {}
+            echo(f"{label:<19}{', '.join(g[key])}")
+    eq = {k: v for k, v in (g.get("co2_equivalents") or {}).items() if v is not None}
     if eq:
-        click.echo("\nthe CO2 of this run equals:")
+        echo("\nthe CO2 of this run equals:")
         for key, value in eq.items():
-            click.echo(f"  {_g(value)} {EQUIVALENT_NAMES.get(key, key.replace('_', ' '))}")
-    if g.get("total_co2_kg") is None:
-        click.echo("\n(no carbon data: the run did not report CodeCarbon measurements)")
+            echo(f"  {_g(value)} {EQUIVALENT_NAMES.get(key, key.replace('_', ' '))}")
+    notes = [n for n in g.get("notes") or [] if isinstance(n, str)]
+    if notes:
+        echo("")
+    for note in notes:
+        echo(f"note: {note}")
+    if g.get("total_co2_kg") is None and not any("total_co2_kg" in n for n in notes):
+        echo("\n(no carbon data: the run did not report CodeCarbon measurements)")
 
 
 @cli.command()
 @click.argument("run")
-@output(text=lambda data: print_green(data))
-def green(obj: Ctx, run: str) -> Any:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_obj
+def green(obj: Ctx, run: str, as_json: bool) -> None:
     """The run's Green-AI account: grade, wasted epochs, CO2, energy, cost in EUR and CO2 equivalents.
 
     Grade bands, on the share of compute spent after the optimal stopping epoch: A < 5 %, B < 15 %,
@@ -200,4 +238,9 @@ def green(obj: Ctx, run: str) -> Any:
     Example:
       atlas green latest --json | jq .grade
     """
-    return get_green(obj, run)
+    if as_json or obj.json:
+        import json
+
+        echo(json.dumps(get_green(obj, run), indent=2))
+    else:  # a figure that overflowed shows as inf here; it is null in JSON
+        print_green(get_green(obj, run, raw=True))

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._app import Ctx, cli, output, render_table
+from ._app import Ctx, cli, echo, output, render_table, safe
 
 RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("project", "PROJECT"), ("status", "STATUS"), ("epochs", "EPOCHS"),
                ("steps", "STEPS"), ("health_score", "HEALTH"), ("framework", "FRAMEWORK"),
@@ -19,10 +19,17 @@ def list_runs(obj: Ctx, *, project: str = "", status: str = "", tag: str = "", l
 
     from ._client import STATUS_VALUES, run_row
 
-    req = qpb.ListRunsRequest(project=project or "", tag=tag or "", limit=limit,
-                              status=STATUS_VALUES[status] if status else 0)
-    resp = obj.client().call("ListRuns", req)
-    return [run_row(r) for r in resp.runs]
+    rows: list[dict[str, Any]] = []
+    page_token = ""
+    while len(rows) < limit:  # the collector pages a large answer (many runs, or big ones): follow its pages
+        req = qpb.ListRunsRequest(project=project or "", tag=tag or "", limit=limit - len(rows), page_token=page_token,
+                                  status=STATUS_VALUES[status] if status else 0)
+        resp = obj.client().call("ListRuns", req)
+        rows += [run_row(r) for r in resp.runs]
+        page_token = resp.next_page_token
+        if not page_token or not resp.runs:
+            break
+    return rows[:limit]
 
 
 @cli.group(invoke_without_command=True)
@@ -47,7 +54,7 @@ def runs(ctx: click.Context, project: str | None, status: str | None, tag: str |
         return
     rows = list_runs(ctx.obj, project=project or "", status=status or "", tag=tag or "", limit=limit)
     if as_json or ctx.obj.json:
-        click.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2))
     else:
         render_table([{**r, "id": r["id"][:8]} for r in rows], RUN_COLUMNS)
 
@@ -99,6 +106,6 @@ def delete(obj: Ctx, run: str, yes: bool) -> None:
             raise
         except click.ClickException as exc:
             what = f"run {run} (it cannot be read: {exc.format_message()})"
-        click.confirm(f"Delete {what}?", abort=True)
+        click.confirm(safe(f"Delete {what}?", lines=False), abort=True)
     deleted = obj.client().call("DeleteRun", qpb.RunRef(run=run))  # the collector resolves RUN as everywhere
-    click.echo(f"deleted run {deleted.id}")
+    echo(f"deleted run {deleted.id}")

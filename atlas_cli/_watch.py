@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ._app import Ctx, cli
+from ._app import Ctx, cli, echo, safe
 
 ENDED = ("completed", "stopped", "failed", "stale")
 MARKS = {"loss": "●", "val_loss": "◆"}
@@ -113,7 +113,7 @@ def epoch_line(e: dict[str, Any]) -> str:
 
 def issue_line(i: dict[str, Any]) -> str:
     where = f" ({i['layer']})" if i.get("layer") else ""
-    return f"! {i['severity']} {i['check']}{where}: {i['title']}"
+    return safe(f"! {i['severity']} {i['check']}{where}: {i['title']}", lines=False)
 
 
 def _screen(state: WatchState) -> Any:
@@ -124,8 +124,9 @@ def _screen(state: WatchState) -> Any:
     run = state.run
     last = state.epochs[-1] if state.epochs else {}
     style = {"running": "green", "paused": "yellow", "completed": "cyan", "failed": "red"}.get(run.get("status"), "")
-    head = Text.assemble((f"{run.get('name')} ", "bold"), (f"{run.get('id', '')[:8]}  ", "dim"),
-                         (str(run.get("status")), style), f"   epochs {run.get('epochs')}   steps {run.get('steps')}"
+    name = safe(str(run.get("name")), lines=False)
+    head = Text.assemble((f"{name} ", "bold"), (f"{run.get('id', '')[:8]}  ", "dim"), (str(run.get("status")), style),
+                         f"   epochs {run.get('epochs')}   steps {run.get('steps')}"
                          f"   health {'-' if run.get('health_score') is None else format(run['health_score'], 'g')}")
     series: dict[str, list[float | None]] = {"loss": [e.get("loss_mean") for e in state.epochs]}
     if any(e.get("val_loss") is not None for e in state.epochs):
@@ -189,7 +190,8 @@ def watch(obj: Ctx, run: str, interval: float, wait: float, as_json: bool) -> No
     status = state.run.get("status")
     if status in ("failed", "stale"):
         error = (state.run.get("error") or {}).get("message")
-        raise click.ClickException(f"run {state.run['id']} {status}" + (f": {error}" if error else ""))
+        raise click.ClickException(safe(f"run {state.run['id']} {status}" + (f": {error}" if error else ""),
+                                        lines=False))
 
 
 def _watch_plain(obj: Ctx, state: WatchState, run: str, interval: float, *, as_json: bool = False) -> None:
@@ -198,14 +200,14 @@ def _watch_plain(obj: Ctx, state: WatchState, run: str, interval: float, *, as_j
     while True:
         new_epochs, new_issues, changed = poll(obj, state, run)
         if changed and not state.ended:
-            click.echo(f"run {state.run['id']} ({state.run['name']}) {state.status}")
+            echo(f"run {state.run['id']} ({state.run['name']}) {state.status}")
         for e in new_epochs:
-            click.echo(epoch_line(e))
+            echo(epoch_line(e))
         for i in new_issues:
-            click.echo(issue_line(i))
+            echo(issue_line(i))
         if state.ended:
-            click.echo(f"run {state.run['id']} ended: {state.status} after {state.run['epochs']} epochs, "
-                       f"{state.run['steps']} steps")
+            echo(f"run {state.run['id']} ended: {state.status} after {state.run['epochs']} epochs, "
+                 f"{state.run['steps']} steps")
             return
         sys.stdout.flush()
         time.sleep(interval)
@@ -215,7 +217,7 @@ def _watch_jsonl(obj: Ctx, state: WatchState, run: str, interval: float) -> None
     import json
 
     def emit(event: str, data: dict[str, Any]) -> None:
-        click.echo(json.dumps({"event": event, **data}))
+        echo(json.dumps({"event": event, **data}))
         sys.stdout.flush()
 
     while True:
@@ -241,4 +243,4 @@ def _watch_live(obj: Ctx, state: WatchState, run: str, interval: float) -> None:
             time.sleep(interval)
             poll(obj, state, run)
             live.update(_screen(state))
-    click.echo(f"run {state.run['id']} ended: {state.status}")
+    echo(f"run {state.run['id']} ended: {state.status}")

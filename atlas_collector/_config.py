@@ -168,6 +168,7 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     env = os.environ if env is None else env
     names = [f.name for f in dataclasses.fields(CollectorConfig)]
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # where each value came from, for the messages
     config_file = flags.get("config") or env.get("ATLAS_CONFIG")
     if config_file:
         path = pathlib.Path(config_file).expanduser()
@@ -187,10 +188,24 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) 
             if key not in names:
                 raise ConfigError(f"config file {str(path)!r}: unknown key {key!r}; allowed: {', '.join(names)}")
             values[key] = _coerce(key, value, f"config file {str(path)!r}")
+            sources[key] = f"config file {str(path)!r}: {key}"
     for name, var in _ENV.items():
         if env.get(var):
             values[name] = _coerce(name, env[var], f"environment {var}")
+            sources[name] = f"environment {var}"
     for name in names:
         if flags.get(name) is not None:
             values[name] = _coerce(name, flags[name], f"--{name.replace('_', '-')}")
+            sources[name] = f"--{name.replace('_', '-')}"
+    _check_token(values.get("token") or "", sources.get("token", "token"))
     return CollectorConfig(**values)
+
+
+def _check_token(token: str, source: str) -> None:
+    """Printable ASCII only: a gRPC header holds nothing else, so any other token would fail every call. The message
+    names where the token came from and the first character at fault by position, never the token."""
+    bad = next((i for i, ch in enumerate(token) if not (ch.isascii() and ch.isprintable())), None)
+    if bad is not None:
+        raise ConfigError(f"{source}: the token must be printable ASCII (letters, digits, punctuation, space: it "
+                          f"travels in a gRPC header, which holds nothing else); character {bad + 1} of "
+                          f"{len(token)} is not")

@@ -47,6 +47,11 @@ def _setup_logging(level: str) -> None:
         level=level, stream=sys.stderr,
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
     )
+    # Alembic says at INFO what it does at every start ("Context impl SQLiteImpl.", its plugins): noise above the
+    # one line that matters (the store that cannot be used, or `listening on`). Our own migration log says what
+    # changed; DEBUG shows Alembic's too.
+    if logging.getLevelName(level) > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,8 +1,13 @@
 """Query handlers as plain functions: store in, protobuf responses out. The servicer only dispatches."""
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Any
+
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from atlas_proto.v1 import query_pb2 as qpb
 from atlas_proto.v1 import telemetry_pb2 as tpb
@@ -12,7 +17,6 @@ from ._convert import (
     ON_CRITICAL_VALUES,
     STATUS_NAMES,
     STATUS_VALUES,
-    dict_to_message,
     dict_to_struct,
     float_to_ts,
 )
@@ -20,34 +24,150 @@ from . import _steps
 from ._exceptions import InvalidMessage
 from ._store import Store
 
+log = logging.getLogger(__name__)
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
-
+# A page of ListRuns stops growing past this many bytes (the next page starts there): any client's receive limit
+# holds it (gRPC's default is 4 MiB), however large the stored runs are.
+PAGE_BYTES = 3 * 2**20
+MAX_TAG, MAX_TAGS = 200, 256  # what ingest accepts; a stored tag beyond that is cut in answers
 
 U32_MAX, U64_MAX = 2**32 - 1, 2**64 - 1
 
+# Rows an older collector stored (an epoch of 2^32, a negative count, a time past year 9999) are made to fit the
+# answer's fields, never an error that breaks `atlas runs` for everyone: each such repair is logged, at most one
+# line a minute per kind of record.
+_LOG_EVERY_S = 60.0
+_last_logged: dict[str, float] = {}
 
-def _fits(value: Any, upper: int) -> int:
-    """A stored count as the answer's unsigned field can hold it: rows an older collector let in (an epoch of
-    2^32-1, a negative count) are clamped, never an error that breaks `atlas runs` for everyone."""
-    return min(max(int(value or 0), 0), upper)
+
+def _note_repair(what: str, run_id: str, detail: str) -> None:
+    now = time.monotonic()
+    if now - _last_logged.get(what, -_LOG_EVERY_S) >= _LOG_EVERY_S:
+        _last_logged[what] = now
+        log.warning("stored %s of run %s does not fit its answer (%s); answered made to fit (more such repairs of "
+                    "%s are not logged for %.0f s)", what, run_id, detail, what, _LOG_EVERY_S)
+
+
+def _fits(value: Any, upper: int, what: str = "", run_id: str = "") -> int:
+    """A stored count as the answer's unsigned field can hold it (clamped to 0..upper)."""
+    try:
+        number = int(value or 0)
+    except (TypeError, ValueError, OverflowError):  # NaN, Inf, text
+        number = 0
+    fitted = min(max(number, 0), upper)
+    if what and fitted != number:
+        _note_repair(what, run_id, f"{value!r} clamped to {fitted}")
+    return fitted
+
+
+_INT_RANGES = {
+    FieldDescriptor.TYPE_INT32: (-2**31, 2**31 - 1), FieldDescriptor.TYPE_SINT32: (-2**31, 2**31 - 1),
+    FieldDescriptor.TYPE_SFIXED32: (-2**31, 2**31 - 1), FieldDescriptor.TYPE_UINT32: (0, U32_MAX),
+    FieldDescriptor.TYPE_FIXED32: (0, U32_MAX), FieldDescriptor.TYPE_INT64: (-2**63, 2**63 - 1),
+    FieldDescriptor.TYPE_SINT64: (-2**63, 2**63 - 1), FieldDescriptor.TYPE_SFIXED64: (-2**63, 2**63 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, U64_MAX), FieldDescriptor.TYPE_FIXED64: (0, U64_MAX),
+}
+_DROP = object()
+
+
+def fill(payload: Any, out: Any, what: str, run_id: str) -> Any:
+    """`payload` (protobuf JSON of a stored record) into the message `out`. A value that does not fit its field
+    (an integer out of range, a time outside 1970-9999, a wrong type) is clamped or left out, and logged. For any
+    reader of stored payloads (queries, diagnostics): `dict_to_message` raises on such a row."""
+    try:
+        return json_format.ParseDict(payload, out, ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: not a dict
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    out.Clear()
+    repairs: list[str] = []
+    fitted = _fit_message(payload, out.DESCRIPTOR, "", repairs)
+    try:
+        json_format.ParseDict(fitted if isinstance(fitted, dict) else {}, out, ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError, AttributeError):  # not expected: each field was checked
+        out.Clear()
+        repairs.append("the whole record")
+    _note_repair(what, run_id, f"{problem} {'; '.join(repairs[:5])}".strip())
+    return out
+
+
+def _fit_message(value: Any, desc: Descriptor, path: str, repairs: list[str]) -> Any:
+    if not isinstance(value, dict):
+        repairs.append(f"{path or desc.name} left out")
+        return _DROP
+    fields = {f.json_name: f for f in desc.fields}
+    fields.update({f.name: f for f in desc.fields})
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        fd = fields.get(key)
+        if fd is None:
+            continue
+        where = f"{path}.{fd.name}" if path else fd.name
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            value_fd = fd.message_type.fields_by_name["value"]
+            if not isinstance(item, dict):
+                repairs.append(f"{where} left out")
+                continue
+            entries = {k: _fit_field(v, value_fd, f"{where}[{k}]", repairs) for k, v in item.items()}
+            out[key] = {k: v for k, v in entries.items() if v is not _DROP}
+        elif fd.is_repeated:
+            if not isinstance(item, list):
+                repairs.append(f"{where} left out")
+                continue
+            items = [_fit_field(v, fd, f"{where}[{i}]", repairs) for i, v in enumerate(item)]
+            out[key] = [v for v in items if v is not _DROP]
+        else:
+            fitted = _fit_field(item, fd, where, repairs)
+            if fitted is not _DROP:
+                out[key] = fitted
+    return out
+
+
+def _fit_field(value: Any, fd: FieldDescriptor, where: str, repairs: list[str]) -> Any:
+    if fd.message_type is not None and not fd.message_type.full_name.startswith("google.protobuf."):
+        return _fit_message(value, fd.message_type, where, repairs)
+    if fd.type in _INT_RANGES and value is not None and not isinstance(value, bool):
+        low, high = _INT_RANGES[fd.type]
+        try:
+            number = int(value) if isinstance(value, int) else int(float(value))
+        except (TypeError, ValueError, OverflowError):
+            repairs.append(f"{where} left out")
+            return _DROP
+        if not low <= number <= high:
+            repairs.append(f"{where} clamped")
+            number = min(max(number, low), high)
+        return number
+    try:  # a well-known type (Timestamp, Struct, ...), an enum, a float, a string: parsed alone in a fresh message
+        holder = message_factory.GetMessageClass(fd.containing_type)()
+        json_format.ParseDict({fd.json_name: [value] if fd.is_repeated else value}, holder,
+                              ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError):
+        repairs.append(f"{where} left out")
+        return _DROP
+    return value
 
 
 def run_summary(row: dict[str, Any], out: qpb.RunSummary | None = None) -> qpb.RunSummary:
     out = out if out is not None else qpb.RunSummary()
-    out.id = row["id"]
+    run_id = out.id = row["id"]
     out.name = row["name"]
     out.project = row["project"]
-    out.status = STATUS_VALUES[row["status"]]
+    out.status = STATUS_VALUES.get(row["status"], tpb.RUN_STATUS_UNSPECIFIED)
     float_to_ts(row["started_at"], out.started_at)
     if row["ended_at"] is not None:
         float_to_ts(row["ended_at"], out.ended_at)
-    out.epochs = _fits(row["epochs"], U32_MAX)
-    out.steps = _fits(row["steps"], U64_MAX)
+    out.epochs = _fits(row["epochs"], U32_MAX, "run epoch count", run_id)
+    out.steps = _fits(row["steps"], U64_MAX, "run step count", run_id)
     if row["health_score"] is not None:
         out.health_score = row["health_score"]
     out.framework = FRAMEWORK_VALUES.get(row["framework"], tpb.FRAMEWORK_UNSPECIFIED)
-    out.tags.extend(row.get("tags", []))
+    tags = list(row.get("tags", []))
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags):
+        _note_repair("run tags", run_id, f"{len(tags)} tags, the longest of {max(len(t) for t in tags)} characters; "
+                                         f"at most {MAX_TAGS} tags of {MAX_TAG} characters answered")
+        tags = [t if len(t) <= MAX_TAG else t[:MAX_TAG - 1] + "\u2026" for t in tags[:MAX_TAGS]]
+    out.tags.extend(tags)
     return out
 
 
@@ -68,10 +188,16 @@ def list_runs(store: Store, req: qpb.ListRunsRequest) -> qpb.ListRunsResponse:
         rows, total = store.list_runs(conn, project=req.project, status=status, name=req.name, tag=req.tag,
                                       limit=limit, offset=offset)
     resp = qpb.ListRunsResponse(total=total)
+    size = taken = 0
     for row in rows:
-        run_summary(row, resp.runs.add())
-    if offset + len(rows) < total:
-        resp.next_page_token = str(offset + len(rows))
+        summary = run_summary(row)
+        size += summary.ByteSize()
+        if taken and size > PAGE_BYTES:  # the rest comes in the next page; a page holds at least one run
+            break
+        resp.runs.append(summary)
+        taken += 1
+    if offset + taken < total:
+        resp.next_page_token = str(offset + taken)
     return resp
 
 
@@ -79,13 +205,18 @@ def final_metrics(last_epoch: dict[str, Any] | None) -> dict[str, Any]:
     """The last epoch's loss statistics (`loss_mean`, ...) and every validation metric it logged."""
     if last_epoch is None:
         return {}
-    payload = last_epoch["payload"]
+    payload = last_epoch["payload"] if isinstance(last_epoch["payload"], dict) else {}
     out: dict[str, Any] = {"epoch": last_epoch["epoch"]}
-    for key, value in payload.get("loss", {}).items():
+
+    def items(key: str) -> list[tuple[str, Any]]:
+        part = payload.get(key)
+        return list(part.items()) if isinstance(part, dict) else []
+
+    for key, value in items("loss"):
         out[f"loss_{key}"] = _number(value)
-    for key, value in payload.get("val_metrics", {}).items():
+    for key, value in items("val_metrics"):
         out[key] = _number(value)
-    for key, value in payload.get("train_metrics", {}).items():
+    for key, value in items("train_metrics"):
         out.setdefault(key, _number(value))
     return out
 
@@ -108,11 +239,13 @@ def get_run(store: Store, req: qpb.RunRef) -> qpb.RunDetail:
         last = store.last_epoch(conn, run_id)
     out = qpb.RunDetail()
     run_summary(row, out.summary)
-    dict_to_struct(row["hyperparameters"], out.hyperparameters)
-    out.versions.update(row["versions"] or {})
+    if isinstance(row["hyperparameters"], dict):
+        dict_to_struct(row["hyperparameters"], out.hyperparameters)
+    versions = row["versions"] if isinstance(row["versions"], dict) else {}
+    out.versions.update({str(k): str(v) for k, v in versions.items()})
     if row["device"]:
-        dict_to_message(row["device"], out.device)
-    out.world_size = _fits(row["world_size"], U32_MAX)
+        fill(row["device"], out.device, "run device", run_id)
+    out.world_size = _fits(row["world_size"], U32_MAX, "run world size", run_id)
     out.on_critical = ON_CRITICAL_VALUES.get(row["on_critical"], tpb.ON_CRITICAL_WARN)
     dict_to_struct(final_metrics(last), out.final_metrics)
     if row["error_type"] or row["error_message"]:
@@ -121,7 +254,7 @@ def get_run(store: Store, req: qpb.RunRef) -> qpb.RunDetail:
         out.error.traceback = row["traceback"] or ""
     out.git_commit = row["git_commit"] or ""
     float_to_ts(row["last_seen_at"], out.last_seen_at)
-    if row["thresholds"]:
+    if isinstance(row["thresholds"], dict):
         dict_to_struct(row["thresholds"], out.thresholds)
     return out
 
@@ -143,8 +276,8 @@ def get_epochs(store: Store, req: qpb.EpochsRequest) -> qpb.EpochsResponse:
         )
     resp = qpb.EpochsResponse(run_id=run_id)
     for row in rows:
-        item = resp.epochs.add(rank=row["rank"])
-        dict_to_message(row["payload"], item.summary)
+        item = resp.epochs.add(rank=_fits(row["rank"], U32_MAX, "epoch rank", run_id))
+        fill(row["payload"], item.summary, "epoch summary", run_id)
     return resp
 
 
@@ -169,7 +302,8 @@ def get_logs(store: Store, req: qpb.LogsRequest) -> qpb.LogsResponse:
     resp = qpb.LogsResponse(run_id=run_id)
     for row in rows:
         r = resp.records.add(level=row["level"], logger=row["logger"] or "", message=row["message"],
-                             epoch=row["epoch"] or 0, kind=row["kind"] or "", rank=row["rank"] or 0)
+                             epoch=_fits(row["epoch"], U32_MAX, "log record epoch", run_id), kind=row["kind"] or "",
+                             rank=_fits(row["rank"], U32_MAX, "log record rank", run_id))
         float_to_ts(row["time"], r.time)
     return resp
 
@@ -178,4 +312,4 @@ def get_architecture(store: Store, req: qpb.RunRef) -> tpb.ModelInfo:
     with store.connect() as conn:
         run_id = store.resolve_run(conn, req.run, req.project)
         payload = store.architecture(conn, run_id)
-    return dict_to_message(payload, tpb.ModelInfo()) if payload else tpb.ModelInfo()
+    return fill(payload, tpb.ModelInfo(), "architecture", run_id) if payload else tpb.ModelInfo()

@@ -63,18 +63,43 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = sa.create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
-        self.url = parsed.render_as_string(hide_password=True)
+        # The URL as given (render_as_string would write sqlite:///file:x.db as file%3Ax.db), the password hidden.
+        self.url = url if parsed.password is None else parsed.render_as_string(hide_password=True)
+        self._sqlite_path = (parsed.database if self.dialect == "sqlite" and parsed.database
+                             and parsed.database != ":memory:" else None)
 
     def create_schema(self) -> tuple[str | None, str]:
-        """Apply the Alembic migrations (see `_migrate`); returns (revision before, revision after)."""
+        """Apply the Alembic migrations (see `_migrate`), then check that the store takes writes (a read-only file
+        whose schema is already current would otherwise start and then fail every write); returns (revision
+        before, revision after). Raises `StoreUnusable`, one line naming the URL and the reason."""
         from ._migrate import upgrade
 
         try:
-            return upgrade(self.engine)
+            revisions = upgrade(self.engine)
+            self._check_writable()
         except (sa.exc.DBAPIError, OSError) as exc:
-            orig = getattr(exc, "orig", None) or exc
-            reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-            raise StoreUnusable(f"cannot use the store {self.url}: {reason}") from None
+            raise StoreUnusable(f"cannot use the store {self.url}: {self._reason(exc)}") from None
+        return revisions
+
+    def _check_writable(self) -> None:
+        """A write that changes nothing, rolled back: refused by a read-only SQLite file (or `?mode=ro`) and by a
+        PostgreSQL session or server that is read-only."""
+        with self.engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0"))
+            finally:
+                tx.rollback()
+
+    def _reason(self, exc: BaseException) -> str:
+        orig = getattr(exc, "orig", None) or exc
+        reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        if "read-only" in reason or "readonly" in reason:
+            reason = f"it is read-only ({reason}); the collector must write to its store"
+        path = self._sqlite_path
+        if path and not path.startswith("file:") and pathlib.Path(path).expanduser().is_dir():
+            reason = f"{pathlib.Path(path).expanduser()} is a folder, not a database file ({reason})"
+        return reason
 
     def close(self) -> None:
         self.engine.dispose()

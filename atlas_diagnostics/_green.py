@@ -15,6 +15,10 @@ smartphone charged, 8.887e-3 t CO2 per gallon of gasoline burned (2.348 kg per l
 one urban tree seedling grown for 10 years.
 
 Cost prices CO2 at the EU ETS allowance price, default EUR 50 per tonne (configurable: ``eur_per_tonne``).
+
+A figure that comes out beyond what a float holds (a broken reading such as 1e308 kg of CO2 in one epoch makes the
+total infinite) stays ``inf`` or ``nan`` (``"Infinity"``/``"NaN"`` in ``to_dict``) and ``notes`` names it, so a
+reader that shows it as null can say why.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class SustainabilityInsight:
     wasted_cost_eur: float | None = None
     grade: str | None = None
     co2_equivalents: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # figures that overflowed (inf or nan), named
 
     def to_dict(self) -> dict[str, Any]:
         out = encode(asdict(self))
@@ -133,7 +138,7 @@ def green_insight(engine: Engine, *, eur_per_tonne: float = DEFAULT_EUR_PER_TONN
              if i.check == "redundant_layers"]
     efficiency = _parameter_efficiency(engine, issues)
     price = float(eur_per_tonne) / 1000.0  # EUR per kg
-    return SustainabilityInsight(
+    figures: dict[str, Any] = dict(
         optimal_stop_epoch=stop,
         optimal_stop_basis=basis if stop is not None else None,
         wasted_epochs=wasted_epochs,
@@ -161,6 +166,21 @@ def green_insight(engine: Engine, *, eur_per_tonne: float = DEFAULT_EUR_PER_TONN
         co2_equivalents=({name: total_co2 / kg for name, kg in CO2_FACTORS_KG.items()}
                          if total_co2 is not None else {}),
     )
+    return SustainabilityInsight(**figures, notes=_overflow_notes(figures))
+
+
+def _overflow_notes(figures: dict[str, Any]) -> list[str]:
+    """One note naming the figures that are not finite (an overflow of out-of-scale readings), one for the CO2
+    equivalents."""
+    notes: list[str] = []
+    bad = [key for key, value in figures.items() if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        notes.append(f"{', '.join(bad)}: beyond what a number holds (the run's readings add up past 1.8e308: a broken "
+                     "carbon, energy or time reading?)")
+    bad = [name for name, value in figures["co2_equivalents"].items() if not math.isfinite(value)]
+    if bad:
+        notes.append(f"co2_equivalents {', '.join(bad)}: beyond what a number holds")
+    return notes
 
 
 _WASTEFUL = ("dead_layers", "vanishing_gradients", "frozen_output_layers", "redundant_layers",

@@ -192,5 +192,7 @@ class Agent:
 
 
 def stdout_writer(text: str) -> None:
-    sys.stdout.write(text)
+    from .._app import safe  # the answer may quote what a trainer sent (a log line with terminal sequences)
+
+    sys.stdout.write(safe(text))
     sys.stdout.flush()
