@@ -38,6 +38,10 @@ class AtlasConfig:
             Sampled less often (a multiple of `layer_health_every`, at least once per epoch) when a sampled
             step costs more than `layer_health_budget` of training time: small models on a CPU, whose steps
             take milliseconds; the interval in force is logged when it changes.
+        track_facts: how the run is set up, for the diagnosis of programming bugs: optimizer settings and which
+            parameters it holds, scheduler, clipping, the first batches' input and target statistics, the model's
+            output on the first step, train/eval mode, gradients not cleared between the first steps, parameters
+            that never receive a gradient (hooks for the first 16 optimizer steps only).
         track_profiler: torch.profiler summaries on step 1 of epoch 0 and of every `profile_every_epochs`-th
             epoch. Off by default: a profiled step costs several times a normal one.
         loss_sync_every: on an accelerator, per-step losses stay on the device and are copied to the
@@ -62,6 +66,7 @@ class AtlasConfig:
     track_logs: bool = True
     track_architecture: bool = True
     track_layer_health: bool = True
+    track_facts: bool = True
     track_profiler: bool = False
     grad_norm_every: int = 10
     layer_health_every: int = 10

@@ -236,6 +236,8 @@ class RunCore:
         self._layers: Any = None
         self._profiler: Any = None
         self._profile_summary: Any = None
+        self.facts: Any = None  # FactsProbe (rank zero, `track_facts`): how the run is set up
+        self._facts_output = False  # the output hooks are on for the coming step
         self._step_in_epoch = 0
         self._armed = False  # something is instrumented for the coming step: undone after it
 
@@ -342,6 +344,10 @@ class RunCore:
             self._layers = LayerHealthMonitor(model, every_n_steps=cfg.layer_health_every,
                                               max_layers=cfg.layer_health_max_layers,
                                               cost_budget=cfg.layer_health_budget)
+        if cfg.track_facts:
+            from ._facts import FactsProbe
+
+            self.facts = FactsProbe(model)
         if cfg.track_profiler:
             from ._profiler import StepProfiler
 
@@ -357,6 +363,16 @@ class RunCore:
     @never_raises
     def before_step(self) -> None:
         """Before a training step's forward: arm the sampled layer hooks and the profiler for this step."""
+        facts = self.facts
+        if facts is not None and self._model is not None:
+            facts.step(getattr(self._model, "training", None))
+            if self._step_in_epoch == 0:
+                facts.eval_layers()
+            if not facts._output_done and not self._facts_output:
+                from ._architecture import iter_layers
+
+                facts.watch_output((name, m) for name, m, _ in iter_layers(self._model) if m is not self._model)
+                self._facts_output = self._armed = True
         if self._armed:
             return
         step = self.global_step + 1
@@ -422,6 +438,9 @@ class RunCore:
 
     def _after_instrumented_step(self) -> None:
         self._armed = False
+        if self._facts_output:
+            self._facts_output = False
+            self.facts.unwatch_output()
         if self._layers is not None and self._layers.armed:
             self._layers.disarm()
         if self._profiler is not None and getattr(self._profiler, "active", False):
@@ -472,6 +491,10 @@ class RunCore:
             self._profile_summary = None
         if self._logs is not None:
             summary.log_counts.CopyFrom(self._logs.epoch_counts(summary.epoch + 1))
+        if self.facts is not None:
+            facts = self.facts.take()
+            if facts:
+                summary.facts.update(facts)
         self.transport.send("epoch_summary", summary)
 
     @never_raises
@@ -508,7 +531,7 @@ class RunCore:
                         self.run_id, self.collector, time.monotonic() - t0)
 
     def _close_channels(self) -> None:
-        for name in ("_logs", "_gpu", "_carbon", "_layers", "_tracer"):
+        for name in ("_logs", "_gpu", "_carbon", "_layers", "_tracer", "facts"):
             channel = getattr(self, name)
             if channel is None:
                 continue

@@ -80,6 +80,29 @@ def _step_counter(trainer: Any) -> Any:
     return None
 
 
+def _schedulers(trainer: Any) -> list[dict[str, Any]]:
+    out = []
+    for config in getattr(trainer, "lr_scheduler_configs", None) or ():
+        out.append({"type": type(config.scheduler).__name__, "interval": str(config.interval),
+                    "frequency": int(config.frequency)})
+    return out
+
+
+def _sampler(trainer: Any) -> str | None:
+    """The training sampler's class (a DistributedSampler says whether it shuffles), or None."""
+    try:
+        loader = trainer.train_dataloader
+        sampler = getattr(loader, "sampler", None)
+        if sampler is None:
+            return None
+        name = type(sampler).__name__
+        if hasattr(sampler, "shuffle"):
+            name += f"(shuffle={bool(sampler.shuffle)})"
+        return name
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in metrics.items():
@@ -235,10 +258,15 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         self._counter = _step_counter(trainer)
         self._core.epoch_start(trainer.current_epoch)
         self._grad_due = self._core.grad_due()
+        if self._core.facts is not None and self._core.global_step == 0:
+            self._core.facts.setup(sampler=_sampler(trainer))
 
     @override
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._batch_n = _batch_size(batch)
+        facts = self._core.facts
+        if facts is not None:
+            facts.batch(batch)
         self._core.before_step()
 
     @override
@@ -325,6 +353,12 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         if trainer.world_size > 1 and timeout is not None:
             self._core.control.pg_timeout = timeout.total_seconds()
         self._core.attach_model(pl_module)
+        if self._core.facts is not None:
+            self._core.facts.setup(
+                optimizers=trainer.optimizers, schedulers=_schedulers(trainer),
+                manual=not pl_module.automatic_optimization, grad_clip=trainer.gradient_clip_val or 0.0,
+                grad_clip_algorithm=str(getattr(trainer, "gradient_clip_algorithm", None) or "norm"),
+                max_epochs=trainer.max_epochs if (trainer.max_epochs or 0) > 0 else None)
 
     @never_raises
     def _control(self, trainer: Any, pl_module: Any) -> None:

@@ -68,6 +68,7 @@ class Observer:
         )
         self._hyperparameters = dict(hyperparameters or {})
         self._model: Any = None
+        self._optimizer: Any = None  # the last optimizer `step` was given (its facts are read once)
         self._metrics: dict[str, float] = {}
         self._epoch = 0
 
@@ -87,6 +88,8 @@ class Observer:
         self._model = model
         self._ensure_started()
         self._core.attach_model(model)
+        if self._core.facts is not None:
+            self._core.facts.hook_inputs()
         self._core.before_step()
 
     def step(
@@ -103,8 +106,12 @@ class Observer:
         core = self._core
         if not core.started:
             self._ensure_started()
-        if lr is None and optimizer is not None:
-            lr = _first_lr(optimizer)
+        if optimizer is not None:
+            if lr is None:
+                lr = _first_lr(optimizer)
+            if optimizer is not self._optimizer and core.facts is not None:
+                self._optimizer = optimizer
+                core.facts.watch_optimizers([optimizer])
         grad_norm = core.grad_norm(self._model.parameters()) if self._model is not None else None
         core.step(loss, batch_size=batch_size, seq_len=seq_len, lr=lr, metrics=metrics, grad_norm=grad_norm)
         self._control()

@@ -199,6 +199,7 @@ class EpochAccumulator:
         out.lr.extend(float(x) for x in lrs)
         if self.grad_norms:
             out.grad_norm = sum(self.grad_norms) / len(self.grad_norms)
+            out.grad_norm_max = max(self.grad_norms)
         if self._config.track_throughput and self.batches:
             t = out.throughput
             t.batches = self.batches

@@ -139,6 +139,15 @@ class AtlasTracker(GeneralTracker):
             except Exception:  # noqa: BLE001
                 unwrapped = model
         self._core.attach_model(unwrapped)
+        facts = self._core.facts
+        if facts is not None:
+            facts.hook_inputs()
+            acc = self._accelerator
+            if acc is not None:
+                facts.setup(optimizers=list(getattr(acc, "_optimizers", [])),
+                            schedulers=[{"type": type(getattr(s, "scheduler", s)).__name__, "interval": "unknown",
+                                         "frequency": 1} for s in getattr(acc, "_schedulers", [])],
+                            manual=True)
         self._core.before_step()
 
     def epoch_end(self, val_metrics: Mapping[str, Any] | None = None) -> None:

@@ -517,7 +517,7 @@ class LogCounts(_message.Message):
     def __init__(self, console: _Optional[int] = ..., warning: _Optional[int] = ..., error: _Optional[int] = ...) -> None: ...
 
 class EpochSummary(_message.Message):
-    __slots__ = ("epoch", "duration_seconds", "started_at", "ended_at", "global_step", "loss", "val_metrics", "train_metrics", "throughput", "memory", "system", "gpus", "lr", "grad_norm", "profiler", "layer_health", "carbon", "log_counts", "amp_skipped_steps", "grad_accumulation")
+    __slots__ = ("epoch", "duration_seconds", "started_at", "ended_at", "global_step", "loss", "val_metrics", "train_metrics", "throughput", "memory", "system", "gpus", "lr", "grad_norm", "profiler", "layer_health", "carbon", "log_counts", "amp_skipped_steps", "grad_accumulation", "grad_norm_max", "facts")
     class ValMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -552,6 +552,8 @@ class EpochSummary(_message.Message):
     LOG_COUNTS_FIELD_NUMBER: _ClassVar[int]
     AMP_SKIPPED_STEPS_FIELD_NUMBER: _ClassVar[int]
     GRAD_ACCUMULATION_FIELD_NUMBER: _ClassVar[int]
+    GRAD_NORM_MAX_FIELD_NUMBER: _ClassVar[int]
+    FACTS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     duration_seconds: float
     started_at: _timestamp_pb2.Timestamp
@@ -572,7 +574,9 @@ class EpochSummary(_message.Message):
     log_counts: LogCounts
     amp_skipped_steps: int
     grad_accumulation: int
-    def __init__(self, epoch: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., global_step: _Optional[int] = ..., loss: _Optional[_Union[LossStats, _Mapping]] = ..., val_metrics: _Optional[_Mapping[str, float]] = ..., train_metrics: _Optional[_Mapping[str, float]] = ..., throughput: _Optional[_Union[Throughput, _Mapping]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ..., system: _Optional[_Union[System, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[GpuStats, _Mapping]]] = ..., lr: _Optional[_Iterable[float]] = ..., grad_norm: _Optional[float] = ..., profiler: _Optional[_Union[ProfilerSummary, _Mapping]] = ..., layer_health: _Optional[_Union[LayerHealth, _Mapping]] = ..., carbon: _Optional[_Union[Carbon, _Mapping]] = ..., log_counts: _Optional[_Union[LogCounts, _Mapping]] = ..., amp_skipped_steps: _Optional[int] = ..., grad_accumulation: _Optional[int] = ...) -> None: ...
+    grad_norm_max: float
+    facts: _struct_pb2.Struct
+    def __init__(self, epoch: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., global_step: _Optional[int] = ..., loss: _Optional[_Union[LossStats, _Mapping]] = ..., val_metrics: _Optional[_Mapping[str, float]] = ..., train_metrics: _Optional[_Mapping[str, float]] = ..., throughput: _Optional[_Union[Throughput, _Mapping]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ..., system: _Optional[_Union[System, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[GpuStats, _Mapping]]] = ..., lr: _Optional[_Iterable[float]] = ..., grad_norm: _Optional[float] = ..., profiler: _Optional[_Union[ProfilerSummary, _Mapping]] = ..., layer_health: _Optional[_Union[LayerHealth, _Mapping]] = ..., carbon: _Optional[_Union[Carbon, _Mapping]] = ..., log_counts: _Optional[_Union[LogCounts, _Mapping]] = ..., amp_skipped_steps: _Optional[int] = ..., grad_accumulation: _Optional[int] = ..., grad_norm_max: _Optional[float] = ..., facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class LogRecord(_message.Message):
     __slots__ = ("time", "level", "logger", "message", "epoch", "kind", "rank")
