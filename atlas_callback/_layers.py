@@ -39,7 +39,8 @@ Definitions (over the sampled batches of one epoch):
   dimension otherwise (features, embedding dimensions, hidden units); every other dimension is a sample.
 - ``activation_mean``: mean of the batch means. ``activation_std``: pooled standard deviation,
   sqrt(mean of the within-batch variances + variance of the batch means). ``activation_var_of_means``: the
-  (population) variance of the batch means, absent with fewer than 2 batches.
+  (population) variance of the batch means, absent with fewer than 2 sampled steps. A layer that runs several
+  times in one step (two forward passes per step) contributes the mean of its passes, once per step.
 - ``zero_fraction``: fraction of units whose output was exactly 0 for every sample of every sampled batch (a
   per-unit count of non-zero outputs, kept on the device).
 - ``saturated_fraction`` (sigmoid and tanh outputs only): fraction of units in the flat region (``|tanh| > 0.99``,
@@ -646,6 +647,7 @@ class LayerHealthMonitor:
             gsq: dict[tuple[str, int], float] = {}
             dsq: dict[str, float] = {}
             wsq: dict[str, float] = {}
+            in_step: dict[tuple[str, str], list[float]] = {}
             for i, (site, fld) in enumerate(ks):
                 v = values[offset + i]
                 if fld == "dw":
@@ -655,7 +657,11 @@ class LayerHealthMonitor:
                 elif fld.startswith("g:"):
                     gsq[site, int(fld[2:])] = gsq.get((site, int(fld[2:])), 0.0) + v * v
                 else:
-                    series.setdefault((site, fld), []).append(v)
+                    in_step.setdefault((site, fld), []).append(v)
+            # a layer that ran twice in one step (two forward passes: SAM, R-Drop, consistency losses) counts once
+            # per step: the variance of batch means must compare batches, not two passes over one batch
+            for k, vs in in_step.items():
+                series.setdefault(k, []).append(sum(vs) / len(vs))
             for (site, passes), total in gsq.items():  # root mean square over the step's backward passes
                 series.setdefault((site, "gnorm"), []).append(math.sqrt(total / passes))
             step_updates.append([(site, dsq.get(site, math.nan), w) for site, w in wsq.items()])

@@ -152,6 +152,32 @@ def test_one_sample_has_no_variance_of_means() -> None:
     assert rows["0"].samples == 1 and not rows["0"].HasField("activation_var_of_means")
 
 
+def test_two_forward_passes_in_one_step_count_as_one_sample() -> None:
+    """R-Drop, SAM, consistency losses: the same batch twice per step is not two batches. One sampled step gives
+    no variance of batch means (it used to read ~0 and call the layer frozen); two steps give a real one."""
+    model = relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def twice(steps: int) -> Any:
+        monitor = LayerHealthMonitor(model, every_n_steps=1, strict=True)
+        for step in range(steps):
+            monitor.arm(step)
+            x, y = mlp_batch()
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y) + nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            monitor.disarm()
+        rows = {r.name: r for r in monitor.epoch_end().layers}
+        monitor.close()
+        return rows
+
+    one = twice(1)
+    assert one["0"].samples == 1 and not one["0"].HasField("activation_var_of_means")
+    two = twice(2)
+    assert two["0"].samples == 2 and two["0"].activation_var_of_means > 1e-6
+
+
 def test_hooks_exist_only_on_sampled_steps_and_nothing_is_kept_alive(monkeypatch: pytest.MonkeyPatch) -> None:
     model = SmallCNN()
     monitor = LayerHealthMonitor(model, every_n_steps=5, strict=True)
