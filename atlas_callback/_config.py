@@ -51,6 +51,9 @@ class AtlasConfig:
             handed to the sender.
         flush_timeout_s: the most the end of training (or interpreter exit) waits for the collector to
             acknowledge what was sent.
+        quiet: no stderr line when Atlas acts on the run (stop, pause, resume, lost or regained collector, spooled
+            records). Off by default: those lines are printed whatever the logging setup (once: not when the
+            application's own logging handlers show them already).
         max_queue: records buffered in memory before the oldest are dropped (and counted).
         spool_max_mb: size bound of the on-disk spool of one run and rank under ``ATLAS_HOME/spool``
             (every record not yet acknowledged by the collector); 0 disables the spool.
@@ -68,6 +71,7 @@ class AtlasConfig:
     track_layer_health: bool = True
     track_facts: bool = True
     track_profiler: bool = False
+    quiet: bool = False
     grad_norm_every: int = 10
     layer_health_every: int = 10
     layer_health_max_layers: int = 64

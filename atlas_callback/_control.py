@@ -37,6 +37,13 @@ class Control:
         self._pending_acks: list[tpb.Command] = []
         self._seen: set[str] = set()  # the collector re-sends unacknowledged commands after a reconnect
         self.stopped = False  # a stop was applied (for RunEnd's status)
+        self.run = ""  # the run's id, for the messages
+
+    def _name(self) -> str:
+        return f"run {self.run[:8]}" if self.run else "the run"
+
+    def _see(self) -> str:
+        return f"`atlas issues {self.run[:8]}`" if self.run else "`atlas issues latest`"
 
     # ------------------------------------------------------------------------------ sender side
 
@@ -50,16 +57,18 @@ class Control:
                 self.quiet = False
                 self._stop = True
                 self.stop_reason = command.reason or "stopped from the collector"
-                log.warning("atlas: STOP received: %s", self.stop_reason)
+                log.warning("atlas: %s stops at the next batch, STOP from the collector: %s (why: %s)",
+                            self._name(), self.stop_reason, self._see())
             elif command.kind == tpb.COMMAND_KIND_PAUSE:
                 self.quiet = False
                 self._pause = True
                 self.pause_reason = command.reason or "paused from the collector"
-                log.warning("atlas: PAUSE received: %s", self.pause_reason)
+                log.warning("atlas: %s pauses at the next batch, PAUSE from the collector: %s (go on: `atlas resume "
+                            "%s`)", self._name(), self.pause_reason, self.run[:8] or "latest")
             elif command.kind == tpb.COMMAND_KIND_RESUME:
                 self._pause = False
                 self.quiet = not self._stop
-                log.warning("atlas: RESUME received")
+                log.warning("atlas: %s resumes, RESUME from the collector", self._name())
             self._pending_acks.append(command)
             self._resumed.notify_all()
 
@@ -70,7 +79,7 @@ class Control:
                 self.quiet = False
                 self._stop = True
                 self.stop_reason = reason
-                log.warning("atlas: stopping: %s", reason)
+                log.warning("atlas: stopping %s: %s (why: %s)", self._name(), reason, self._see())
 
     def request_pause(self, reason: str) -> None:
         with self._lock:
@@ -78,7 +87,8 @@ class Control:
                 self.quiet = False
                 self._pause = True
                 self.pause_reason = reason
-                log.warning("atlas: pausing: %s", reason)
+                log.warning("atlas: pausing %s: %s (go on: `atlas resume %s`)", self._name(), reason,
+                            self.run[:8] or "latest")
 
     # ---------------------------------------------------------------------------- trainer side
 

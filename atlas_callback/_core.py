@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
+from . import _notice
 from ._config import (
     ON_CRITICAL,
     TLS_UNUSABLE,
@@ -302,6 +303,8 @@ class RunCore:
                                      track_loss=rank == 0)
         self._start_channels(device_kind)
         self.started = True
+        self.control.run = self.run_id or ""
+        _notice.install(id(self), self.config.quiet)
         _live_cores.add(self)
         _install_exit_hooks()
         log.info("atlas: run %s (%s/%s) rank %d streaming to %s", self.run_id, self.project, self.run_name or "-",
@@ -529,6 +532,7 @@ class RunCore:
         if not flushed and self.mode == "online":
             log.warning("atlas: could not deliver every record of run %s to %s within %.1fs",
                         self.run_id, self.collector, time.monotonic() - t0)
+        _notice.forget(id(self))
 
     def _close_channels(self) -> None:
         for name in ("_logs", "_gpu", "_carbon", "_layers", "_tracer", "facts"):

@@ -394,7 +394,7 @@ class Transport:
             for response in call:
                 if not self.connected.is_set():
                     if self.ever_connected:
-                        log.info("atlas: reconnected to the collector at %s", self.target)
+                        log.warning("atlas: reconnected to the collector at %s; sending what was kept", self.target)
                     self.ever_connected = True
                     self.connected.set()
                 which = response.WhichOneof("body")

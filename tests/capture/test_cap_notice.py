@@ -1,0 +1,54 @@
+"""When Atlas acts on a run the trainer's terminal says so, in one line, whatever the logging setup (issue 17):
+a fresh Python process, as a user's script is."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = r"""
+import logging, math, sys
+{logging_setup}
+from atlas_callback import AtlasConfig, Observer
+with Observer(project="notice", on_critical="stop", config=AtlasConfig(track_carbon=False, quiet={quiet})) as obs:
+    for step in range(10):
+        obs.step(math.nan if step == 4 else 1.0)
+        if obs.should_stop:
+            print("loop left at step", step)
+            break
+"""
+
+
+def run(tmp_path, *, quiet: bool = False, logging_setup: str = "") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ATLAS_HOME=str(tmp_path), ATLAS_MODE="offline")
+    code = SCRIPT.format(quiet=quiet, logging_setup=logging_setup)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+
+
+def stop_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "stopping run" in line]
+
+
+def test_a_stop_is_one_line_on_stderr_without_any_logging_setup(tmp_path) -> None:
+    done = run(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "loop left at step 4" in done.stdout
+    [line] = stop_lines(done.stderr)
+    assert line.startswith("atlas: stopping run ") and "non-finite loss (nan) at step 5" in line
+    assert "`atlas issues " in line  # where to learn more
+
+
+def test_quiet_silences_it(tmp_path) -> None:
+    done = run(tmp_path, quiet=True)
+    assert done.returncode == 0 and "loop left at step 4" in done.stdout
+    assert stop_lines(done.stderr) == []
+
+
+@pytest.mark.parametrize("setup", ["logging.basicConfig(level=logging.WARNING)",
+                                   "logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')"])
+def test_a_configured_logging_shows_it_once(tmp_path, setup: str) -> None:
+    done = run(tmp_path, logging_setup=setup)
+    assert done.returncode == 0, done.stderr
+    assert len(stop_lines(done.stderr)) == 1, done.stderr
