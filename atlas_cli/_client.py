@@ -208,6 +208,10 @@ def issue_dict(i: qpb.Issue) -> dict[str, Any]:
         "first_seen_epoch": opt(i, "first_seen_epoch"),
         "last_seen_epoch": opt(i, "last_seen_epoch"),
         "active": i.active,
+        "rank": i.rank or None,
+        "explains": list(i.explains),
+        "evidence": struct_dict(i.evidence),
+        "insight": None,
     }
 
 

@@ -9,8 +9,8 @@ import click
 from ._app import Ctx, cli, echo, output, render_kv, render_table
 
 SEVERITIES = ("critical", "warning", "info")
-ISSUE_COLUMNS = [("run", "RUN"), ("severity", "SEVERITY"), ("check", "CHECK"), ("category", "CATEGORY"),
-                 ("epochs", "EPOCHS"), ("layer", "LAYER"), ("title", "TITLE")]
+ISSUE_COLUMNS = [("run", "RUN"), ("rank", "#"), ("severity", "SEVERITY"), ("check", "CHECK"),
+                 ("category", "CATEGORY"), ("epochs", "EPOCHS"), ("layer", "LAYER"), ("title", "TITLE")]
 EQUIVALENT_NAMES = {
     "km_driven_by_car": "km driven by an average car",
     "smartphone_charges": "smartphone charges",
@@ -85,18 +85,53 @@ def _span(issue: dict[str, Any]) -> str:
     return str(first) if last in (None, first) else f"{first}-{last}"
 
 
+def folded(issues: list[dict[str, Any]]) -> list[tuple[dict[str, Any], bool]]:
+    """The issues in rank order with each cause's symptoms right under it: ``(issue, folded)``, where ``folded``
+    marks a symptom another listed issue of its run explains (`explains`)."""
+    out: list[tuple[dict[str, Any], bool]] = []
+    done: set[int] = set()
+    by_run: dict[str, list[int]] = {}
+    for n, i in enumerate(issues):
+        by_run.setdefault(i.get("run") or "", []).append(n)
+    for n, i in enumerate(issues):
+        if n in done:
+            continue
+        run = by_run[i.get("run") or ""]
+        explained = {c for m in run for c in issues[m].get("explains") or ()}
+        if i["check"] in explained and any(i["check"] in (issues[m].get("explains") or ()) and m not in done
+                                           for m in run if m != n):
+            continue  # shown under its cause
+        done.add(n)
+        out.append((i, False))
+        for m in run:
+            if m not in done and issues[m]["check"] in (i.get("explains") or ()):
+                done.add(m)
+                out.append((issues[m], True))
+    out.extend((issues[n], False) for n in range(len(issues)) if n not in done)
+    return out
+
+
 def issue_rows(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**i, "run": (i.get("run") or "")[:8], "epochs": _span(i),
-             "severity": i["severity"] if i.get("active", True) else f"{i['severity']} (cleared)"} for i in issues]
+    return [{**i, "run": (i.get("run") or "")[:8], "epochs": _span(i), "rank": i.get("rank") or "",
+             "check": ("  └ " if under else "") + i["check"],
+             "severity": i["severity"] if i.get("active", True) else f"{i['severity']} (cleared)"}
+            for i, under in folded(issues)]
 
 
 def print_issues(issues: list[dict[str, Any]], *, suggestions: bool = True) -> None:
     render_table(issue_rows(issues), ISSUE_COLUMNS)
     if suggestions and issues:
-        echo("")
-        for i in issues:
-            if i.get("suggestion") and i.get("active", True):
-                echo(f"- {i['check']}: {i['suggestion']}")
+        for i, under in folded(issues):
+            if under:
+                continue
+            echo("")
+            rank = f"{i['rank']}. " if i.get("rank") else "- "
+            cleared = "" if i.get("active", True) else " (cleared)"
+            echo(f"{rank}{i['check']}{cleared}: {i.get('description') or i.get('title')}")
+            if i.get("explains"):
+                echo(f"   explains: {', '.join(i['explains'])}")
+            if i.get("suggestion"):
+                echo(f"   fix: {i['suggestion']}")
 
 
 @cli.command()
@@ -104,12 +139,15 @@ def print_issues(issues: list[dict[str, Any]], *, suggestions: bool = True) -> N
 @click.option("--severity", type=click.Choice(SEVERITIES), help="Only issues of this severity.")
 @click.option("--all-runs", is_flag=True, help="Issues of every run (newest runs first).")
 @click.option("--project", help="With --all-runs: only runs of this project.")
-@click.option("--include-cleared", is_flag=True, help="Also issues whose condition has cleared.")
+@click.option("--active-only", is_flag=True, help="Hide issues whose condition has cleared.")
+@click.option("--include-cleared", is_flag=True, hidden=True, help="Kept for old scripts: cleared issues are shown.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_obj
 def issues(obj: Ctx, run: str | None, severity: str | None, all_runs: bool, project: str | None,
-           include_cleared: bool, as_json: bool) -> None:
-    """List the issues the diagnostics found in a run (default: the latest run).
+           active_only: bool, include_cleared: bool, as_json: bool) -> None:
+    """List the issues the diagnostics found in a run (default: the latest run), the most likely root cause
+    first (`#` is the rank), each cause's symptoms folded under it. Issues whose condition has cleared stay as
+    history, marked "(cleared)"; --active-only hides them.
 
     RUN is an id, a unique id prefix, a run name (the latest of that name) or `latest`.
 
@@ -120,7 +158,7 @@ def issues(obj: Ctx, run: str | None, severity: str | None, all_runs: bool, proj
     """
     if run and all_runs:
         raise click.UsageError("give either RUN or --all-runs, not both")
-    rows = list_issues(obj, run, severity=severity or "", all_runs=all_runs, include_inactive=include_cleared,
+    rows = list_issues(obj, run, severity=severity or "", all_runs=all_runs, include_inactive=not active_only,
                        project=project or "")
     if as_json or obj.json:
         import json

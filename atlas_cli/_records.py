@@ -78,7 +78,8 @@ def epoch_record(s: Any, rank: int = 0) -> Any:
                                memory_used_mb=opt(g, "memory_used_mb"), memory_total_mb=opt(g, "memory_total_mb"),
                                power_watts=opt(g, "power_watts"), temperature_c=opt(g, "temperature_c"))
                    for g in s.gpus),
-        lr=tuple(s.lr), grad_norm=opt(s, "grad_norm"),
+        lr=tuple(s.lr), grad_norm=opt(s, "grad_norm"), grad_norm_max=opt(s, "grad_norm_max"),
+        facts=json_format.MessageToDict(s.facts) if s.HasField("facts") else {},
         amp_skipped_steps=s.amp_skipped_steps, grad_accumulation=max(1, s.grad_accumulation),
         profiler=profiler, layers=layers,
         correlations=tuple(d.CorrelationRecord(layer_a=c.layer_a, layer_b=c.layer_b, correlation=c.correlation)

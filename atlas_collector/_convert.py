@@ -111,3 +111,8 @@ def finite_or_none(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return value
+
+
+def struct_dict(msg: Any) -> dict[str, Any]:
+    """A google.protobuf.Struct as a plain dict (numbers as floats)."""
+    return json_format.MessageToDict(msg)

@@ -35,7 +35,7 @@ from atlas_diagnostics import (
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from . import _schema as s
-from ._convert import dict_to_message, opt, ts_to_float
+from ._convert import dict_to_message, opt, struct_dict, ts_to_float
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ def epoch_record(row: Mapping[str, Any]) -> EpochRecord:
                              memory_used_mb=opt(g, "memory_used_mb"), memory_total_mb=opt(g, "memory_total_mb"),
                              power_watts=opt(g, "power_watts"), temperature_c=opt(g, "temperature_c"))
                    for g in m.gpus),
-        lr=tuple(m.lr), grad_norm=opt(m, "grad_norm"),
+        lr=tuple(m.lr), grad_norm=opt(m, "grad_norm"), grad_norm_max=opt(m, "grad_norm_max"),
+        facts=struct_dict(m.facts) if m.HasField("facts") else {},
         amp_skipped_steps=int(m.amp_skipped_steps), grad_accumulation=max(1, int(m.grad_accumulation)),
         profiler=profiler, layers=layers,
         correlations=tuple(CorrelationRecord(layer_a=x.layer_a, layer_b=x.layer_b, correlation=x.correlation)
@@ -145,7 +146,7 @@ def architecture(payload: Mapping[str, Any] | None) -> Architecture | None:
         layers.append(ArchLayer(name=x.name, type=x.type, parameters=int(x.parameters),
                                 pct_of_total=x.pct_of_total if x.pct_of_total else None))
         attrs: dict[str, Any] = {}
-        raw = dict(x.attributes.items()) if x.attributes else {}
+        raw = struct_dict(x.attributes) if x.attributes else {}  # plain lists (a Struct's ListValue is not one)
         for key in _NODE_INTS:
             if key in raw and _as_int(raw[key]) is not None:
                 attrs[key] = _as_int(raw[key])
@@ -205,7 +206,7 @@ def issue_row(run_id: str, issue: Issue, now: float) -> dict[str, Any]:
         "category": issue.category, "title": issue.title, "description": issue.description,
         "suggestion": issue.suggestion, "epoch": issue.epoch, "step": issue.step, "layer": issue.layer,
         "metric_key": issue.metric_key, "metric_value": d["metric_value"], "thresholds": d["thresholds"],
-        "first_seen_epoch": issue.first_seen_epoch, "last_seen_epoch": issue.last_seen_epoch,
+        "evidence": d["evidence"], "first_seen_epoch": issue.first_seen_epoch, "last_seen_epoch": issue.last_seen_epoch,
         "active": issue.active, "updated_at": now,
     }
 
@@ -220,7 +221,7 @@ def row_issue(row: Mapping[str, Any]) -> Issue:
         description=row["description"], suggestion=row["suggestion"], epoch=row["epoch"], step=row["step"],
         layer=row["layer"], metric_key=row["metric_key"], metric_value=value, thresholds=row["thresholds"] or {},
         first_seen_epoch=row["first_seen_epoch"], last_seen_epoch=row["last_seen_epoch"], active=bool(row["active"]),
-        key=row["key"] or None,
+        key=row["key"] or None, evidence=row.get("evidence") or {},
     )
 
 

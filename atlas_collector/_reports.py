@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from atlas_diagnostics import SEVERITIES, SEVERITY_WEIGHT, Issue, green_insight, health_report
+from atlas_diagnostics import SEVERITIES, Issue, green_insight, health_report, rank_issues
 
 from atlas_proto.v1 import query_pb2 as qpb
 
@@ -63,10 +63,11 @@ def issue_message(run_id: str, issue: Issue, out: qpb.Issue | None = None) -> qp
     if issue.last_seen_epoch is not None:
         out.last_seen_epoch = issue.last_seen_epoch
     out.active = issue.active
+    out.rank = issue.rank or 0
+    out.explains.extend(issue.explains)
+    dict_to_struct(dict(issue.evidence), out.evidence)
     return out
 
-
-_SEV_RANK = sa.case({"critical": 0, "warning": 1, "info": 2}, value=s.issues.c.severity, else_=3)
 
 
 def list_issues(sv: Services, req: qpb.IssuesRequest) -> qpb.IssuesResponse:
@@ -85,15 +86,18 @@ def list_issues(sv: Services, req: qpb.IssuesRequest) -> qpb.IssuesResponse:
             run_id = sv.store.resolve_run(conn, req.run or "latest", req.project)
             sv.driver.settle(run_id, SETTLE_S)
             q = q.where(c.run_id == run_id)
-        if req.severity:
-            q = q.where(c.severity == req.severity)
-        if not req.include_inactive:
-            q = q.where(c.active.is_(True))
-        rows = conn.execute(q.order_by(c.active.desc(), _SEV_RANK, c.first_seen_epoch, c.check_id, c.id)
-                            .limit(MAX_ISSUES)).all()
-    resp = qpb.IssuesResponse()
+        # every issue of the run(s), cleared ones included: they count in the ranking (root cause first)
+        rows = conn.execute(q.join(s.runs, s.runs.c.id == c.run_id)
+                            .order_by(s.runs.c.started_at.desc(), c.run_id, c.id).limit(MAX_ISSUES)).all()
+    by_run: dict[str, list[Issue]] = {}
     for row in rows:
-        issue_message(row.run_id, d.row_issue(row._mapping), resp.issues.add())
+        by_run.setdefault(row.run_id, []).append(d.row_issue(row._mapping))
+    resp = qpb.IssuesResponse()
+    for run_id, issues in by_run.items():
+        for issue in rank_issues(issues):
+            if (req.severity and issue.severity != req.severity) or (not req.include_inactive and not issue.active):
+                continue
+            issue_message(run_id, issue, resp.issues.add())
     return resp
 
 
@@ -107,8 +111,7 @@ def _health(conn: Any, run_id: str) -> qpb.HealthResponse:
     if score is not None:
         resp.health_score = float(report["health_score"])
     resp.severity_counts.update(report["severity_counts"])
-    active = sorted((i for i in issues if i.active),
-                    key=lambda i: (-SEVERITY_WEIGHT[i.severity], i.first_seen_epoch or 0, i.check))
+    active = [i for i in rank_issues(issues) if i.active]
     for issue in active[:len(report["top_issues"])]:
         issue_message(run_id, issue, resp.top_issues.add())
     for layer in report["top_layers"]:

@@ -196,6 +196,7 @@ issues = Table(
     Column("metric_key", String(200)),
     Column("metric_value", JSON),  # a number, "NaN"/"Infinity", or a string
     Column("thresholds", JSON),
+    Column("evidence", JSON),  # the numbers and facts behind the finding (an object)
     Column("first_seen_epoch", Integer),
     Column("last_seen_epoch", Integer),
     Column("active", Boolean, nullable=False),

@@ -30,6 +30,7 @@ from ._records import (
     ProfilerRecord,
     StepRecord,
 )
+from ._ranking import CAUSES, rank_issues
 from ._registry import RULES
 from ._results import (
     category_counts,
@@ -47,6 +48,7 @@ CHECK_IDS: tuple[str, ...] = tuple(sorted(RULES))
 
 __all__ = [
     "CATEGORIES",
+    "CAUSES",
     "CHECK_IDS",
     "CO2_FACTORS_KG",
     "CRITICAL_CHECKS",
@@ -77,6 +79,7 @@ __all__ = [
     "Thresholds",
     "UnknownCheckError",
     "category_counts",
+    "rank_issues",
     "check_info",
     "detect_arch_type",
     "diagnose",

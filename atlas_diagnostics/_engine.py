@@ -16,18 +16,32 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _rules_arch, _rules_layers, _rules_loss, _rules_profiler, _rules_sustainability, _rules_system  # noqa: F401  (register rules)
+from . import (  # noqa: F401  (register rules)
+    _rules_arch,
+    _rules_bugs,
+    _rules_layers,
+    _rules_loss,
+    _rules_profiler,
+    _rules_sustainability,
+    _rules_system,
+)
 from ._architecture import Architecture, RunInfo
 from ._exceptions import DiagnosticsError, UnknownCheckError
 from ._issue import SEVERITIES, Finding, Issue
 from ._records import EpochRecord, LogRecord, StepRecord
 from ._registry import RULES, Rule
 from ._state import Context, RunState
+from ._ranking import rank_issues
 from ._thresholds import Thresholds
 
 __all__ = ["CRITICAL_CHECKS", "Engine", "IssueDelta", "diagnose"]
 
-CRITICAL_CHECKS = frozenset({"nan_loss", "loss_explosion", "exploding_gradients", "dead_layers"})
+#: The only checks that may raise a critical issue (ARCHITECTURE.md: critical means "stop this run now"):
+#: a non-finite loss, a loss that exploded and did not recover, non-finite or overflowing gradients, weights that
+#: never change, and a whole layer dead while the loss has stopped improving. Any other check that tried would be a
+#: bug in the rule; the engine refuses it.
+CRITICAL_CHECKS = frozenset({"nan_loss", "loss_explosion", "exploding_gradients", "optimizer_not_stepping_model",
+                             "dead_layers"})
 _CLEARING = frozenset({"epoch", "arch", "time", "rank"})
 _SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
 
@@ -37,20 +51,23 @@ class IssueDelta:
     """What one update changed.
 
     ``new``: issues that did not exist before, or were inactive and are active again. ``updated``: active issues
-    seen again (their last epoch, numbers or severity moved). ``cleared``: issues that were active and are not.
+    seen again (their last epoch, numbers or severity moved). ``cleared``: issues that were active and are not
+    (the engine keeps them, inactive, as history). ``escalated``: the updated issues whose severity rose to
+    critical with this update (a loss explosion found while still below the starting loss, then past it).
     """
 
     new: tuple[Issue, ...] = ()
     updated: tuple[Issue, ...] = ()
     cleared: tuple[Issue, ...] = ()
+    escalated: tuple[Issue, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.new or self.updated or self.cleared)
 
     @property
     def new_critical(self) -> tuple[Issue, ...]:
-        """New active critical issues: what ``on_critical`` acts on."""
-        return tuple(i for i in self.new if i.active and i.severity == "critical")
+        """Active issues that became critical with this update, new or escalated: what ``on_critical`` acts on."""
+        return tuple(i for i in self.new if i.active and i.severity == "critical") + self.escalated
 
 
 class Engine:
@@ -151,9 +168,10 @@ class Engine:
         return self._delta(before)
 
     def issues(self, *, active_only: bool = False) -> tuple[Issue, ...]:
-        """Every issue of the run (most severe first, then by first epoch), or only the active ones."""
-        found = [i for i in self._issues.values() if i.active or not active_only]
-        return tuple(sorted(found, key=_issue_order))
+        """Every issue of the run, the most likely root cause first (:func:`rank_issues`: ranked over every issue,
+        cleared ones included, each with ``rank`` and ``explains``), or only the active ones (their ranks kept)."""
+        ranked = rank_issues(self._issues.values())
+        return tuple(i for i in ranked if i.active or not active_only)
 
     # -------------------------------------------------------------------------------------------- private ----
     def _current_epoch(self) -> int | None:
@@ -223,6 +241,8 @@ class Engine:
                 suggestion=f.suggestion, epoch=epoch, step=f.step, layer=f.layer, metric_key=f.metric_key,
                 metric_value=f.metric_value, thresholds=dict(f.thresholds), first_seen_epoch=first,
                 last_seen_epoch=last, active=True, key=ident[1],
+                evidence=dict(f.evidence) if f.evidence else
+                ({f.metric_key: f.metric_value} if f.metric_key and f.metric_value is not None else {}),
             )
         if not clear:
             return
@@ -235,7 +255,7 @@ class Engine:
             self._issues[ident] = dataclasses.replace(issue, active=False)
 
     def _delta(self, before: dict[tuple[str, str | None], Issue]) -> IssueDelta:
-        new, updated, cleared = [], [], []
+        new, updated, cleared, escalated = [], [], [], []
         for ident, issue in self._issues.items():
             old = before.get(ident)
             if old is None or (not old.active and issue.active):
@@ -244,8 +264,10 @@ class Engine:
                 cleared.append(issue)
             elif old != issue and issue.active:
                 updated.append(issue)
+                if issue.severity == "critical" and old.severity != "critical":
+                    escalated.append(issue)
         return IssueDelta(tuple(sorted(new, key=_issue_order)), tuple(sorted(updated, key=_issue_order)),
-                          tuple(sorted(cleared, key=_issue_order)))
+                          tuple(sorted(cleared, key=_issue_order)), tuple(sorted(escalated, key=_issue_order)))
 
 
 def _issue_order(issue: Issue) -> tuple[Any, ...]:

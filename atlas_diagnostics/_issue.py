@@ -35,6 +35,7 @@ class Finding:
     step: int | None = None
     key: str | None = None
     severity: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)  # the numbers and facts behind the finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,9 @@ class Issue:
     last_seen_epoch: int | None = None
     active: bool = True
     key: str | None = None  # identity within the check (layer, rank, GPU); not part of the JSON
+    evidence: Mapping[str, Any] = field(default_factory=dict)  # the numbers and facts behind the finding
+    rank: int | None = None  # 1 = the most likely root cause among the run's issues (see `rank_issues`)
+    explains: tuple[str, ...] = ()  # check ids of this run's issues that this one accounts for
 
     @property
     def ident(self) -> tuple[str, str | None]:
@@ -80,6 +84,10 @@ class Issue:
             "first_seen_epoch": self.first_seen_epoch,
             "last_seen_epoch": self.last_seen_epoch,
             "active": self.active,
+            "rank": self.rank,
+            "explains": list(self.explains),
+            "evidence": encode(dict(self.evidence)),
+            "insight": None,
         }
 
     @classmethod
@@ -87,8 +95,9 @@ class Issue:
         """Rebuild an issue from :meth:`to_dict` output (a stored or exported issue, for display and summaries);
         ``run`` is ignored. An engine's state is rebuilt by replaying the run's records, not from issues."""
         fields = ("check", "severity", "category", "title", "description", "suggestion", "epoch", "step", "layer",
-                  "metric_key", "metric_value", "thresholds", "first_seen_epoch", "last_seen_epoch", "active")
-        unknown = sorted(set(data) - set(fields) - {"run"})
+                  "metric_key", "metric_value", "thresholds", "first_seen_epoch", "last_seen_epoch", "active",
+                  "rank", "evidence")
+        unknown = sorted(set(data) - set(fields) - {"run", "explains", "insight"})
         if unknown:
             raise RecordError(f"Issue has no field {unknown[0]!r}; allowed: {', '.join(fields)}")
         missing = [k for k in ("check", "severity", "category", "title", "description", "suggestion") if k not in data]
@@ -102,6 +111,8 @@ class Issue:
         kwargs = {k: data[k] for k in fields if k in data}
         kwargs["metric_value"] = value
         kwargs["thresholds"] = dict(data.get("thresholds") or {})
+        kwargs["evidence"] = dict(data.get("evidence") or {})
+        kwargs["explains"] = tuple(data.get("explains") or ())
         return cls(**kwargs, key=data.get("layer"))  # the engine's key is not in the JSON; the layer stands in
 
     def fix_prompt(self, context: str | None = None) -> str:

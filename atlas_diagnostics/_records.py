@@ -171,6 +171,7 @@ class EpochRecord(_Record):
     # optimisation
     lr: tuple[float, ...] = ()  # one per param group
     grad_norm: float | None = None  # mean total gradient norm over the epoch's optimizer steps
+    grad_norm_max: float | None = None  # the largest sampled total gradient norm of the epoch
     amp_skipped_steps: int = 0  # optimizer steps the AMP GradScaler skipped for inf/NaN gradients
     grad_accumulation: int = 1  # micro-batches per optimizer step
     # deep telemetry
@@ -181,6 +182,9 @@ class EpochRecord(_Record):
     # logs
     log_console_count: int | None = None
     log_error_count: int | None = None
+    # how the run is set up (optimizer, scheduler, inputs, targets, outputs, modes; ARCHITECTURE.md lists the
+    # keys): the keys new or changed since the previous epoch's record; the engine keeps the merged whole
+    facts: dict[str, Any] = field(default_factory=dict)
 
     _nested: ClassVar[Mapping[str, tuple[str, Any]]] = {
         "gpus": ("tuple", GpuRecord),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._ranking import rank_issues
 from ._issue import CATEGORIES, SEVERITIES, SEVERITY_WEIGHT, Issue
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def layer_highlights(issues: Iterable[Issue], layer_types: dict[str, str] | None
 def health_report(issues: Sequence[Issue], *, top: int = 5) -> dict[str, Any]:
     """The object of ``atlas health --json`` without ``run``: health_score, severity_counts, top_issues,
     top_layers (``layer``, ``severity_score``, ``checks``)."""
-    active = sorted(_active(issues), key=lambda i: (-SEVERITY_WEIGHT[i.severity], i.first_seen_epoch or 0, i.check))
+    active = [i for i in rank_issues(issues) if i.active]  # root cause first, as `atlas issues`
     return {
         "health_score": health_score(issues),
         "severity_counts": severity_counts(issues),

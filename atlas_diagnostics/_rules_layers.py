@@ -44,26 +44,52 @@ def _is_dead(ctx: Context, h: LayerHealthRecord) -> bool:
     return finite(h.zero_fraction) and h.zero_fraction > ctx.th.dead_layer_zero_fraction  # type: ignore[operator]
 
 
-@rule("dead_layers", severity="critical", category="sustainability")
+def loss_improving(ctx: Context) -> bool:
+    """Whether the training or the validation loss made a new best, by ``loss_plateau_min_improvement_pct``, within
+    the last ``loss_plateau_window`` epochs (against the best of the epochs before them, or the first epoch)."""
+    th = ctx.th
+    cur = ctx.epoch
+    assert cur is not None
+    recent = ctx.state.recent(len(ctx.state.window))
+    for value in (lambda r: r.train_mean, lambda r: r.val_loss):
+        series = [(r.epoch, float(value(r))) for r in recent if finite(value(r))]
+        before = [v for e, v in series if e <= cur.epoch - th.loss_plateau_window] or [v for _, v in series[:1]]
+        last = [v for e, v in series[1:] if e > cur.epoch - th.loss_plateau_window]
+        if before and last and min(last) < min(before) - abs(min(before)) * th.loss_plateau_min_improvement_pct:
+            return True
+    return False
+
+
+@rule("dead_layers", severity="warning", category="sustainability")
 def dead_layers(ctx: Context) -> list[Finding] | None:
+    """Units whose activation is always zero. A warning; info while the loss still improves (dead units are common
+    in healthy ReLU nets); critical only when the whole layer is dead and the loss has stopped improving."""
     cur = ctx.epoch
     assert cur is not None
     if not cur.layers:
         return None
     th = ctx.th
     out = []
+    improving = None
     for name, h in cur.layers.items():
         if not _is_dead(ctx, h) or not _held(ctx, name, th.dead_layer_epochs, lambda x: _is_dead(ctx, x)):
             continue
+        if improving is None:
+            improving = loss_improving(ctx)
+        whole = h.zero_fraction >= th.dead_layer_whole_fraction  # type: ignore[operator]
+        severity = "info" if improving else ("critical" if whole else "warning")
+        verdict = ("the loss still improves, so the rest of the network carries the learning" if improving else
+                   "and the loss has stopped improving" + (": no signal passes this layer" if whole else ""))
         out.append(Finding(
-            title="Dead layer",
+            title="Dead layer" if whole else "Dead units",
             description=f"{h.zero_fraction * 100:.0f} % of the units of {name} output exactly zero on every batch "  # type: ignore[operator]
-                        f"(limit {th.dead_layer_zero_fraction * 100:g} %, {th.dead_layer_epochs} epochs running): "
-                        "they no longer learn.",
+                        f"(limit {th.dead_layer_zero_fraction * 100:g} %, {th.dead_layer_epochs} epochs running), "
+                        f"{verdict}.",
             suggestion=f"Re-initialise and use a leaky activation: `nn.init.kaiming_normal_(model.{attribute_path(name)}.weight, "
                        "nonlinearity='relu')`, `nn.LeakyReLU(0.01)` instead of `nn.ReLU()`; lower the learning rate.",
-            metric_key="zero_fraction", metric_value=h.zero_fraction, layer=name,
-            thresholds=th.pick("dead_layer_zero_fraction", "dead_layer_epochs"),
+            metric_key="zero_fraction", metric_value=h.zero_fraction, layer=name, severity=severity,
+            thresholds=th.pick("dead_layer_zero_fraction", "dead_layer_epochs", "dead_layer_whole_fraction",
+                               "loss_plateau_window", "loss_plateau_min_improvement_pct"),
         ))
     return out
 
@@ -79,6 +105,8 @@ def vanishing_gradients(ctx: Context) -> list[Finding] | None:
     if not cur.layers:
         return None
     th = ctx.th
+    # the gradient flows from the output back: a dead layer blocks it for itself and every layer before it
+    last_dead = max((i for i, h in enumerate(cur.layers.values()) if _is_dead(ctx, h)), default=-1)
     return [Finding(
         title="Vanishing gradients",
         description=f"Layer {name} has a mean gradient norm of {h.gradient_norm_mean:.3g} (below "
@@ -87,8 +115,9 @@ def vanishing_gradients(ctx: Context) -> list[Finding] | None:
                    "`nn.init.kaiming_normal_` and GELU/ReLU instead of sigmoid/tanh.",
         metric_key="gradient_norm_mean", metric_value=h.gradient_norm_mean, layer=name,
         thresholds=th.pick("vanishing_gradient_norm", "vanishing_gradient_epochs"),
-    ) for name, h in cur.layers.items()
-        if _vanishing(ctx, h) and _held(ctx, name, th.vanishing_gradient_epochs, lambda x: _vanishing(ctx, x))]
+    ) for i, (name, h) in enumerate(cur.layers.items())
+        if i > last_dead  # a dead layer at or after it explains it: dead_layers' issue, not a second one
+        and _vanishing(ctx, h) and _held(ctx, name, th.vanishing_gradient_epochs, lambda x: _vanishing(ctx, x))]
 
 
 @rule("depth_gradient_ratio", severity="warning", category="sustainability")

@@ -1,11 +1,24 @@
-"""Loss and optimisation checks: nan_loss, loss_explosion, loss_divergence, loss_plateau, overfitting,
-high_loss_variance, gradient_instability, lr_too_high, lr_too_low, exploding_gradients, data_leakage."""
+"""Loss and optimisation checks: nan_loss, loss_explosion, loss_divergence, loss_plateau, loss_at_chance,
+overfitting, high_loss_variance, gradient_instability, lr_too_high, lr_too_low, exploding_gradients, data_leakage.
+
+Look-alikes and what tells them apart (each tested in tests/diagnostics):
+
+- loss_explosion vs gradient_instability: a *level* (the trimmed mean of the last steps' losses) far above its best
+  is an explosion; one batch far above the epoch mean is a spike. Critical only while the level is at or above where
+  the run started and has not come back down (ARCHITECTURE.md: "exploded and did not recover").
+- overfitting vs loss_divergence: overfitting needs the training loss falling or flat-low while validation rises;
+  a training loss that rises with it is divergence (too high a learning rate), never overfitting.
+- loss_at_chance vs loss_plateau / the learning-rate checks: a plateau at ln(classes) with chance accuracy means the
+  model predicts the class prior whatever the input: labels, inputs or the loss are wrong, not the learning rate.
+- data_leakage vs an easy task: a validation loss below the training loss, or a perfect first epoch, is what easy
+  data, dropout and the epoch mean's lag produce too: a hint (info), never a warning."""
 
 from __future__ import annotations
 
 import math
 
 from ._issue import Finding
+from ._records import EpochRecord
 from ._registry import rule
 from ._state import Context, finite, median
 
@@ -68,22 +81,57 @@ def nan_loss(ctx: Context) -> list[Finding] | None:
     )]
 
 
-@rule("loss_explosion", severity="critical", category="loss")
-def loss_explosion(ctx: Context) -> list[Finding]:
-    losses = _losses(ctx, 2)
-    if losses is None:
+def _explosion(ctx: Context, level: float, best: float, initial: float, *, unit: str, where: str,
+               best_where: str, step: int | None, noise: float = 0.0) -> list[Finding]:
+    th = ctx.th
+    limit = best * th.loss_explosion_ratio * math.exp(th.loss_explosion_noise_sigmas * noise)
+    if not (best > 0 and level > limit and level - best >= th.loss_explosion_min_rise_pct * abs(initial)):
         return []
-    prev, cur = losses
-    ratio = ctx.th.loss_explosion_ratio
-    if prev <= 0 or cur / prev <= ratio:
-        return []
+    lost = level >= initial
+    state = (f"at or above the {initial:.4g} the run started from: everything it learned is lost and it has not "
+             "recovered" if lost else f"still below the {initial:.4g} the run started from; it may yet recover")
     return [Finding(
         title="Loss explosion",
-        description=f"Training loss went from {prev:.4g} to {cur:.4g} ({cur / prev:.1f}x) in one epoch "
-                    f"(limit {ratio:g}x).",
-        suggestion=f"Lower the learning rate (e.g. 10x) and add gradient clipping: `{CLIP}`.",
-        metric_key="train_mean", metric_value=cur, thresholds=ctx.th.pick("loss_explosion_ratio"),
+        description=f"The training loss ({unit}) rose to {level:.4g} {where}, {level / best:.1f}x its best of "
+                    f"{best:.4g} ({best_where}), {state}.",
+        suggestion=f"Lower the learning rate (e.g. 10x) and add gradient clipping: `{CLIP}`. With a manual loop, "
+                   "check that `optimizer.zero_grad()` runs before every `loss.backward()`: without it each step "
+                   "applies the sum of all gradients so far.",
+        metric_key="loss_level" if step is not None else "train_mean", metric_value=level, step=step,
+        severity="critical" if lost else "warning",
+        thresholds=th.pick("loss_explosion_ratio", "loss_explosion_min_rise_pct", "loss_explosion_noise_sigmas",
+                           "loss_level_steps", "loss_level_trim_pct"),
     )]
+
+
+@rule("loss_explosion", severity="critical", category="loss", on=("step", "epoch"))
+def loss_explosion(ctx: Context) -> list[Finding] | None:
+    """The loss level far above its best, from the step series (so an explosion inside an epoch is seen inside it)
+    or, without steps, from the epoch means. Raised on steps; each epoch's end says whether it lasted (the issue
+    stays active) or the loss came back under the ratio (it clears, and stays as history)."""
+    lv = ctx.state.loss_level
+    unit = f"trimmed mean of the last {ctx.th.loss_level_steps} step losses"
+    if ctx.trigger == "step":
+        s = ctx.step
+        assert s is not None
+        if s.rank != 0 or lv.step != s.step or lv.level is None:
+            return None
+        found = _explosion(ctx, lv.level, lv.best, lv.initial, unit=unit,  # type: ignore[arg-type]
+                           where=f"at step {s.step} (epoch {s.epoch})", best_where=f"step {lv.best_step}",
+                           step=s.step, noise=lv.noise)
+        return found or None  # a step raises; only an epoch's end clears
+    rec = ctx.epoch
+    assert rec is not None
+    if lv.level is not None and lv.epoch == rec.epoch:  # the step series judges where the loss is now
+        return _explosion(ctx, lv.level, lv.best, lv.initial, unit=unit,  # type: ignore[arg-type]
+                          where=f"at step {lv.step} (epoch {rec.epoch})", best_where=f"step {lv.best_step}",
+                          step=lv.step, noise=lv.noise)
+    st = ctx.state
+    if not finite(rec.train_mean) or st.lowest_train is None or st.start_loss is None:
+        return []
+    return _explosion(ctx, float(rec.train_mean), st.lowest_train, st.start_loss,  # type: ignore[arg-type]
+                      unit="epoch mean", where=f"in epoch {rec.epoch}", best_where=f"epoch {st.lowest_train_epoch}",
+                      step=None)
 
 
 @rule("loss_divergence", severity="warning", category="loss")
@@ -118,8 +166,8 @@ def loss_plateau(ctx: Context) -> list[Finding]:
     change = (losses[0] - losses[-1]) / abs(losses[0])
     spread = (max(losses) - min(losses)) / abs(losses[0])  # a loss that swings is not flat (see lr_too_high)
     limit = ctx.th.loss_plateau_min_improvement_pct
-    if spread >= limit:
-        return []
+    if spread >= limit or at_chance(ctx, ctx.epoch) is not None:  # type: ignore[arg-type]
+        return []  # a plateau at the chance level is loss_at_chance's: not a learning-rate matter
     return [Finding(
         title="Loss plateau",
         description=f"Training loss changed {change * 100:+.2f} % over the last {w} epochs "
@@ -132,29 +180,107 @@ def loss_plateau(ctx: Context) -> list[Finding]:
     )]
 
 
+def classes(ctx: Context) -> int | None:
+    """The number of classes a classifier would have: the width of the model's last Linear layer (None without
+    one, or below 2). The architecture alone cannot tell a 10-way classifier from a 10-value regression: callers
+    also need an accuracy metric (:func:`at_chance`)."""
+    arch = ctx.state.architecture
+    if arch is None:
+        return None
+    last = next((n for n in reversed(arch.ordered_nodes()) if n.kind == "linear" and n.out_features), None)
+    if last is None or last.out_features is None or last.out_features < 2:
+        return None
+    return last.out_features
+
+
+def at_chance(ctx: Context, rec: EpochRecord) -> tuple[int, float, float, float] | None:
+    """``(classes, ln(classes), loss, accuracy)`` when the epoch's loss sits at the chance level ln(classes) (within
+    ``chance_loss_tolerance_pct``; the validation loss if logged, else the training loss) and its validation
+    accuracy does not beat 1/classes by more than ``chance_accuracy_margin``; else None."""
+    k = classes(ctx)
+    acc = rec.val_accuracy
+    if k is None or acc is None or not math.isfinite(acc):
+        return None
+    loss = rec.val_loss if finite(rec.val_loss) else rec.train_mean
+    if not finite(loss):
+        return None
+    chance, value, th = math.log(k), float(loss), ctx.th  # type: ignore[arg-type]
+    if abs(value - chance) > th.chance_loss_tolerance_pct * chance or acc > 1 / k + th.chance_accuracy_margin:
+        return None
+    return k, chance, value, acc
+
+
+@rule("loss_at_chance", severity="warning", category="loss")
+def loss_at_chance(ctx: Context) -> list[Finding]:
+    th, st = ctx.th, ctx.state
+    n = th.chance_epochs
+    recent = st.recent(n)
+    if n < 1 or len(recent) < n:
+        return []
+    found = [at_chance(ctx, r) for r in recent]
+    if any(f is None for f in found):
+        return []
+    ratios = [h.update_ratio for h in recent[-1].layers.values() if finite(h.update_ratio)]
+    if ratios and max(ratios) < th.lr_too_low_update_ratio:  # type: ignore[type-var]
+        return []  # the weights barely move: a learning-rate (lr_too_low) or optimizer matter after all
+    k, chance, loss, acc = found[-1]  # type: ignore[misc]
+    return [Finding(
+        title="Loss at the chance level",
+        description=f"For {n} epochs the loss has sat at ln({k}) = {chance:.4g} (now {loss:.4g}) with validation "
+                    f"accuracy {acc:.3f} against a chance of {1 / k:.3f}, while the weights move: the model predicts "
+                    "the class prior whatever the input. A learning rate that is merely off does not hold a loss "
+                    "there: the signal from the inputs does not reach the output.",
+        suggestion="Check that labels stay paired with their inputs (shuffle them together: `perm = "
+                   "torch.randperm(n); x, y = x[perm], y[perm]`), that the model's output feeds "
+                   "`cross_entropy` as raw logits (no softmax before it), that the optimizer holds "
+                   "`model.parameters()`, and that no layer is dead or starved of gradient (dead_layers, "
+                   "vanishing_gradients).",
+        metric_key="val_loss" if finite(recent[-1].val_loss) else "train_mean", metric_value=loss,
+        thresholds=th.pick("chance_loss_tolerance_pct", "chance_accuracy_margin", "chance_epochs"),
+    )]
+
+
+def _wobble(values: list[float]) -> float:
+    """A robust standard deviation of a curve's epoch-to-epoch noise: 1.4826 x the median absolute second
+    difference / sqrt(6) (a second difference of white noise has 6x its variance); 0 with fewer than 3 points. Early
+    in a run the curve's own bend counts as wobble: it errs towards silence."""
+    d2 = [abs(c - 2 * b + a) for a, b, c in zip(values, values[1:], values[2:])]
+    return 1.4826 * (median(d2) or 0.0) / math.sqrt(6.0)
+
+
 @rule("overfitting", severity="warning", category="loss")
 def overfitting(ctx: Context) -> list[Finding]:
     st, th = ctx.state, ctx.th
-    recent = st.recent(th.overfitting_window + 1)
-    pairs = [(a, b) for a, b in zip(recent, recent[1:])
-             if finite(a.val_loss) and finite(b.val_loss) and finite(a.train_mean) and finite(b.train_mean)]
-    bad = [b.epoch for a, b in pairs if b.val_loss > a.val_loss and b.train_mean < a.train_mean]  # type: ignore[operator]
     cur = ctx.epoch
     assert cur is not None
-    if len(bad) < th.overfitting_epochs or not finite(cur.val_loss) or st.best_val is None \
-            or cur.val_loss <= st.best_val * (1 + th.overfitting_min_rise_pct):  # type: ignore[operator]
+    if not finite(cur.val_loss) or st.best_val is None or st.best_val_epoch is None:
         return []
-    if not (finite(recent[0].train_mean) and finite(cur.train_mean)) or cur.train_mean >= recent[0].train_mean:  # type: ignore[operator]
-        return []  # training loss did not fall over the window
+    best, best_epoch, val = st.best_val, st.best_val_epoch, float(cur.val_loss)  # type: ignore[arg-type]
+    since = cur.epoch - best_epoch
+    vals = [(r.epoch, float(r.val_loss)) for r in st.recent(max(since, th.overfitting_window + 1))  # type: ignore[arg-type]
+            if finite(r.val_loss)]
+    if since < max(1, th.overfitting_epochs) or any(v < best for e, v in vals if e > best_epoch):
+        return []  # validation has not stayed above its best for long enough: one bad epoch is noise
+    need = max(th.overfitting_min_rise_pct * abs(best),
+               th.overfitting_noise_sigmas * _wobble([v for _, v in vals][-(th.overfitting_window + 1):]))
+    if val - best < need:
+        return []
+    trains = [float(r.train_mean) for r in st.recent(since + 1)  # type: ignore[arg-type]
+              if r.epoch >= best_epoch and finite(r.train_mean)]
+    if not trains or not finite(cur.train_mean) \
+            or cur.train_mean > min(trains) * (1 + th.overfitting_train_tolerance_pct):  # type: ignore[operator]
+        return []  # the training loss rose with validation: divergence (a too high learning rate), not overfitting
     return [Finding(
         title="Overfitting",
-        description=f"Validation loss rose while training loss fell in epochs {', '.join(map(str, bad))}; "
-                    f"val_loss is {cur.val_loss:.4g} against a best of {st.best_val:.4g} at epoch "
-                    f"{st.best_val_epoch}, train loss {cur.train_mean:.4g}.",
+        description=f"Validation loss has stayed above its best of {best:.4g} (epoch {best_epoch}) for {since} "
+                    f"epochs and is now {val:.4g} (+{(val - best) / abs(best) * 100:.0f} %, beyond the "
+                    f"{need:.3g} its own epoch-to-epoch wobble and the {th.overfitting_min_rise_pct * 100:g} % floor "
+                    f"allow), while the training loss kept falling or stayed low ({cur.train_mean:.4g}).",
         suggestion="Regularise: dropout (`nn.Dropout(0.3)`), weight decay (`torch.optim.AdamW(params, lr=lr, "
                    "weight_decay=0.01)`), data augmentation, or early stopping on val_loss.",
-        metric_key="val_loss", metric_value=cur.val_loss,
-        thresholds=th.pick("overfitting_epochs", "overfitting_window", "overfitting_min_rise_pct"),
+        metric_key="val_loss", metric_value=val,
+        thresholds=th.pick("overfitting_epochs", "overfitting_window", "overfitting_min_rise_pct",
+                           "overfitting_noise_sigmas", "overfitting_train_tolerance_pct"),
     )]
 
 
@@ -304,6 +430,10 @@ def lr_too_low(ctx: Context) -> list[Finding]:
 
 @rule("exploding_gradients", severity="critical", category="loss", on=("step", "epoch"))
 def exploding_gradients(ctx: Context) -> list[Finding] | None:
+    """Critical for what overflows: a non-finite gradient norm (AMP-skipped steps and accumulation micro-batches
+    never count) or one ``exploding_grad_ratio`` times the run's own recent median. A norm above the absolute
+    ``exploding_grad_norm`` that is not a spike against the run's own history is a warning: unnormalised targets
+    give steady large gradients that train."""
     th = ctx.th
     limits = th.pick("exploding_grad_norm", "exploding_grad_ratio")
     suggestion = f"Clip gradients (`{CLIP}`), lower the learning rate, and check the loss scale under AMP."
@@ -314,41 +444,43 @@ def exploding_gradients(ctx: Context) -> list[Finding] | None:
             return None
         g = s.grad_norm
         base = median(ctx.state.grad_history) if len(ctx.state.grad_history) >= 10 else None
-        why = _explodes(g, base, th.exploding_grad_norm, th.exploding_grad_ratio)
+        why, critical = _explodes(g, base, th.exploding_grad_norm, th.exploding_grad_ratio)
         if why is None:
             return None
         return [Finding(title="Exploding gradients", description=f"Step {s.step} (epoch {s.epoch}): {why}.",
                         suggestion=suggestion, metric_key="grad_norm", metric_value=g, step=s.step,
-                        thresholds=limits)]
+                        thresholds=limits, severity=None if critical else "warning")]
     rec = ctx.epoch
     assert rec is not None
     fired = ctx.state.fired_in_epoch(rec.epoch, "exploding_gradients")
     if fired:
         return None  # the step-level issue names the first spike; the epoch's mean norm is the same fault (as nan_loss)
-    why = None
+    why, critical = None, False
     if rec.grad_norm is not None and not (not math.isfinite(rec.grad_norm) and rec.amp_skipped_steps):
         k = rec.grad_accumulation
         previous = [float(r.grad_norm) / r.grad_accumulation  # type: ignore[arg-type]
                     for r in ctx.state.recent(len(ctx.state.window))[:-1] if finite(r.grad_norm)]
         base = median(previous) if len(previous) >= 3 else None
-        why = _explodes(rec.grad_norm / k, base, th.exploding_grad_norm, th.exploding_grad_ratio)
+        why, critical = _explodes(rec.grad_norm / k, base, th.exploding_grad_norm, th.exploding_grad_ratio)
     if why is None:
         return []
     return [Finding(title="Exploding gradients", description=f"Epoch {rec.epoch}: {why}.", suggestion=suggestion,
-                    metric_key="grad_norm", metric_value=rec.grad_norm, thresholds=limits)]
+                    metric_key="grad_norm", metric_value=rec.grad_norm, thresholds=limits,
+                    severity=None if critical else "warning")]
 
 
-def _explodes(g: float, base: float | None, limit: float, ratio: float) -> str | None:
+def _explodes(g: float, base: float | None, limit: float, ratio: float) -> tuple[str | None, bool]:
+    """Why ``g`` explodes and whether that is critical (non-finite, or a spike against the run's own median)."""
     if not math.isfinite(g):
-        return f"gradient norm is {g!r}"
-    if g > limit:
-        return f"gradient norm {g:.4g} above {limit:g}"
+        return f"gradient norm is {g!r}", True
     if base is not None and base > 0 and g > ratio * base:
-        return f"gradient norm {g:.4g} is {g / base:.0f}x the recent median {base:.4g}"
-    return None
+        return f"gradient norm {g:.4g} is {g / base:.0f}x the recent median {base:.4g}", True
+    if g > limit:
+        return f"gradient norm {g:.4g} above {limit:g}, not a spike against this run's own recent norms", False
+    return None, False
 
 
-@rule("data_leakage", severity="warning", category="loss")
+@rule("data_leakage", severity="info", category="loss")
 def data_leakage(ctx: Context) -> list[Finding]:
     th, st = ctx.th, ctx.state
     out: list[Finding] = []
@@ -363,7 +495,8 @@ def data_leakage(ctx: Context) -> list[Finding]:
         out.append(Finding(
             title="Possible data leakage",
             description=f"Validation loss has been below {th.data_leakage_val_train_ratio:g}x the training loss "
-                        f"for {n} epochs (ratio now {ratios[-1]:.2f}).",
+                        f"for {n} epochs (ratio now {ratios[-1]:.2f}). A hint, not evidence: dropout, augmentation "
+                        "and an epoch mean that lags a fast-learning model do this too.",
             suggestion=suggestion, metric_key="val_loss/train_mean", metric_value=ratios[-1], key="loss_ratio",
             thresholds=th.pick("data_leakage_val_train_ratio", "data_leakage_epochs"),
         ))
@@ -371,7 +504,8 @@ def data_leakage(ctx: Context) -> list[Finding]:
     if acc is not None and acc >= th.data_leakage_accuracy:
         out.append(Finding(
             title="Possible data leakage",
-            description=f"Validation accuracy was {acc:.4f} already in epoch {st.first_val_accuracy_epoch}.",
+            description=f"Validation accuracy was {acc:.4f} already in epoch {st.first_val_accuracy_epoch}. A hint, "
+                        "not evidence: an easy task does this too.",
             suggestion=suggestion, metric_key="val_accuracy", metric_value=acc, key="first_epoch_accuracy",
             thresholds=th.pick("data_leakage_accuracy"),
         ))

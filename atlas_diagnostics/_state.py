@@ -11,12 +11,13 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._architecture import Architecture, RunInfo, detect_arch_type
 from ._records import EpochRecord, LogRecord, StepRecord
 from ._thresholds import Thresholds
 
-__all__ = ["Context", "RunState", "finite"]
+__all__ = ["Context", "LossLevel", "RunState", "finite", "median", "trimmed_mean"]
 
 
 def finite(x: float | None) -> bool:
@@ -29,6 +30,69 @@ def median(values: Iterable[float]) -> float | None:
         return None
     mid = len(data) // 2
     return data[mid] if len(data) % 2 else (data[mid - 1] + data[mid]) / 2.0
+
+
+def trimmed_mean(values: Iterable[float], trim: float) -> float | None:
+    """The mean without the lowest and highest ``trim`` share of the values (rounded down, so short series keep
+    every value they cannot spare)."""
+    data = sorted(values)
+    if not data:
+        return None
+    k = int(len(data) * trim)
+    kept = data[k:len(data) - k] or data
+    return sum(kept) / len(kept)
+
+
+@dataclass(slots=True)
+class LossLevel:
+    """The training loss level read from the step series (rank 0): the trimmed mean of the last ``size`` finite step
+    losses, AMP-skipped steps left out. ``initial`` is where the run started: the larger of the first step's loss
+    and the first full window's level (a fast learner's first window is already far below its start).
+    ``best`` is the lowest level so far, and ``noise`` how far a level of this run wanders by chance: the relative
+    standard error of a level, from the mean over every window so far of its robust relative spread (1.4826 x MAD /
+    median, at most 1) over the square root of the values a level keeps. O(size) per step."""
+
+    size: int
+    trim: float
+    recent: deque[float] = field(default_factory=deque)
+    first: float | None = None
+    level: float | None = None
+    step: int | None = None  # the step whose loss made the current level
+    epoch: int | None = None
+    initial: float | None = None
+    best: float | None = None
+    best_step: int | None = None
+    spread_sum: float = 0.0
+    windows: int = 0
+
+    def __post_init__(self) -> None:
+        self.recent = deque(self.recent, maxlen=max(1, self.size))
+
+    def add(self, loss: float, step: int, epoch: int) -> bool:
+        """Fold in one step's loss; True when it made a new level."""
+        self.recent.append(loss)
+        if self.first is None:
+            self.first = loss
+        if len(self.recent) < self.size:
+            return False
+        self.level = trimmed_mean(self.recent, self.trim)
+        self.step, self.epoch = step, epoch
+        if self.initial is None:
+            self.initial = max(self.first, self.level)  # type: ignore[type-var]
+        if self.best is None or self.level < self.best:  # type: ignore[operator]
+            self.best, self.best_step = self.level, step
+        centre = median(self.recent) or 0.0
+        mad = median(abs(x - centre) for x in self.recent) or 0.0
+        self.spread_sum += min(1.0, 1.4826 * mad / abs(centre)) if centre else 1.0
+        self.windows += 1
+        return True
+
+    @property
+    def noise(self) -> float:
+        if not self.windows:
+            return 0.0
+        kept = max(1, len(self.recent) - 2 * int(len(self.recent) * self.trim))
+        return self.spread_sum / self.windows / math.sqrt(kept)
 
 
 @dataclass(slots=True)
@@ -51,6 +115,10 @@ class RunState:
     thresholds: Thresholds
     run_info: RunInfo
     architecture: Architecture | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # how the run is set up, merged over the epochs (rank 0)
+    lr_initial: float | None = None  # the largest param-group LR the run started with (facts, else epoch 0)
+    lr_lowest: float | None = None  # the lowest end-of-epoch LR so far (largest group)
+    grad_max_history: list[float] = field(default_factory=list)  # each epoch's largest sampled gradient norm
     arch_type: str = "generic"
     window: deque[EpochRecord] = field(default_factory=deque)
     profiled: deque[EpochRecord] = field(default_factory=deque)
@@ -77,6 +145,11 @@ class RunState:
     power_sum: float = 0.0
     power_count: int = 0
     grad_history: deque[float] = field(default_factory=deque)
+    loss_level: LossLevel = field(default_factory=lambda: LossLevel(size=1, trim=0.0))
+    lowest_train: float | None = None  # the lowest epoch-mean training loss so far (no min-delta)
+    lowest_train_epoch: int | None = None
+    start_loss: float | None = None  # where training started, from epoch 0 alone: its worst batch (the untrained
+    # model's first ones, as a rule) or its mean
     step_fired: dict[int, dict[str, int]] = field(default_factory=dict)
     steps_seen: dict[int, int] = field(default_factory=dict)
     rank_durations: dict[int, dict[int, float]] = field(default_factory=dict)
@@ -92,14 +165,15 @@ class RunState:
         th = self.thresholds
         size = 2 + max(
             th.slow_epoch_window, th.overfitting_window, th.lr_oscillation_window, th.lr_too_low_window,
-            th.loss_plateau_window, th.loss_divergence_epochs, th.data_leakage_epochs, th.throughput_drop_epochs,
-            th.low_gpu_utilization_epochs, th.diminishing_returns_warn_epochs, th.dead_layer_epochs,
-            th.vanishing_gradient_epochs, th.activation_collapse_epochs, th.early_stopping_patience,
+            th.loss_plateau_window, th.chance_epochs, th.loss_divergence_epochs, th.data_leakage_epochs,
+            th.throughput_drop_epochs, th.low_gpu_utilization_epochs, th.diminishing_returns_warn_epochs,
+            th.dead_layer_epochs, th.vanishing_gradient_epochs, th.activation_collapse_epochs, th.early_stopping_patience,
             th.frozen_output_epochs, th.throughput_drop_epochs + th.throughput_reference_epochs,
         )
         self.window = deque(maxlen=size)
         self.profiled = deque(maxlen=max(1, th.profiler_consistent_epochs))
         self.grad_history = deque(maxlen=max(1, th.exploding_grad_history))
+        self.loss_level = LossLevel(size=max(1, th.loss_level_steps), trim=th.loss_level_trim_pct)
 
     # ----------------------------------------------------------------------------------------------- reading --
     def recent(self, n: int) -> list[EpochRecord]:
@@ -159,6 +233,19 @@ class RunState:
         th = self.thresholds
         self.window.append(rec)
         self.current = rec
+        if rec.facts:
+            self.facts.update(rec.facts)
+        if self.lr_initial is None:
+            groups = [g.get("initial_lr", g.get("lr")) for o in self.facts.get("optimizers", ()) or ()
+                      for g in (o.get("groups") or ()) if isinstance(g, dict)]
+            groups = [float(v) for v in groups if isinstance(v, (int, float)) and v > 0]
+            self.lr_initial = max(groups) if groups else None
+        if rec.max_lr is not None and math.isfinite(rec.max_lr):
+            if self.lr_initial is None:
+                self.lr_initial = rec.max_lr
+            self.lr_lowest = rec.max_lr if self.lr_lowest is None else min(self.lr_lowest, rec.max_lr)
+        if finite(rec.grad_norm_max):
+            self.grad_max_history.append(float(rec.grad_norm_max))  # type: ignore[arg-type]
         index = self.epochs_seen
         self.epochs_seen += 1
         if rec.profiler is not None and rec.profiler.per_layer:
@@ -172,6 +259,9 @@ class RunState:
             assert loss is not None
             if self.first_loss is None:
                 self.first_loss = loss
+                self.start_loss = max(loss, rec.train_max) if finite(rec.train_max) else loss  # type: ignore[type-var]
+            if self.lowest_train is None or loss < self.lowest_train:
+                self.lowest_train, self.lowest_train_epoch = loss, rec.epoch
             delta = th.early_stopping_min_delta_pct
             if self.best_train is None or loss < self.best_train - abs(self.best_train) * delta:
                 self.best_train, self.best_train_epoch = loss, rec.epoch
@@ -243,6 +333,8 @@ class RunState:
 
     def observe_step(self, step: StepRecord) -> None:
         self.steps_seen[step.epoch] = self.steps_seen.get(step.epoch, 0) + 1
+        if step.rank == 0 and not step.amp_skipped and finite(step.loss):
+            self.loss_level.add(float(step.loss), step.step, step.epoch)  # type: ignore[arg-type]
         if finite(step.time):
             self.last_activity = max(self.last_activity or -math.inf, float(step.time))  # type: ignore[arg-type]
 

@@ -36,7 +36,21 @@ class Thresholds:
     """Every threshold of every check. Defaults are the reference values; see the module docstring for sources."""
 
     # --- loss -------------------------------------------------------------------------------------------------
-    loss_explosion_ratio: float = 2.0  # train_mean(e) / train_mean(e-1) above this is an explosion (guide 5.2)
+    loss_explosion_ratio: float = 2.0  # the loss level above this multiple of its best level so far is an
+    # explosion (guide 5.2 compares consecutive epoch means; the best level is the same rule for a loss that climbs
+    # over several epochs or inside one) ...
+    loss_explosion_min_rise_pct: float = 0.25  # ... when the rise is also at least a quarter of the loss the run
+    # started from: near convergence a loss of 0.01 that reads 0.03 has tripled and is still noise (healthy runs in
+    # tests/faults rise by at most 4 % of their start when the ratio alone would call it). Critical only while the
+    # level is at or above where the run started (all it learned is lost: it exploded and did not recover);
+    # below that, a warning, and the issue clears once the level is back under the ratio
+    loss_explosion_noise_sigmas: float = 4.0  # ... and the ratio is widened by exp(this many relative standard
+    # errors of a level): with batch losses that vary 50 % from one batch to the next a level wanders 20 % by
+    # chance, and the lowest of hundreds of levels is a lucky one (the ratio then reads 4.5x; 2.2x at 10 %)
+    loss_level_steps: int = 10  # the step series' loss level: the trimmed mean of the last this many step losses
+    # (rank 0; AMP-skipped and non-finite steps left out) ...
+    loss_level_trim_pct: float = 0.2  # ... without this share of them at each end: one or two odd batches never
+    # make a level, while an explosion (every other batch huge, or huge and zero in turn) does
     loss_divergence_epochs: int = 2  # consecutive rising epochs (guide 5.1)
     loss_divergence_min_rise_pct: float = 0.01  # a rise smaller than 1 % of the previous loss is noise, not a rise
     loss_divergence_min_total_pct: float = 0.03  # ... and the whole climb must reach 3 % of the first epoch's loss:
@@ -44,10 +58,20 @@ class Thresholds:
     # tens of per cent of a tiny loss, which is not a divergence
     loss_plateau_window: int = 3  # epochs looked back (guide 5.3)
     loss_plateau_min_improvement_pct: float = 0.01  # < 1 % relative improvement over the window is a plateau
-    overfitting_epochs: int = 2  # epochs with val up while train down (guide 5.4) ...
-    overfitting_window: int = 5  # ... within this many trailing epochs, while the training loss fell over them ...
-    overfitting_min_rise_pct: float = 0.02  # ... and val_loss sits 2 % above its best (cf. SageMaker Overfit's
-    # ratio_threshold): a flat, noisy validation curve alone is not overfitting
+    chance_loss_tolerance_pct: float = 0.05  # a loss within 5 % of ln(classes) is at the chance level (the model
+    # predicts the class prior; classes = the width of the model's last Linear) ...
+    chance_accuracy_margin: float = 0.1  # ... unless validation accuracy beats 1/classes by more than this ...
+    chance_epochs: int = 2  # ... for this many consecutive epochs (an untrained classifier starts there: one epoch
+    # is every run's start)
+    overfitting_epochs: int = 2  # epochs since the best validation loss, each above it (guide 5.4: "happened twice")
+    overfitting_window: int = 5  # the validation curve's noise is judged over this many trailing epochs (+1) ...
+    overfitting_min_rise_pct: float = 0.10  # ... and val_loss must sit above its best by this share of it (healthy
+    # runs drift 2-5 % above their best from one epoch to the next: the demo's 3-epoch run, tests/faults
+    # "healthy_adam_5class"; with too few epochs to measure the wobble this floor is all there is) ...
+    overfitting_noise_sigmas: float = 3.0  # ... and by this many robust standard deviations of the validation
+    # curve's own epoch-to-epoch wobble (1.4826 x MAD of its second differences / sqrt(6)), as throughput_degradation
+    overfitting_train_tolerance_pct: float = 0.05  # the training loss must be falling or flat-low: within 5 % of
+    # its lowest since the best validation epoch. A training loss that rises with validation is divergence
     high_loss_variance_cv: float = 0.5  # train_std / train_mean (guide 5.5)
     loss_spread_min_loss_pct: float = 0.10  # variance/spike checks judge only while train_mean >= 10 % of the
     # first epoch's loss: near zero, a few misclassified batches make std/mean and max/mean large in healthy runs
@@ -72,8 +96,10 @@ class Thresholds:
     exploding_grad_ratio: float = 1000.0  # ... or above this multiple of the recent median gradient norm
     exploding_grad_history: int = 64  # gradient norms kept for that median (steps)
     data_leakage_val_train_ratio: float = 0.5  # val_loss below half the train loss ...
-    data_leakage_epochs: int = 3  # ... for this many consecutive epochs
-    data_leakage_accuracy: float = 0.999  # or a validation accuracy this high in the first epoch
+    data_leakage_epochs: int = 3  # ... for this many consecutive epochs (info: dropout and the epoch mean's lag do
+    # that on healthy runs too; tests/faults)
+    data_leakage_accuracy: float = 0.999  # or a validation accuracy this high in the first epoch (info: easy data
+    # does that; tests/faults "healthy_easy_fast", "healthy_manual_sgd")
 
     # --- system -----------------------------------------------------------------------------------------------
     throughput_drop_pct: float = 0.20  # below (1 - 0.2) x the reference samples/s (guide 5.7: the peak) ...
@@ -130,7 +156,11 @@ class Thresholds:
 
     # --- layer health -----------------------------------------------------------------------------------------
     dead_layer_zero_fraction: float = 0.5  # fraction of units always exactly zero (SageMaker DeadRelu 50 %) ...
-    dead_layer_epochs: int = 2  # ... in this many consecutive epochs (critical: one epoch may be init noise)
+    dead_layer_epochs: int = 2  # ... in this many consecutive epochs (one epoch may be init noise). A warning;
+    # info while the loss still improves (loss_plateau_min_improvement_pct over loss_plateau_window epochs, train or
+    # validation): dead units are common in healthy ReLU nets (56 % of an easy task's 64 hidden units, issue 19) ...
+    dead_layer_whole_fraction: float = 1.0  # ... critical only when this share of the layer's units is dead (no
+    # unit ever active) and the loss has stopped improving (ARCHITECTURE.md, severities)
     vanishing_gradient_norm: float = 1e-7  # mean gradient norm (SageMaker VanishingGradient) ...
     vanishing_gradient_epochs: int = 2  # ... for this many consecutive epochs (reference 5.5)
     depth_gradient_ratio: float = 100.0  # last-layer / first-layer gradient norm (reference 5.5)
@@ -154,6 +184,29 @@ class Thresholds:
     attention_min_head_dim: int = 16  # head dimension below this is info (guide 11.1)
     embedding_dim_vocab_ratio: float = 1.0  # embedding_dim / num_embeddings above this (guide 11.1)
     rnn_max_layers: int = 4  # stacked recurrent layers (guide 11.1)
+
+    # --- programming bugs, from the run's facts (atlas_callback/_facts.py) ---------------------------------------
+    uncleared_grad_share: float = 0.5  # missing_zero_grad: the share of the watched optimizer steps (the first 16)
+    # whose incoming gradient found the previous one still in .grad (0 in a loop that clears them; ~1 without)
+    double_softmax_accuracy: float = 0.8  # double_softmax: outputs that are probabilities (rows sum to one) fed to
+    # a loss that stays at or above log(1 + (k-1)/e), the floor of cross_entropy on probabilities, while validation
+    # accuracy reaches this ...
+    double_softmax_floor_margin: float = 0.05  # ... the loss within this share below that floor still counts
+    lr_collapse_ratio: float = 1e-3  # lr_schedule_collapse: the LR below this share of where it started ...
+    lr_collapse_run_share: float = 0.5  # ... within this share of max_epochs (epoch 1 at most when unknown): a
+    # cosine or linear decay reaches its floor only at the end
+    unnormalized_input_scale: float = 10.0  # unnormalized_inputs: the first batches' float inputs have a mean or
+    # standard deviation beyond this (raw pixels: mean ~110, std ~70; standardised data: 0 and 1)
+    unshuffled_class_mix: float = 0.5  # unshuffled_data: the classes per batch below this share of what a random
+    # batch of that size would hold (k(1 - (1 - 1/k)^b) for k classes, batch b) ...
+    unshuffled_min_batches: int = 4  # ... over at least this many of the first batches
+    eval_mode_share: float = 0.5  # eval_mode_training: this share of an epoch's training steps ran in eval mode
+    batchnorm_min_batch: int = 8  # batchnorm_tiny_batch: per-device batches below this with BatchNorm layers
+    # (batch statistics of so few samples are noise; Wu & He 2018, Group Normalization)
+    unused_parameter_share: float = 0.01  # unused_parameters: a warning when the parameters that never received a
+    # gradient hold this share of the trainable ones (an info below)
+    grad_spike_ratio: float = 10.0  # missing_grad_clipping: an epoch's largest gradient norm this many times its
+    # mean, in a recurrent or attention model trained without clipping
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

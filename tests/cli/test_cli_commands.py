@@ -146,10 +146,14 @@ def test_issues_health_and_green_tell_the_same_story(store: Store) -> None:
     assert health["health_score"] == max(0, 100 - 20 * counts["critical"] - 7 * counts["warning"] - 2 * counts["info"])
     text = atlas("health", "hot", collector=store.address).stdout
     assert f"health score  {health['health_score']} / 100" in text
-    assert issues[0]["check"] in text
+    assert active[0]["check"] in text  # health's top issue: the highest-ranked active one
+    assert [i["check"] for i in health["top_issues"]] == [i["check"] for i in active][:len(health["top_issues"])]
 
     table = atlas("issues", "hot", collector=store.address).stdout
-    assert table.splitlines()[0].split()[:3] == ["RUN", "SEVERITY", "CHECK"]
+    assert table.splitlines()[0].split()[:4] == ["RUN", "#", "SEVERITY", "CHECK"]
+    cleared = "" if issues[0]["active"] else " (cleared)"  # a cleared issue stays as history, ranked
+    assert f"1. {issues[0]['check']}{cleared}: " in table  # the root cause, why it fired, and its fix
+    assert [i["rank"] for i in issues] == list(range(1, len(issues) + 1))
     assert all(i["check"] in table for i in issues)
 
     everything = atlas_json("issues", "--all-runs", collector=store.address)
@@ -238,8 +242,9 @@ def test_offline_diagnosis_of_an_export_gives_the_collectors_issues(store: Store
     atlas("export", name, "-o", str(tmp_path), collector=store.address)
     offline = json.loads(atlas("diagnose", str(tmp_path), "--json").stdout)
     online = atlas_json("issues", name, "--include-cleared", collector=store.address)
-    key = lambda i: (i["check"], i["layer"], i["severity"], i["active"], i["first_seen_epoch"])  # noqa: E731
-    assert sorted(map(key, offline)) == sorted(map(key, online))
+    key = lambda i: (i["rank"], i["check"], i["layer"], i["severity"], i["active"], i["first_seen_epoch"],  # noqa: E731
+                     i["explains"])
+    assert list(map(key, offline)) == list(map(key, online))  # the same issues in the same order (root cause first)
     assert offline, "the run has issues to compare"
     assert "the same issues as the collector" in atlas("diagnose", str(tmp_path)).stdout
 

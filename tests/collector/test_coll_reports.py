@@ -59,8 +59,12 @@ def test_list_issues_filters_by_severity_and_spans_runs(collector) -> None:
     assert [(i.run, i.check) for i in critical] == [(collector.runs["nan"], "nan_loss")]
     everything = q.ListIssues(qpb.IssuesRequest(all_runs=True, project="reports"), timeout=10).issues
     assert {i.run for i in everything} == set(collector.runs.values())
-    assert [i.severity for i in everything] == sorted((i.severity for i in everything),
-                                                      key=["critical", "warning", "info"].index)
+    by_run: dict[str, list[int]] = {}
+    for i in everything:  # each run's issues together, root cause first: ranks 1, 2, ... in order
+        by_run.setdefault(i.run, []).append(i.rank)
+    assert all(ranks == list(range(1, len(ranks) + 1)) for ranks in by_run.values()), by_run
+    [nan] = [i for i in everything if i.check == "nan_loss"]
+    assert nan.rank == 1 and nan.evidence  # the run's root cause, with the numbers behind it
     [device] = [i for i in overfit if i.check == "device_underutilization"]  # a CPU-only run: one info
     assert (device.severity, device.metric_text, device.HasField("metric_value")) == ("info", "cpu", False)
     with pytest.raises(grpc.RpcError) as bad:

@@ -126,6 +126,29 @@ def mlp() -> Architecture:
     )
 
 
+def classifier(classes: int) -> Architecture:
+    """An MLP whose last Linear has one output per class (what tells the diagnostics the number of classes)."""
+    sizes = ((16, 32), (32, classes))
+    return Architecture(
+        total_parameters=sum(i * o + o for i, o in sizes),
+        layers=tuple(ArchLayer(f"fc{k}", "Linear", i * o + o) for k, (i, o) in enumerate(sizes, 1)),
+        nodes=tuple(ArchNode(f"fc{k}", "Linear", in_features=i, out_features=o) for k, (i, o) in enumerate(sizes, 1)),
+        sequential_path=("fc1", "fc2"),
+    )
+
+
+def step_losses(per_epoch: Sequence[Sequence[float]], **over: Any) -> list[StepRecord]:
+    """Steps with the given losses, epoch by epoch (global step numbers in order); ``over`` maps a global step index
+    to replaced fields, as in :func:`steps_for`."""
+    out = []
+    for epoch, losses in enumerate(per_epoch):
+        for loss in losses:
+            fields: dict[str, Any] = dict(step=len(out), epoch=epoch, loss=loss, lr=1e-3, grad_norm=1.0)
+            fields.update(over.get(str(len(out)), {}))
+            out.append(StepRecord(**fields))
+    return out
+
+
 def cnn(*convs: ArchNode, linear_params: int = 1000, conv_params: Sequence[int] | None = None,
         input_shape: tuple[int, ...] = (1, 28, 28), extra: Sequence[ArchNode] = ()) -> Architecture:
     """A CNN from the given conv (and pooling) nodes followed by one Linear ``fc``."""

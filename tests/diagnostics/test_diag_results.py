@@ -57,17 +57,23 @@ def test_layer_highlights_sorted_by_severity_score() -> None:
 
 
 def test_health_report_matches_the_cli_json() -> None:
-    eps = epochs(4, deep=True, layers=layers(fc2={"zero_fraction": 0.8}), train_mean=[2.0, 1.9, 1.8, 4.0])
+    # a whole layer dead while the loss stands still, then the loss explodes past where it started: two criticals
+    eps = epochs(4, deep=True, layers=layers(fc2={"zero_fraction": 1.0}), train_mean=[2.0, 2.0, 2.0, 4.5],
+                 val={"val_loss": 2.1})
     report = health_report(diagnose(eps))
     assert set(report) == {"health_score", "severity_counts", "top_issues", "top_layers"}
     assert report["severity_counts"]["critical"] == 2
-    assert [i["check"] for i in report["top_issues"][:2]] == ["dead_layers", "loss_explosion"]
+    # neither explains the other: both are root causes; the one that accounts for more comes first
+    top = [i["check"] for i in report["top_issues"]]
+    assert top[0] == "loss_explosion" and "dead_layers" in top
+    assert [i["rank"] for i in report["top_issues"]] == sorted(i["rank"] for i in report["top_issues"])
     assert report["top_layers"] == [{"layer": "fc2", "severity_score": 20, "checks": ["dead_layers"]}]
     json.dumps(report, allow_nan=False)
 
 
 ISSUE_FIELDS = ["check", "severity", "category", "title", "description", "epoch", "step", "layer", "metric_key",
-                "metric_value", "thresholds", "suggestion", "first_seen_epoch", "last_seen_epoch", "active"]
+                "metric_value", "thresholds", "suggestion", "first_seen_epoch", "last_seen_epoch", "active", "rank",
+                "explains", "evidence", "insight"]
 
 
 def test_issue_json_has_exactly_the_contract_fields() -> None:
@@ -79,7 +85,8 @@ def test_issue_json_has_exactly_the_contract_fields() -> None:
 
 
 def test_issue_says_the_numbers_and_the_fix_prompt_carries_them() -> None:
-    (explosion,) = [i for i in diagnose(epochs(3, train_mean=[1.0, 0.9, 2.25])) if i.check == "loss_explosion"]
+    (explosion,) = [i for i in diagnose(epochs(3, train_mean=[1.0, 0.9, 2.25], train_max=[1.1, 1.0, 2.5]))
+                    if i.check == "loss_explosion"]
     assert "0.9" in explosion.description and "2.25" in explosion.description and "2.5x" in explosion.description
     assert "clip_grad_norm_" in explosion.suggestion
     prompt = explosion.fix_prompt(context="ResNet-18 on CIFAR-10, Adam lr=1e-2")
@@ -90,14 +97,14 @@ def test_issue_says_the_numbers_and_the_fix_prompt_carries_them() -> None:
 
 def test_run_report_shape() -> None:
     engine = Engine()
-    eps = epochs(6, deep=True, layers=layers(fc3={"zero_fraction": 0.9}))
+    eps = epochs(6, deep=True, layers=layers(fc3={"zero_fraction": 0.9}))  # dead units, the loss still improving
     engine.update(epochs=eps, steps=steps_for(eps), architecture=mlp())
     report = run_report(engine)
     assert report["arch_type"] == "generic" and report["issue_count"] == 1
-    assert report["summary_json"]["severity_breakdown"]["critical"] == 1
+    assert report["summary_json"]["severity_breakdown"] == {"critical": 0, "warning": 0, "info": 1}
     assert report["summary_json"]["category_breakdown"] == {"sustainability": 1}
     assert report["epoch_trends"] == [{"epoch": 1, "issue_count": 1, "severity_counts":
-                                       {"critical": 1, "warning": 0, "info": 0}, "checks": ["dead_layers"]}]
+                                       {"critical": 0, "warning": 0, "info": 1}, "checks": ["dead_layers"]}]
     assert report["layer_highlights"][0]["layer"] == "fc3" and report["layer_highlights"][0]["layer_type"] == "Linear"
     assert report["sustainability"]["dead_layers"] == ["fc3"]
     json.dumps(report, allow_nan=False)

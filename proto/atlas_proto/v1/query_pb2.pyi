@@ -209,7 +209,7 @@ class IssuesRequest(_message.Message):
     def __init__(self, run: _Optional[str] = ..., severity: _Optional[str] = ..., all_runs: _Optional[bool] = ..., include_inactive: _Optional[bool] = ..., project: _Optional[str] = ...) -> None: ...
 
 class Issue(_message.Message):
-    __slots__ = ("run", "check", "severity", "category", "title", "description", "epoch", "step", "layer", "metric_key", "metric_value", "thresholds", "suggestion", "first_seen_epoch", "last_seen_epoch", "active", "metric_text")
+    __slots__ = ("run", "check", "severity", "category", "title", "description", "epoch", "step", "layer", "metric_key", "metric_value", "thresholds", "suggestion", "first_seen_epoch", "last_seen_epoch", "active", "metric_text", "rank", "explains", "evidence")
     RUN_FIELD_NUMBER: _ClassVar[int]
     CHECK_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +227,9 @@ class Issue(_message.Message):
     LAST_SEEN_EPOCH_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     METRIC_TEXT_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     run: str
     check: str
     severity: str
@@ -244,7 +247,10 @@ class Issue(_message.Message):
     last_seen_epoch: int
     active: bool
     metric_text: str
-    def __init__(self, run: _Optional[str] = ..., check: _Optional[str] = ..., severity: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., epoch: _Optional[int] = ..., step: _Optional[int] = ..., layer: _Optional[str] = ..., metric_key: _Optional[str] = ..., metric_value: _Optional[float] = ..., thresholds: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., suggestion: _Optional[str] = ..., first_seen_epoch: _Optional[int] = ..., last_seen_epoch: _Optional[int] = ..., active: _Optional[bool] = ..., metric_text: _Optional[str] = ...) -> None: ...
+    rank: int
+    explains: _containers.RepeatedScalarFieldContainer[str]
+    evidence: _struct_pb2.Struct
+    def __init__(self, run: _Optional[str] = ..., check: _Optional[str] = ..., severity: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., epoch: _Optional[int] = ..., step: _Optional[int] = ..., layer: _Optional[str] = ..., metric_key: _Optional[str] = ..., metric_value: _Optional[float] = ..., thresholds: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., suggestion: _Optional[str] = ..., first_seen_epoch: _Optional[int] = ..., last_seen_epoch: _Optional[int] = ..., active: _Optional[bool] = ..., metric_text: _Optional[str] = ..., rank: _Optional[int] = ..., explains: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class IssuesResponse(_message.Message):
     __slots__ = ("issues",)
