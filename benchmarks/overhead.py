@@ -171,6 +171,7 @@ class StepTimer(pl.Callback):
 ATLAS = {
     "AtlasCallback default": AtlasConfig(),
     "AtlasCallback all channels": AtlasConfig(track_profiler=True),
+    "AtlasCallback default, no setup facts": AtlasConfig(track_facts=False),  # what the facts channel costs
 }
 BASELINE = "no logger"
 CALIBRATION = "empty callback (instrument)"

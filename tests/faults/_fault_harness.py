@@ -19,13 +19,14 @@ from typing import Any
 
 import grpc
 import lightning.pytorch as pl
+import psutil
 import torch
 from google.protobuf.json_format import MessageToDict
 
 from atlas_callback import AtlasCallback, AtlasConfig
 from atlas_proto.v1 import query_pb2 as qpb
 from atlas_proto.v1 import query_pb2_grpc
-from _fault_programs import Expect, Program
+from _fault_programs import Expect, Program, Trace
 
 # What every program captures: the defaults, without carbon (CodeCarbon adds seconds per run and no check of the
 # suite needs it), layer health sampled more often than the default 10 steps because these epochs are short.
@@ -59,10 +60,11 @@ class Verdict:
     why: str = ""
 
 
-def trainer(callback: AtlasCallback, epochs: int) -> pl.Trainer:
+def trainer(callback: pl.Callback, epochs: int, **kwargs: Any) -> pl.Trainer:
+    """The suite's Trainer; ``kwargs`` are the program's own Trainer arguments (``Program.trainer``)."""
     return pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                      callbacks=[callback])
+                      callbacks=[callback], **kwargs)
 
 
 def read_issues(address: str, run_id: str) -> list[dict[str, Any]]:
@@ -109,17 +111,102 @@ def train(address: str, program: Program) -> tuple[str, str | None]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the machine is shared: one thread keeps each run's timing steady
     config = AtlasConfig(**{**BASE_CONFIG, **program.config})
-    callback = AtlasCallback(project="faults", run_name=program.name, collector=address, config=config)
+    # a healthy control runs with on_critical="stop": it must still train every epoch (issue 19: a healthy run is
+    # never stopped); a fault program warns only, so that every symptom of its fault gets its say
+    callback = AtlasCallback(project="faults", run_name=program.name, collector=address, config=config,
+                             on_critical="stop" if program.healthy else "warn")
     model, train_loader, val_loader = program.build()
     error = None
     try:
-        trainer(callback, program.epochs).fit(model, train_loader, val_loader)
+        trainer(callback, program.epochs, **program.trainer).fit(model, train_loader, val_loader)
     except Exception as exc:  # a fault may crash training; the run is still diagnosed
         error = f"{type(exc).__name__}: {exc}"
     finally:
         torch.set_num_threads(threads)
     assert callback.run_id is not None
     return callback.run_id, error
+
+
+def _lr(trainer: pl.Trainer) -> float | None:
+    return float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
+
+
+class _Recorder(pl.Callback):
+    """The probe's own instruments (no Atlas): every step's loss, the global gradient norm before every optimizer
+    step (before any clipping), whether each training step ran in train mode, which trainable parameters never had
+    a gradient at an optimizer step, every leaf module's output shape on the first batch, and at each epoch's end
+    the process RSS, the logged metrics and the learning rate."""
+
+    def __init__(self) -> None:
+        self.losses: list[list[float]] = []
+        self.grads: list[list[float]] = []
+        self.rss: list[float] = []
+        self.metrics: list[dict[str, float]] = []
+        self.lr_start: float | None = None
+        self.lrs: list[float] = []
+        self.modes: list[list[bool]] = []
+        self.no_grad: set[str] | None = None
+        self.shapes: dict[str, list[int]] = {}
+        self._hooks: list[Any] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.lr_start = _lr(trainer)
+        for name, module in pl_module.named_modules():
+            if name and not any(True for _ in module.children()):
+                self._hooks.append(module.register_forward_hook(self._shape_of(name)))
+
+    def _shape_of(self, name: str) -> Any:
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            if isinstance(output, torch.Tensor) and name not in self.shapes:
+                self.shapes[name] = list(output.shape)
+        return hook
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.losses.append([])
+        self.grads.append([])
+        self.modes.append([])
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
+        norms = [p.grad.detach().norm() for p in pl_module.parameters() if p.grad is not None]
+        if norms:
+            self.grads[-1].append(float(torch.linalg.vector_norm(torch.stack(norms))))
+        missing = {n for n, p in pl_module.named_parameters() if p.requires_grad and p.grad is None}
+        self.no_grad = missing if self.no_grad is None else self.no_grad & missing
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        self.modes[-1].append(pl_module.training)
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.losses[-1].append(float(loss))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.rss.append(psutil.Process().memory_info().rss / 2**20)
+        self.metrics.append({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
+        lr = _lr(trainer)
+        if lr is not None:
+            self.lrs.append(lr)
+
+    def trace(self) -> Trace:
+        return Trace(self.losses, self.grads, self.rss, self.metrics, lr_start=self.lr_start, lrs=self.lrs,
+                     train_mode=[sum(m) / len(m) for m in self.modes if m], no_grad_params=sorted(self.no_grad or ()),
+                     shapes=self.shapes)
+
+
+def probe(program: Program) -> Trace:
+    """Train ``program`` without Atlas, with a plain recorder: what a person would look at to see the fault."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    recorder = _Recorder()
+    model, train_loader, val_loader = program.build()
+    try:
+        trainer(recorder, program.epochs, **program.trainer).fit(model, train_loader, val_loader)
+    finally:
+        torch.set_num_threads(threads)
+    return recorder.trace()
 
 
 def read_epochs(address: str, run_id: str) -> list[dict[str, Any]]:
@@ -129,9 +216,13 @@ def read_epochs(address: str, run_id: str) -> list[dict[str, Any]]:
     return [MessageToDict(e.summary, preserving_proto_field_name=True) for e in resp.epochs]
 
 
-def val_rise_onset(epochs: list[dict[str, Any]]) -> int | None:
-    """Overfitting begins the epoch after the best validation loss (None if the best is the last epoch)."""
-    vals = [(e.get("epoch", 0), e.get("val_metrics", {}).get("val_loss")) for e in epochs]
+def rise_onset(epochs: list[dict[str, Any]], key: str = "val_loss") -> int | None:
+    """A curve's rise begins the epoch after its lowest point (None if the lowest is the last epoch): the
+    validation loss for overfitting, the training loss (``train_mean``) for divergence."""
+    def value(e: dict[str, Any]) -> Any:
+        return e.get("loss", {}).get("mean") if key == "train_mean" else e.get("val_metrics", {}).get(key)
+
+    vals = [(e.get("epoch", 0), value(e)) for e in epochs]
     vals = [(ep, v) for ep, v in vals if v is not None and math.isfinite(v)]
     if not vals:
         return None
@@ -140,11 +231,11 @@ def val_rise_onset(epochs: list[dict[str, Any]]) -> int | None:
 
 
 def resolve(expect: Expect, result: RunResult) -> Expect:
-    """Labels whose onset depends on the run (``onset=-1``: overfitting, from the validation curve): the fault
-    begins the epoch after the best validation loss and must be found within one epoch."""
+    """Labels whose onset depends on the run (``onset=-1``): overfitting begins the epoch after the best validation
+    loss, divergence the epoch after the best training loss; either must be found within one epoch."""
     if expect.onset >= 0:
         return expect
-    onset = val_rise_onset(result.epochs)
+    onset = rise_onset(result.epochs, "train_mean" if expect.check == "loss_divergence" else "val_loss")
     if onset is None:
         return Expect(expect.check, onset=10**6, by_epoch=10**6, layer=expect.layer)  # never overfitted: no fault
     return Expect(expect.check, onset=onset, by_epoch=onset + 1, layer=expect.layer)
@@ -175,6 +266,17 @@ def judge(result: RunResult) -> list[Verdict]:
     return out
 
 
+def ranked_first(result: RunResult) -> dict[str, Any] | None:
+    """The issue the collector ranks as the run's most likely root cause (``rank == 1``; rank 0: not ranked)."""
+    return next((i for i in result.issues if int(i.get("rank") or 0) == 1), None)
+
+
+def root_first(result: RunResult) -> bool:
+    """Whether the issue ranked first is one of the program's root-cause checks (``Program.root_checks``)."""
+    top = ranked_first(result)
+    return top is not None and top["check"] in result.program.root_checks
+
+
 def critical(result: RunResult) -> list[dict[str, Any]]:
     return [i for i in result.issues if i["severity"] == "critical"]
 
@@ -184,16 +286,20 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
     healthy = [r for r in results if r.program.healthy]
     rows = []
     detected_faults = 0
-    expectations = hits = 0
+    expectations = hits = roots = 0
     for r in faults:
         verdicts = judge(r)
         expectations += len(verdicts)
         hits += sum(v.detected for v in verdicts)
         ok = all(v.detected for v in verdicts)
         detected_faults += ok
+        top = ranked_first(r)
+        roots += root_first(r)
         rows.append({
             "program": r.program.name, "injected": r.program.injected, "seconds": round(r.seconds, 2),
             "detected": ok, "error": r.error,
+            "root": list(r.program.root_checks), "ranked_first": None if top is None else top["check"],
+            "root_first": root_first(r),
             "checks": [{"check": v.expect.check, "onset_epoch": v.expect.onset, "by_epoch": v.expect.by_epoch,
                         "at_step": v.expect.at_step, "detected": v.detected, "first_seen_epoch": v.first_seen_epoch,
                         "step": v.step, "delay_epochs": v.delay_epochs, "delay_steps": v.delay_steps,
@@ -213,7 +319,9 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
         "faults": len(faults), "healthy_controls": len(healthy),
         "recall": detected_faults / len(faults) if faults else None,
         "check_recall": hits / expectations if expectations else None,
+        "root_first": roots, "root_first_rate": roots / len(faults) if faults else None,
         "critical_false_positives": sum(len(c["critical"]) > 0 for c in controls),
+        "warnings_per_healthy_run": (sum(len(c["warnings"]) for c in controls) / len(controls)) if controls else None,
         "max_delay_epochs": max(delays) if delays else None,
         "mean_delay_epochs": sum(delays) / len(delays) if delays else None,
         "seconds": round(sum(r.seconds for r in results), 1),

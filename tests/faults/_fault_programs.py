@@ -7,15 +7,62 @@ must raise no critical issue.
 """
 from __future__ import annotations
 
-import logging
-import time
+import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import lightning.pytorch as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader
+
+from _fault_models import (
+    AutoEncoder,
+    BatchNormCNN,
+    CheckpointStall,
+    Classifier,
+    CosineWeightDecay,
+    DeepLSTM,
+    ErrorLogging,
+    FcHeavyCNN,
+    FirstKernelCNN,
+    FrozenZeroLayer,
+    GRUClassifier,
+    KeptGraph,
+    LeakyHistory,
+    LongRNN,
+    LrJump,
+    ManualSGD,
+    NanBatch,
+    NoPoolCNN,
+    OptimizerOf,
+    RawPixels,
+    Repeat,
+    ScaledInputs,
+    SlowDataset,
+    SlowLoader,
+    SmallCNN,
+    SoftmaxHead,
+    StepLRScheduled,
+    TinyTransformer,
+    TrainsInEvalMode,
+    UnusedBranch,
+    blobs,
+    bn_mlp,
+    dead_relu_net,
+    drifting,
+    flat_images,
+    images,
+    labels_permuted,
+    loaders,
+    low_rank,
+    mlp,
+    noisy_labels,
+    pixel_images,
+    sequences,
+    sorted_by_label,
+)
 
 # --------------------------------------------------------------------------------------------------- labels
 
@@ -29,10 +76,38 @@ class Expect:
     """
 
     check: str
-    onset: int
-    by_epoch: int
+    onset: int  # -1: read from the run (overfitting: after the best validation loss; loss_divergence: after the
+    by_epoch: int  # best training loss), and then due one epoch later
     at_step: int | None = None
     layer: str | None = None
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What a probe run without Atlas saw: every step's loss and sampled gradient norm, and per epoch the process
+    RSS (MB) and the logged train/validation metrics (``train_loss``, ``val_loss``, ``val_acc``)."""
+
+    step_losses: list[list[float]]  # per epoch, every step's loss
+    grad_norms: list[list[float]]  # per epoch, the global gradient norm of every optimizer step
+    rss_mb: list[float]
+    metrics: list[dict[str, float]]
+    lr_start: float | None = None  # the first optimizer's first param group's lr when training starts
+    lrs: list[float] = field(default_factory=list)  # ... and at each epoch's end
+    train_mode: list[float] = field(default_factory=list)  # per epoch, the share of training steps run in train mode
+    no_grad_params: list[str] = field(default_factory=list)  # trainable parameters with no .grad at any optimizer step
+    shapes: dict[str, list[int]] = field(default_factory=dict)  # every leaf module's output shape, first batch
+
+    def series(self, key: str) -> list[float]:
+        return [m[key] for m in self.metrics if key in m]
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """The observable symptom of a fault, as a person would check it without Atlas: ``shows`` returns None when the
+    trace shows it, else what is missing."""
+
+    text: str
+    shows: Callable[[Trace], str | None]
 
 
 @dataclass(frozen=True)
@@ -44,98 +119,21 @@ class Program:
     expect: tuple[Expect, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)  # AtlasConfig overrides
     own_process: bool = False  # train in a fresh Python process (checks that judge the process, e.g. its RSS)
+    symptom: Symptom | None = None  # what a probe run without Atlas must show (the fault is real, not assumed)
+    critical_ok: tuple[str, ...] | None = None  # the only checks that may be critical in this run (None: not judged)
+    not_raised: tuple[str, ...] = ()  # checks that must not reach warning in this run (the look-alikes of its fault)
+    trainer: dict[str, Any] = field(default_factory=dict)  # Trainer keyword arguments (e.g. gradient_clip_val)
+    root: tuple[str, ...] = ()  # the checks, any of which must be ranked first (rank 1); default: the first Expect's
+
+    @property
+    def root_checks(self) -> tuple[str, ...]:
+        if self.root:
+            return self.root
+        return (self.expect[0].check,) if self.expect else ()
 
     @property
     def healthy(self) -> bool:
         return not self.expect
-
-
-# ----------------------------------------------------------------------------------------------------- data
-
-def blobs(n: int, dim: int = 8, classes: int = 3, seed: int = 0, noise: float = 0.7,
-          center_seed: int = 0) -> TensorDataset:
-    """Gaussian blobs: ``classes`` centres (fixed by ``center_seed``), ``n`` noisy samples (``seed``)."""
-    centers = torch.randn(classes, dim, generator=torch.Generator().manual_seed(center_seed))
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, classes, (n,), generator=g)
-    return TensorDataset(centers[labels] + noise * torch.randn(n, dim, generator=g), labels)
-
-
-def images(n: int, classes: int = 3, side: int = 16, seed: int = 0) -> TensorDataset:
-    """1-channel images: a class-specific blurred template plus noise."""
-    templates = torch.randn(classes, 1, side, side, generator=torch.Generator().manual_seed(100))
-    templates = nn.functional.avg_pool2d(templates, 3, stride=1, padding=1) * 3
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, classes, (n,), generator=g)
-    return TensorDataset(templates[labels] + 2.5 * torch.randn(n, 1, side, side, generator=g), labels)
-
-
-def loaders(train: Dataset, val: Dataset, batch_size: int = 32) -> tuple[DataLoader, DataLoader]:
-    return (DataLoader(train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)),
-            DataLoader(val, batch_size=128))
-
-
-# --------------------------------------------------------------------------------------------------- models
-
-class Classifier(pl.LightningModule):
-    """A classifier around any ``net``; optimiser, learning rate and per-step hooks are parameters."""
-
-    def __init__(self, net: nn.Module, lr: float = 0.05, optimizer: str = "sgd") -> None:
-        super().__init__()
-        self.net = net
-        self.lr = lr
-        self.optimizer_name = optimizer
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Where a fault may corrupt a batch (identity in healthy programs)."""
-        return x
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = nn.functional.cross_entropy(self(self.inputs(x)), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        logits = self(x)
-        self.log("val_loss", nn.functional.cross_entropy(logits, y))
-        self.log("val_acc", (logits.argmax(-1) == y).float().mean())
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        if self.optimizer_name == "adam":
-            return torch.optim.Adam(self.parameters(), lr=self.lr)
-        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
-
-
-def mlp(dim: int = 8, hidden: int = 32, classes: int = 3, depth: int = 2,
-        act: Callable[[], nn.Module] = nn.ReLU) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = dim
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden), act()]
-        width = hidden
-    layers.append(nn.Linear(width, classes))
-    return nn.Sequential(*layers)
-
-
-class SmallCNN(nn.Module):
-    """conv-relu-pool x2, global pooling, a small head: the healthy CNN."""
-
-    def __init__(self, classes: int = 3) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(16, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(x)).flatten(1))
 
 
 # ------------------------------------------------------------------------------------------------- programs
@@ -175,213 +173,6 @@ def _healthy_lstm() -> tuple[pl.LightningModule, DataLoader, DataLoader]:
     return (DeepLSTM(num_layers=2), *loaders(sequences(384), sequences(128, seed=1)))
 
 
-HEALTHY: tuple[Program, ...] = (
-    Program("healthy_mlp_sgd", "MLP 8-32-32-3, SGD(lr=0.05, momentum=0.9), separable blobs", _healthy_mlp, 6),
-    Program("healthy_mlp_adam", "MLP 16-64x3-4, Adam(lr=1e-3)", _healthy_adam, 6),
-    Program("healthy_cnn", "CNN conv-relu-pool x2 + global pool + Linear(16, 3), 16x16 images", _healthy_cnn, 5),
-    Program("healthy_tanh", "MLP with tanh activations, default init", _healthy_tanh, 6),
-    Program("healthy_hard_data", "MLP 8-16-3 on overlapping classes, 2048 samples (the loss stays high)",
-            _healthy_noisy_labels, 6),
-    Program("healthy_lstm", "nn.LSTM(1, 16, num_layers=2) sequence classifier, Adam(lr=1e-3)", _healthy_lstm, 4),
-)
-
-
-# ---------------------------------------------------------------------------------------------- fault models
-
-class NanBatch(Classifier):
-    """One corrupted batch: a NaN in the inputs at global step ``at`` (0-based, before its optimiser step)."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__(mlp(), lr=0.05)
-        self.at = at
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        if self.global_step == self.at:
-            x = x.clone()
-            x[0, 0] = float("nan")
-        return x
-
-
-class ScaledInputs(Classifier):
-    """From epoch ``onset`` on, a unit bug multiplies every input by ``factor`` (e.g. millimetres for metres)."""
-
-    def __init__(self, onset: int, factor: float) -> None:
-        super().__init__(mlp(), lr=0.05)
-        self.onset, self.factor = onset, factor
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor if self.current_epoch >= self.onset else x
-
-
-class LrJump(Classifier):
-    """A scheduler bug: from epoch ``onset`` on, the learning rate is multiplied by ``factor``."""
-
-    def __init__(self, onset: int, factor: float) -> None:
-        super().__init__(mlp(), lr=0.05)
-        self.onset, self.factor = onset, factor
-
-    def on_train_epoch_start(self) -> None:
-        if self.current_epoch == self.onset:
-            for group in self.optimizers().optimizer.param_groups:
-                group["lr"] *= self.factor
-
-
-class LeakyHistory(Classifier):
-    """Keeps a tensor per step in a list from epoch ``onset`` on (a debugging history nobody clears)."""
-
-    def __init__(self, onset: int, mb_per_step: float) -> None:
-        super().__init__(mlp(), lr=0.05)
-        self.onset, self.numel = onset, int(mb_per_step * 2**20 / 4)
-        self.history: list[torch.Tensor] = []
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        if self.current_epoch >= self.onset:
-            self.history.append(torch.full((self.numel,), 1.0))  # filled, so its pages are resident
-        return x
-
-
-class ErrorLogging(Classifier):
-    """From epoch ``onset`` on, the data pipeline logs an error for a skipped sample every few batches."""
-
-    def __init__(self, onset: int) -> None:
-        super().__init__(mlp(), lr=0.05)
-        self.onset = onset
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        if self.current_epoch >= self.onset and self.global_step % 5 == 0:
-            logging.getLogger("train.data").error("corrupt record at step %d: skipped", self.global_step)
-        return x
-
-
-class SlowDataset(Dataset):
-    """A dataset whose per-sample cost is set from outside (``delay`` seconds): a decoder that degrades."""
-
-    def __init__(self, base: TensorDataset) -> None:
-        self.base = base
-        self.delay = 0.0
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> Any:
-        if self.delay:
-            time.sleep(self.delay)
-        return self.base[i]
-
-
-class SlowLoader(Classifier):
-    def __init__(self, onset: int, delay: float) -> None:
-        super().__init__(mlp(), lr=0.05)
-        self.onset, self.delay = onset, delay
-
-    def on_train_epoch_start(self) -> None:
-        if self.current_epoch >= self.onset:
-            self.trainer.train_dataloader.dataset.delay = self.delay
-
-
-class CheckpointStall(Classifier):
-    """From epoch ``onset`` on, one step per epoch blocks for ``seconds`` (a synchronous checkpoint to a slow disk)."""
-
-    def __init__(self, onset: int, seconds: float) -> None:
-        super().__init__(mlp(), lr=0.05)
-        self.onset, self.seconds = onset, seconds
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        if self.current_epoch >= self.onset and batch_idx == 7:
-            time.sleep(self.seconds)
-        return super().training_step(batch, batch_idx)
-
-
-class DeepLSTM(pl.LightningModule):
-    """A sequence classifier on a 6-layer LSTM (the sum of a sequence's signs decides its class)."""
-
-    def __init__(self, num_layers: int = 6) -> None:
-        super().__init__()
-        self.rnn = nn.LSTM(1, 16, num_layers=num_layers, batch_first=True)
-        self.head = nn.Linear(16, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)
-        return self.head(out[:, -1])
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        return nn.functional.cross_entropy(self(x), y)
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=1e-3)
-
-
-def sequences(n: int, length: int = 12, seed: int = 0) -> TensorDataset:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, length, 1, generator=g)
-    return TensorDataset(x, (x.sum(dim=(1, 2)) > 0).long())
-
-
-class FrozenZeroLayer(nn.Module):
-    """MLP whose middle Linear was zeroed and frozen (a bad checkpoint load): its output is a constant."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(8, 32), nn.Linear(32, 32), nn.Linear(32, 3)
-        with torch.no_grad():
-            self.fc2.weight.zero_()
-        self.fc2.weight.requires_grad_(False)
-        self.fc2.bias.requires_grad_(False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
-
-
-def dead_relu_net() -> nn.Sequential:
-    """A hidden ReLU layer whose bias was initialised at -20: no input reaches a positive pre-activation."""
-    net = mlp(hidden=64, depth=2)
-    with torch.no_grad():
-        net[0].bias.fill_(-20.0)
-    return net
-
-
-class RawPixels(Classifier):
-    """A tanh MLP fed unnormalised inputs (raw 0-255 pixel scale: every input multiplied by 255)."""
-
-    def __init__(self) -> None:
-        super().__init__(mlp(hidden=64, depth=2, act=nn.Tanh), lr=0.05)
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        return x * 255.0
-
-
-class FcHeavyCNN(nn.Module):
-    """Two convs and one pooling, then a flatten into a 128-unit Linear: the classifier holds the parameters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
-        self.fc = nn.Linear(16 * 8 * 8, 128)
-        self.head = nn.Linear(128, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.fc(self.features(x).flatten(1))))
-
-
-class NoPoolCNN(nn.Module):
-    """Four 3x3 convolutions at full resolution, pooled only at the very end."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(16, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(x)).flatten(1))
 
 
 def _blob_loaders(n: int = 512) -> tuple[DataLoader, DataLoader]:
@@ -411,6 +202,80 @@ def _image_loaders() -> tuple[DataLoader, DataLoader]:
     return loaders(images(256), images(128, seed=1))
 
 
+def _flat_image_loaders() -> tuple[DataLoader, DataLoader]:
+    return loaders(flat_images(4096), flat_images(512, seed=1))
+
+
+def _wide_easy_loaders() -> tuple[DataLoader, DataLoader]:
+    """An easy 10-class task in 2,048 dimensions (~100 % accuracy within the first epoch), 12 passes per epoch."""
+    train = blobs(2048, dim=2048, classes=10, noise=2.5)
+    return (DataLoader(Repeat(train, 12), batch_size=128, shuffle=True, generator=torch.Generator().manual_seed(0)),
+            DataLoader(blobs(512, dim=2048, classes=10, noise=2.5, seed=1), batch_size=256))
+
+
+def _hard_blobs5() -> tuple[DataLoader, DataLoader]:
+    return loaders(blobs(2048, dim=16, classes=5, noise=1.5), blobs(256, dim=16, classes=5, noise=1.5, seed=1))
+
+
+def _explodes_in_epoch_0(t: Trace) -> str | None:
+    first, steps = t.step_losses[0][0], t.step_losses[0]
+    grads = t.grad_norms[0]
+    if max(steps) < 100 * first:
+        return f"epoch 0's worst step loss {max(steps):.4g} is not 100x its first {first:.4g}"
+    if max(grads) < 50 * grads[0]:
+        return f"epoch 0's gradient norm peaks at {max(grads):.4g}, not 50x its first {grads[0]:.4g}"
+    return None
+
+
+def _train_and_val_rise(t: Trace) -> str | None:
+    train, val = t.series("train_loss"), t.series("val_loss")
+    best = min(range(len(train)), key=train.__getitem__)
+    if not (best < len(train) - 2 and train[best + 1] < train[best + 2] and train[-1] > 1.2 * train[best]):
+        return f"the training loss {train} does not rise two epochs running after its best"
+    if max(val[best:]) < 1.5 * min(val[:best + 1]):
+        return f"the validation loss {val} does not rise with it"
+    return None
+
+
+def _graph_memory_grows(t: Trace) -> str | None:
+    growth = [b - a for a, b in zip(t.rss_mb, t.rss_mb[1:])]
+    accuracy = t.series("val_acc")
+    if not growth or min(growth) < 150:
+        return f"the RSS grows by {growth} MB per epoch, not 150 MB or more each epoch"
+    if accuracy[0] < 0.99:
+        return f"validation accuracy after epoch 0 is {accuracy[0]}, not ~100 % (an easy task)"
+    return None
+
+
+# A run with one of these faults may be stopped: the checks ARCHITECTURE.md lets be critical for a loss or gradient
+# gone wrong. Anything else critical in such a run would stop it for the wrong reason.
+STOP_WORTHY = ("nan_loss", "loss_explosion", "exploding_gradients")
+
+ISSUE_19_FAULTS: tuple[Program, ...] = (
+    Program("forgotten_zero_grad", "manual optimisation, plain SGD(lr=0.05), optimizer.zero_grad() never called",
+            _seeded(30, lambda: ManualSGD(clear=False), _flat_image_loaders), 2,
+            (Expect("loss_explosion", onset=0, by_epoch=0), Expect("missing_zero_grad", onset=0, by_epoch=0)),
+            root=("missing_zero_grad",),
+            symptom=Symptom("the step loss grows 100x and the gradient norm 50x inside epoch 0", _explodes_in_epoch_0),
+            critical_ok=STOP_WORTHY),
+    Program("adam_lr_far_too_high", "Adam(lr=0.2) on an MLP 16-64-64-5: the training loss rises, validation with it",
+            _seeded(31, lambda: Classifier(mlp(dim=16, hidden=64, classes=5, depth=2), lr=0.2, optimizer="adam"),
+                    _hard_blobs5), 6,
+            (Expect("loss_divergence", onset=-1, by_epoch=-1),),
+            symptom=Symptom("train loss rises two epochs running after its best, validation loss 1.5x its best",
+                            _train_and_val_rise),
+            critical_ok=STOP_WORTHY, not_raised=("overfitting",),
+            root=('loss_divergence', 'loss_explosion', 'lr_too_high')),
+    Program("kept_graph", "a second forward pass per step whose loss tensor is kept in a list (graph alive), "
+                          "easy 10-class task at ~100 % accuracy",
+            _seeded(32, lambda: KeptGraph(keep=True), _wide_easy_loaders), 3,
+            (Expect("memory_growth", onset=0, by_epoch=1),), own_process=True,
+            symptom=Symptom("RSS grows 150+ MB every epoch; validation accuracy ~100 % after epoch 0",
+                            _graph_memory_grows),
+            critical_ok=(), not_raised=("data_leakage",)),
+)
+
+
 FAULTS: tuple[Program, ...] = (
     Program("nan_batch", "a NaN in one input batch at global step 37 (epoch 2)",
             _seeded(10, lambda: NanBatch(at=37)), 3,
@@ -424,13 +289,15 @@ FAULTS: tuple[Program, ...] = (
     Program("deep_sigmoid_stack", "10 Linear+Sigmoid layers of width 32",
             _seeded(13, lambda: Classifier(mlp(hidden=32, depth=10, act=nn.Sigmoid), lr=0.05)), 4,
             (Expect("depth_gradient_ratio", onset=0, by_epoch=1),
-             Expect("vanishing_gradients", onset=0, by_epoch=1, layer="net.0"))),
+             Expect("vanishing_gradients", onset=0, by_epoch=1, layer="net.0")),
+            root=('depth_gradient_ratio', 'vanishing_gradients')),
     Program("dead_relu_bias", "hidden ReLU layer with its bias initialised at -20",
             _seeded(14, lambda: Classifier(dead_relu_net(), lr=0.05)), 4,
             (Expect("dead_layers", onset=0, by_epoch=1, layer="net.0"),)),
     Program("unnormalised_tanh_inputs", "tanh MLP fed unnormalised inputs (x * 255, raw pixel scale)",
             _seeded(15, RawPixels), 3,
-            (Expect("saturated_activation", onset=0, by_epoch=0, layer="net.0"),)),
+            (Expect("saturated_activation", onset=0, by_epoch=0, layer="net.0"),
+             Expect("unnormalized_inputs", onset=0, by_epoch=0)), root=("unnormalized_inputs",)),
     Program("tiny_train_big_model", "24 training samples, MLP 8-512-512-512-3, Adam(lr=1e-3)",
             _seeded(16, lambda: Classifier(mlp(hidden=512, depth=3), lr=1e-3, optimizer="adam"), _tiny_train), 12,
             (Expect("overfitting", onset=-1, by_epoch=-1),)),
@@ -454,7 +321,8 @@ FAULTS: tuple[Program, ...] = (
             (Expect("exploding_gradients", onset=3, by_epoch=3, at_step=49),)),
     Program("lr_jump", "a scheduler bug multiplies the lr by 60 at epoch 3",
             _seeded(23, lambda: LrJump(onset=3, factor=60.0)), 5,
-            (Expect("loss_explosion", onset=3, by_epoch=3),)),
+            (Expect("loss_explosion", onset=3, by_epoch=3),),
+            root=('loss_explosion', 'lr_too_high')),
     Program("checkpoint_stall", "from epoch 1, one step per epoch sleeps 0.5 s (a synchronous checkpoint write)",
             _seeded(25, lambda: CheckpointStall(onset=1, seconds=0.5)), 3,
             (Expect("step_time_outlier", onset=1, by_epoch=1),)),
@@ -465,3 +333,276 @@ FAULTS: tuple[Program, ...] = (
             _seeded(24, lambda: Classifier(FrozenZeroLayer(), lr=0.05)), 3,
             (Expect("frozen_output_layers", onset=0, by_epoch=1, layer="net.fc2"),)),
 )
+
+
+def _blobs4(noise: float = 1.0) -> tuple[DataLoader, DataLoader]:
+    return loaders(blobs(1024, dim=16, classes=4, noise=noise), blobs(256, dim=16, classes=4, noise=noise, seed=1))
+
+
+HEALTHY_MORE: tuple[Program, ...] = (
+    Program("healthy_batchnorm_cnn", "conv-BN-ReLU-pool x2, global average pool, Linear(16, 3), SGD(lr=0.02)",
+            _seeded(40, lambda: Classifier(BatchNormCNN(), lr=0.02),
+                    lambda: loaders(images(1024), images(256, seed=1))), 5),
+    Program("healthy_gru", "nn.GRU(1, 16) sequence classifier, Adam(lr=3e-3)",
+            _seeded(41, GRUClassifier, lambda: loaders(sequences(512), sequences(128, seed=1))), 5),
+    Program("healthy_autoencoder", "MLP autoencoder 32-16-4-16-32 on low-rank data, MSE, Adam(lr=3e-3)",
+            _seeded(42, AutoEncoder, lambda: loaders(low_rank(1024), low_rank(256, seed=1))), 6),
+    Program("healthy_cosine_wd", "MLP 16-64-64-4, SGD(lr=0.1, momentum=0.9, weight_decay=5e-4), cosine LR per epoch",
+            _seeded(43, lambda: CosineWeightDecay(6), _blobs4), 6),
+    Program("healthy_transformer", "one TransformerEncoder layer (d_model 32, 4 heads) sequence classifier, Adam",
+            _seeded(44, TinyTransformer, lambda: loaders(sequences(512), sequences(128, seed=1))), 5),
+    Program("healthy_noisy_slow", "MLP 8-32-32-3 on blobs with 30 % of the labels flipped, SGD(lr=0.005), batch 16",
+            _seeded(44, lambda: Classifier(mlp(hidden=32, depth=2), lr=0.005),
+                    lambda: loaders(noisy_labels(1024), noisy_labels(512, seed=1), batch_size=16)), 6),
+    Program("healthy_manual_sgd", "forgotten_zero_grad's twin: manual optimisation, SGD(lr=0.05), zero_grad() called",
+            _seeded(30, lambda: ManualSGD(clear=True), _flat_image_loaders), 2),
+    Program("healthy_adam_5class", "adam_lr_far_too_high's twin: the same MLP and data with Adam(lr=1e-3)",
+            _seeded(31, lambda: Classifier(mlp(dim=16, hidden=64, classes=5, depth=2), lr=1e-3, optimizer="adam"),
+                    _hard_blobs5), 6),
+    Program("healthy_easy_fast", "kept_graph's twin (the monitoring loss kept as .item()): an easy 10-class task, "
+                                 "~100 % validation accuracy in epoch 0",
+            _seeded(32, lambda: KeptGraph(keep=False), _wide_easy_loaders), 3, own_process=True),
+)
+
+HEALTHY: tuple[Program, ...] = (
+    Program("healthy_mlp_sgd", "MLP 8-32-32-3, SGD(lr=0.05, momentum=0.9), separable blobs", _healthy_mlp, 6),
+    Program("healthy_mlp_adam", "MLP 16-64x3-4, Adam(lr=1e-3)", _healthy_adam, 6),
+    Program("healthy_cnn", "CNN conv-relu-pool x2 + global pool + Linear(16, 3), 16x16 images", _healthy_cnn, 5),
+    Program("healthy_tanh", "MLP with tanh activations, default init", _healthy_tanh, 6),
+    Program("healthy_hard_data", "MLP 8-16-3 on overlapping classes, 2048 samples (the loss stays high)",
+            _healthy_noisy_labels, 6),
+    Program("healthy_lstm", "nn.LSTM(1, 16, num_layers=2) sequence classifier, Adam(lr=1e-3)", _healthy_lstm, 4),
+) + HEALTHY_MORE
+
+FAULTS = FAULTS + ISSUE_19_FAULTS
+
+
+# ------------------------------------------------------------------ more bugs people write (issue 19, continued)
+
+def _easy10(permute: bool = False, n: int = 1024) -> Callable[[], tuple[DataLoader, DataLoader]]:
+    """An easy 10-class task in 32 dimensions; ``permute``: the training labels shuffled apart from their inputs."""
+    def data() -> tuple[DataLoader, DataLoader]:
+        train = blobs(n, dim=32, classes=10, noise=1.0)
+        return loaders(labels_permuted(train) if permute else train, blobs(512, dim=32, classes=10, noise=1.0, seed=1))
+    return data
+
+
+def _sorted_blobs(shuffle: bool) -> tuple[DataLoader, DataLoader]:
+    """5 overlapping classes, the training set stored class by class; ``shuffle=False`` reads it in that order."""
+    train = sorted_by_label(blobs(640, dim=16, classes=5, noise=1.2))
+    return (DataLoader(train, batch_size=32, shuffle=shuffle, generator=torch.Generator().manual_seed(0)),
+            DataLoader(blobs(512, dim=16, classes=5, noise=1.2, seed=1), batch_size=128))
+
+
+def _pixels(scale: float) -> tuple[DataLoader, DataLoader]:
+    return loaders(pixel_images(2048, scale=scale), pixel_images(512, seed=1, scale=scale))
+
+
+def _small_noisy4() -> tuple[DataLoader, DataLoader]:
+    """192 training samples of 4 overlapping classes: a wide MLP without its dropout memorises them."""
+    return loaders(blobs(192, dim=16, classes=4, noise=1.8), blobs(512, dim=16, classes=4, noise=1.8, seed=1))
+
+
+def _bn_blobs(batch_size: int) -> tuple[DataLoader, DataLoader]:
+    return loaders(blobs(384, dim=16, classes=4, noise=1.0), blobs(512, dim=16, classes=4, noise=1.0, seed=1),
+                   batch_size=batch_size)
+
+
+def _long_sequences() -> tuple[DataLoader, DataLoader]:
+    """Length-100 sequences drifting up or down by 0.5 a step (under unit noise): the class is the drift's sign."""
+    return loaders(drifting(1024), drifting(256, seed=1))
+
+
+def _images28() -> tuple[DataLoader, DataLoader]:
+    return loaders(images(384, side=28), images(128, side=28, seed=1))
+
+
+# ----- symptoms
+
+
+def _loss_above_floor_yet_accurate(t: Trace) -> str | None:
+    train, acc = t.series("train_loss"), t.series("val_acc")
+    if min(train) < 1.4:
+        return f"the training loss {[round(v, 3) for v in train]} falls below 1.4"
+    if acc[-1] < 0.9:
+        return f"validation accuracy ends at {acc[-1]:.3f}, not 0.9 or more"
+    return None
+
+
+def _loss_at_ln10(t: Trace) -> str | None:
+    train, acc = t.series("train_loss"), t.series("val_acc")
+    chance = math.log(10)
+    if any(abs(v - chance) > 0.05 * chance for v in train):
+        return f"the training loss {[round(v, 3) for v in train]} is not within 5 % of ln(10) = {chance:.3f}"
+    if max(acc) >= 0.2:
+        return f"validation accuracy reaches {max(acc):.3f} (chance: 0.1)"
+    return None
+
+
+def _loss_frozen(t: Trace) -> str | None:
+    train = [round(v, 4) for v in t.series("train_loss")]
+    if len(set(train)) != 1:
+        return f"the training loss changes across epochs: {train}"
+    return None
+
+
+def _lr_collapsed(t: Trace) -> str | None:
+    train = t.series("train_loss")
+    if t.lr_start is None or not t.lrs or t.lrs[0] >= 1e-6 * t.lr_start:
+        return f"the lr after epoch 0 is {t.lrs[:1]}, not below 1e-6 of its start {t.lr_start}"
+    if abs(train[-1] - train[1]) > 0.01 * train[1]:
+        return f"the training loss still moves after epoch 0: {[round(v, 4) for v in train]}"
+    return None
+
+
+def _raw_pixels_hurt(t: Trace) -> str | None:
+    acc, first = t.series("val_acc"), t.step_losses[0]
+    if max(first) < 4 * math.log(10):
+        return f"epoch 0's worst step loss is {max(first):.4g}, not 4x ln(10) or more (a 10-class start: 2.3)"
+    if acc[-1] > 0.85:
+        return f"validation accuracy ends at {acc[-1]:.3f}, not 0.85 or less"
+    return None
+
+
+def _class_by_class(t: Trace) -> str | None:
+    acc = t.series("val_acc")
+    if max(acc) > 0.7:
+        return f"validation accuracy reaches {max(acc):.3f}, not 0.7 or less"
+    return None
+
+
+def _runs_in_eval_mode(t: Trace) -> str | None:
+    if any(share > 0 for share in t.train_mode):
+        return f"the share of training steps run in train mode per epoch is {t.train_mode}, not 0"
+    train, val = t.series("train_loss"), t.series("val_loss")
+    if train[-1] > 0.1 or val[-1] < 1.3 * min(val):
+        return (f"the training loss ends at {train[-1]:.3f}, not below 0.1 with the validation loss 1.3x its best "
+                f"({val[-1]:.3f} vs {min(val):.3f})")
+    return None
+
+
+def _bn_eval_gap(t: Trace) -> str | None:
+    acc = t.series("val_acc")
+    if max(acc) > 0.75:
+        return f"validation accuracy (running statistics) reaches {max(acc):.3f}, not 0.75 or less"
+    return None
+
+
+def _extra_never_learns(t: Trace) -> str | None:
+    if "extra.weight" not in t.no_grad_params:
+        return f"extra.weight got a gradient (never-grad parameters: {t.no_grad_params})"
+    return None
+
+
+def _grad_spikes(t: Trace) -> str | None:
+    ratios = [max(g) / statistics.median(g) for g in t.grad_norms if g]
+    train = t.series("train_loss")
+    if max(ratios[:2]) < 10:
+        return f"the gradient norm's max/median per epoch is {[round(r, 1) for r in ratios]}, not 10+ by epoch 1"
+    if not any(b > 1.2 * a for a, b in zip(train, train[1:])):
+        return f"the training loss {[round(v, 3) for v in train]} never rises 20 % from one epoch to the next"
+    return None
+
+
+def _first_conv_shrinks(t: Trace) -> str | None:
+    shape = t.shapes.get("net.features.0")
+    if shape is None or shape[-2:] != [20, 20]:
+        return f"the first conv's output is {shape}, not 20x20 from a 28x28 input"
+    return None
+
+
+ISSUE_19_MORE: tuple[Program, ...] = (
+    Program("double_softmax", "MLP 32-64-64-10 whose forward ends in nn.Softmax(dim=1), trained with "
+                              "F.cross_entropy (softmax twice), Adam(lr=3e-3), an easy 10-class task",
+            _seeded(50, lambda: SoftmaxHead(softmax=True), _easy10()), 3,
+            (Expect("double_softmax", onset=0, by_epoch=1),),
+            symptom=Symptom("the training loss stays above 1.4 (floor log(1 + 9/e) = 1.46) while validation "
+                            "accuracy is 0.9 or more", _loss_above_floor_yet_accurate)),
+    Program("labels_shuffled_separately", "the training labels permuted apart from their inputs "
+                                          "(y = y[randperm]); validation labels correct, 10 classes",
+            _seeded(51, lambda: Classifier(mlp(dim=32, hidden=64, classes=10, depth=2), lr=0.02),
+                    _easy10(permute=True)), 3,
+            (Expect("loss_at_chance", onset=0, by_epoch=1),),
+            symptom=Symptom("the training loss within 5 % of ln(10) every epoch, validation accuracy below 0.2",
+                            _loss_at_ln10)),
+    Program("optimizer_wrong_params", "configure_optimizers returns SGD over a deep copy of the network: the "
+                                      "model's weights never change",
+            _seeded(52, lambda: OptimizerOf(wrong=True), _blobs4), 3,
+            (Expect("optimizer_not_stepping_model", onset=0, by_epoch=0),),
+            symptom=Symptom("the training loss is the same to 4 decimals every epoch", _loss_frozen),
+            critical_ok=("optimizer_not_stepping_model",) + STOP_WORTHY),
+    Program("scheduler_per_batch", "SGD(lr=0.1) with StepLR(step_size=1, gamma=0.5) meant per epoch, stepped per "
+                                   "batch (interval 'step'), 32 steps an epoch",
+            _seeded(53, lambda: StepLRScheduled("step"), _blobs4), 4,
+            (Expect("lr_schedule_collapse", onset=0, by_epoch=0),),
+            symptom=Symptom("the lr after epoch 0 is below 1e-6 of its start and the training loss stops moving",
+                            _lr_collapsed)),
+    Program("unnormalized_inputs", "ReLU MLP 256-64-64-10 on flattened 16x16 images at raw 0-255 pixel values, "
+                                   "Adam(lr=1e-3)",
+            _seeded(54, lambda: Classifier(mlp(dim=256, hidden=64, classes=10, depth=2), lr=1e-3, optimizer="adam"),
+                    lambda: _pixels(1.0)), 3,
+            (Expect("unnormalized_inputs", onset=0, by_epoch=0),),
+            symptom=Symptom("epoch 0's step loss reaches 4x ln(10) and validation accuracy ends at 0.85 or less",
+                            _raw_pixels_hurt)),
+    Program("label_sorted_unshuffled", "a 5-class training set stored class by class, loaded with shuffle=False "
+                                       "(batch 32)",
+            _seeded(55, lambda: Classifier(mlp(dim=16, hidden=64, classes=5, depth=2), lr=0.05),
+                    lambda: _sorted_blobs(shuffle=False)), 3,
+            (Expect("unshuffled_data", onset=0, by_epoch=0),),
+            symptom=Symptom("validation accuracy stays at or below 0.7", _class_by_class)),
+    Program("eval_mode_training", "MLP with BatchNorm and Dropout(0.5) whose on_train_epoch_start calls "
+                                  "self.eval(): every training step runs in eval mode",
+            _seeded(56, lambda: TrainsInEvalMode(bug=True), _small_noisy4), 12,
+            (Expect("eval_mode_training", onset=0, by_epoch=0),),
+            symptom=Symptom("every training step runs with module.training False; the training loss falls below "
+                            "0.1 while the validation loss ends 1.3x its best", _runs_in_eval_mode)),
+    Program("batchnorm_tiny_batch", "a BatchNorm MLP 16-64-64-4 trained with batch_size=2",
+            _seeded(57, lambda: Classifier(bn_mlp(), lr=0.05), lambda: _bn_blobs(2)), 3,
+            (Expect("batchnorm_tiny_batch", onset=0, by_epoch=0),),
+            symptom=Symptom("validation accuracy (eval mode, running statistics) stays at or below 0.75",
+                            _bn_eval_gap)),
+    Program("unused_layer", "a trainable self.extra = nn.Linear(64, 64) that forward never calls",
+            _seeded(58, lambda: UnusedBranch(unused=True), _blobs4), 3,
+            (Expect("unused_parameters", onset=0, by_epoch=0),),
+            symptom=Symptom("extra.weight never has a gradient", _extra_never_learns)),
+    Program("rnn_no_clipping", "tanh RNN (hidden 32) on length-100 sequences, plain SGD(lr=1.0), no gradient "
+                               "clipping",
+            _seeded(61, LongRNN, _long_sequences), 3,
+            (Expect("missing_grad_clipping", onset=0, by_epoch=1),),
+            symptom=Symptom("the gradient norm spikes to 10x its epoch median by epoch 1; the training loss rises "
+                            "20 % from one epoch to the next", _grad_spikes)),
+    Program("large_first_kernel", "CNN whose first layer is nn.Conv2d(1, 8, kernel_size=9) on 28x28 images",
+            _seeded(60, lambda: Classifier(FirstKernelCNN(kernel=9), lr=0.02), _images28), 3,
+            (Expect("large_kernel", onset=0, by_epoch=0),),
+            symptom=Symptom("the first conv's output is 20x20 from a 28x28 input", _first_conv_shrinks)),
+)
+
+HEALTHY_19_MORE: tuple[Program, ...] = (
+    Program("healthy_single_softmax", "double_softmax's twin: the MLP returns logits",
+            _seeded(50, lambda: SoftmaxHead(softmax=False), _easy10()), 3),
+    Program("healthy_labels_aligned", "labels_shuffled_separately's twin: inputs and labels kept together",
+            _seeded(51, lambda: Classifier(mlp(dim=32, hidden=64, classes=10, depth=2), lr=0.02), _easy10()), 3),
+    Program("healthy_optimizer_own_params", "optimizer_wrong_params's twin: SGD over self.parameters()",
+            _seeded(52, lambda: OptimizerOf(wrong=False), _blobs4), 3),
+    Program("healthy_scheduler_per_epoch", "scheduler_per_batch's twin: StepLR(step_size=1, gamma=0.5) per epoch",
+            _seeded(53, lambda: StepLRScheduled("epoch"), _blobs4), 4),
+    Program("healthy_normalized_pixels", "unnormalized_inputs's twin: the pixels divided by 255",
+            _seeded(54, lambda: Classifier(mlp(dim=256, hidden=64, classes=10, depth=2), lr=1e-3, optimizer="adam"),
+                    lambda: _pixels(1 / 255)), 3),
+    Program("healthy_shuffled_sorted", "label_sorted_unshuffled's twin: the sorted set loaded with shuffle=True",
+            _seeded(55, lambda: Classifier(mlp(dim=16, hidden=64, classes=5, depth=2), lr=0.05),
+                    lambda: _sorted_blobs(shuffle=True)), 3),
+    Program("healthy_train_mode", "eval_mode_training's twin: no self.eval() (Lightning's train mode)",
+            _seeded(56, lambda: TrainsInEvalMode(bug=False), _small_noisy4), 12),
+    Program("healthy_batchnorm_batch32", "batchnorm_tiny_batch's twin: batch_size=32",
+            _seeded(57, lambda: Classifier(bn_mlp(), lr=0.05), lambda: _bn_blobs(32)), 3),
+    Program("healthy_no_unused_layer", "unused_layer's twin: no extra Linear",
+            _seeded(58, lambda: UnusedBranch(unused=False), _blobs4), 3),
+    Program("healthy_rnn_clipped", "rnn_no_clipping's twin: Trainer(gradient_clip_val=1.0)",
+            _seeded(61, LongRNN, _long_sequences), 3, trainer=dict(gradient_clip_val=1.0)),
+    Program("healthy_small_first_kernel", "large_first_kernel's twin: a 3x3 first kernel",
+            _seeded(60, lambda: Classifier(FirstKernelCNN(kernel=3), lr=0.02), _images28), 3),
+)
+
+FAULTS = FAULTS + ISSUE_19_MORE
+HEALTHY = HEALTHY + HEALTHY_19_MORE
