@@ -1,6 +1,11 @@
 """The training behind `atlas demo`: a small Lightning classifier on synthetic data, on the CPU.
 
     python -m atlas_callback._demo --collector 127.0.0.1:50051 --epochs 3
+    python -m atlas_callback._demo --collector 127.0.0.1:50051 --epochs 3 --bug
+
+With ``--bug`` the same model has a bug people write: ``configure_optimizers`` builds the optimizer over a copy of
+the network, so no weight ever changes. The run uses ``on_critical="stop"``: Atlas names the bug at the end of the
+first epoch and stops the run.
 """
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ def main() -> None:
     parser.add_argument("--collector", required=True, help="HOST:PORT of the collector")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--project", default="demo")
-    parser.add_argument("--run-name", default="demo-mlp")
+    parser.add_argument("--run-name", default=None)
+    parser.add_argument("--bug", action="store_true", help="train with the optimizer over a copy of the network")
     ns = parser.parse_args()
+    run_name = ns.run_name or ("demo-bug" if ns.bug else "demo-mlp")
 
     warnings.filterwarnings("ignore")
     import lightning.pytorch as pl
@@ -57,16 +64,21 @@ def main() -> None:
             self.log("val_acc", (logits.argmax(-1) == y).float().mean())
 
         def configure_optimizers(self):
+            if ns.bug:  # the bug: an optimizer over a copy of the network (e.g. a model rebuilt after this line)
+                import copy
+
+                return torch.optim.Adam(copy.deepcopy(self.net).parameters(), lr=self.hparams.lr)
             return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
     trainer = pl.Trainer(
         max_epochs=ns.epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[AtlasCallback(project=ns.project, run_name=ns.run_name, collector=ns.collector)],
+        callbacks=[AtlasCallback(project=ns.project, run_name=run_name, collector=ns.collector,
+                                 on_critical="stop" if ns.bug else "warn")],
     )
     trainer.fit(Classifier(), DataLoader(train, batch_size=64, shuffle=True), DataLoader(val, batch_size=256))
     metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
-    print(f"trained {ns.epochs} epochs: {metrics}", flush=True)
+    print(f"{run_name}: trained {trainer.current_epoch} of {ns.epochs} epochs: {metrics}", flush=True)
 
 
 if __name__ == "__main__":

@@ -374,7 +374,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
             meet = lambda stop: self._any(trainer, pl_module, stop, False)[0]  # noqa: E731
         reason = self._core.at_batch_boundary(agree, meet)
         if reason is not None:
-            log.warning("atlas: stopping training at step %d: %s", trainer.global_step, reason)
+            log.info("atlas: stopping training at step %d: %s", trainer.global_step, reason)  # said on receipt
             trainer.should_stop = True
 
     @staticmethod

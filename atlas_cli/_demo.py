@@ -14,14 +14,16 @@ from ._app import Ctx, cli, render_kv, render_table
 
 @cli.command()
 @click.option("--epochs", type=click.IntRange(1, 50), default=3, show_default=True, help="Epochs to train.")
-@click.option("--db", help="Store URL for the embedded collector. [default: sqlite file demo.db under ATLAS_HOME]")
+@click.option("--db", help="Store URL for the embedded collector. [default: the collector's own default, sqlite file "
+                           "atlas.db under ATLAS_HOME]")
 @click.pass_obj
 def demo(obj: Ctx, epochs: int, db: str | None) -> None:
-    """Train a small Lightning model on the CPU against an embedded collector, then list the run.
+    """Train two small Lightning models on the CPU against an embedded collector, then show what Atlas saw.
 
-    Starts a collector on a free loopback port with a SQLite store (ATLAS_HOME, default ~/.atlas),
-    trains a small classifier on synthetic data for a few seconds in a subprocess with AtlasCallback,
-    and prints the run as `atlas runs` and `atlas runs show` see it.
+    The first run is healthy. The second has a bug people write (the optimizer is built over a copy of the
+    network, so no weight ever changes) and runs with on_critical="stop": Atlas names the bug and stops it.
+    The runs are stored where `atlas-collector` keeps them by default (ATLAS_HOME, default ~/.atlas), so
+    `atlas-collector &` then `atlas runs` shows them.
 
     \b
     Example:
@@ -30,33 +32,42 @@ def demo(obj: Ctx, epochs: int, db: str | None) -> None:
     from atlas_collector import CollectorConfig, run_server
 
     from ._client import CollectorClient
+    from ._issues import list_issues, print_issues
     from ._runs import RUN_COLUMNS, get_run, list_runs
 
     home = pathlib.Path(os.environ.get("ATLAS_HOME") or "~/.atlas").expanduser()
-    url = db or f"sqlite:///{home / 'demo.db'}"
+    url = db or f"sqlite:///{home / 'atlas.db'}"
     with run_server(CollectorConfig(listen="127.0.0.1:0", db=url)) as collector:
         click.echo(f"collector listening on {collector.address} (store: {url})")
-        t0 = time.monotonic()
-        cmd = [sys.executable, "-m", "atlas_callback._demo", "--collector", collector.address, "--epochs", str(epochs)]
-        done = subprocess.run(cmd, env={**os.environ, "ATLAS_MODE": "online"})
-        if done.returncode != 0:
-            raise click.ClickException(f"the demo training exited with status {done.returncode}")
-        click.echo(f"training finished in {time.monotonic() - t0:.1f}s\n")
+        for bug in (False, True):
+            t0 = time.monotonic()
+            cmd = [sys.executable, "-m", "atlas_callback._demo", "--collector", collector.address,
+                   "--epochs", str(epochs)] + (["--bug"] if bug else [])
+            done = subprocess.run(cmd, env={**os.environ, "ATLAS_MODE": "online"})
+            if done.returncode != 0:
+                raise click.ClickException(f"the demo training exited with status {done.returncode}")
+            click.echo(f"  ({time.monotonic() - t0:.1f}s)")
+        click.echo("")
         local = Ctx(collector=collector.address, token=None, tls_ca=None, json=obj.json)
         local._client = CollectorClient(collector.address)
         try:
-            rows = list_runs(local, project="demo", limit=5)
+            rows = list_runs(local, project="demo", limit=2)
             render_table([{**r, "id": r["id"][:8]} for r in rows], RUN_COLUMNS)
-            click.echo("")
-            detail = get_run(local, "latest", "demo")
-            render_kv({k: detail[k] for k in ("id", "status", "epochs", "steps", "health_score", "hyperparameters",
-                                              "final_metrics")})
-            from atlas_proto.v1 import query_pb2 as qpb
-
-            issues = local.client().call("ListIssues", qpb.IssuesRequest(run=detail["id"])).issues
-            click.echo("\ndiagnostics:" if issues else "\ndiagnostics: no issues")
-            for issue in issues:
-                click.echo(f"  {issue.severity:<8} {issue.check}: {issue.description}")
+            for name in ("demo-mlp", "demo-bug"):
+                detail = get_run(local, name, "demo")
+                final = detail["final_metrics"] or {}
+                shown = ", ".join(f"{k} {final[k]:.4g}" for k in ("loss_mean", "val_loss", "val_acc")
+                                  if isinstance(final.get(k), (int, float)))
+                score = detail["health_score"]
+                click.echo(f"\n{name} ({detail['id'][:8]}): {detail['status']} after {detail['epochs']} epochs, health "
+                           f"{'-' if score is None else round(score)}; {shown}")
+                issues = list_issues(local, detail["id"])
+                if not issues:
+                    click.echo("diagnostics: no issues")
+                    continue
+                click.echo("diagnostics, the most likely cause first:")
+                print_issues(issues)
         finally:
             local._client.close()
-    click.echo(f"\nThe run is stored in {url}. Serve it with `atlas-collector --db {url}` and explore with `atlas runs`.")
+    click.echo(f"\nThe runs are stored in {url}. Serve them with `atlas-collector`"
+               + (f" --db {url}" if db else "") + " and explore: `atlas runs`, `atlas issues demo-bug`.")

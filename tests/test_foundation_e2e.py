@@ -97,5 +97,12 @@ def test_atlas_demo_trains_and_prints_the_run(tmp_path) -> None:
     out = done.stdout
     assert "collector listening on 127.0.0.1:" in out
     assert "demo-mlp" in out and "completed" in out
-    assert "val_loss" in out and "diagnostics:" in out
-    assert (tmp_path / "home" / "demo.db").exists()
+    assert "val_loss" in out and "diagnostics" in out
+    healthy, buggy = out.split("\ndemo-mlp (")[1].split("\ndemo-bug (")
+    assert " warning " not in healthy and " critical " not in healthy  # the healthy run: no false warning
+    # the buggy run: named first, stopped by Atlas, and the trainer's terminal said so
+    assert "stopped after" in buggy and "1. optimizer_not_stepping_model:" in buggy
+    assert "fix: Build the optimizer over the model's own parameters" in buggy
+    assert "stops at the next batch, STOP from the collector: optimizer_not_stepping_model" in done.stderr
+    # stored where `atlas-collector` looks by default: `atlas-collector &` then `atlas runs` shows the demo
+    assert (tmp_path / "home" / "atlas.db").exists()
