@@ -222,6 +222,8 @@ def diagnose_dir(directory: pathlib.Path) -> tuple[dict[str, Any], Any]:
         try:
             if kind == "run":
                 detail = data
+            elif kind == "end" and isinstance(data, dict) and data.get("status"):
+                detail = {**detail, "status": data["status"]}
             elif kind == "architecture":
                 arch = r.architecture(json_format.ParseDict(data, tpb.ModelInfo(), ignore_unknown_fields=True))
             elif kind in kinds:
@@ -265,7 +267,7 @@ def diagnose_cmd(obj: Ctx, directory: pathlib.Path, report: bool, as_json: bool)
     if as_json or obj.json:
         echo(json.dumps(issues, indent=2))
         return
-    health = d.health_report(engine.issues())
+    health = d.health_report(engine.issues(), status=detail.get("status"))
     counts = health["severity_counts"]
     echo(f"run {run_id} ({detail.get('name')}), {engine.state.epochs_seen} epochs: health score "
          f"{health['health_score']} / 100 ({counts['critical']} critical, {counts['warning']} warning, "

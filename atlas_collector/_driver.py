@@ -168,7 +168,7 @@ class DiagnosticsDriver:
             delta = rd.engine.update(**records, now=now)
             epoch_seen = bool(records["epochs"])
             self._remember(run_id, rd)
-            write = bool(delta) or rebuilt or trigger in ("manual",) or epoch_seen
+            write = bool(delta) or rebuilt or trigger in ("manual",) or epoch_seen or ended  # the end: its status
             if write:
                 self._persist(run_id, rd, delta, trigger="rebuild" if rebuilt and trigger == "data" else trigger,
                               record=record if record is not None else (epoch_seen or trigger == "manual"))
@@ -247,7 +247,7 @@ class DiagnosticsDriver:
     def _persist(self, run_id: str, rd: _RunDiag, delta: IssueDelta, *, trigger: str, record: bool) -> None:
         now = time.time()
         issues = list(rd.engine.issues())
-        score = float(health_score(issues))
+        score = float(health_score(issues, rd.status))
         with self._store.begin() as conn:
             became_active = d.save_issues(conn, run_id, issues, now)
             conn.execute(sa.update(s.runs).where(s.runs.c.id == run_id).values(health_score=score))

@@ -105,8 +105,9 @@ def list_issues(sv: Services, req: qpb.IssuesRequest) -> qpb.IssuesResponse:
 
 def _health(conn: Any, run_id: str) -> qpb.HealthResponse:
     issues = d.load_issues(conn, run_id)
-    score = conn.execute(sa.select(s.runs.c.health_score).where(s.runs.c.id == run_id)).scalar()
-    report = health_report(issues)
+    score, status = conn.execute(sa.select(s.runs.c.health_score, s.runs.c.status)
+                                 .where(s.runs.c.id == run_id)).one()
+    report = health_report(issues, status=status)
     resp = qpb.HealthResponse(run=run_id)
     if score is not None:
         resp.health_score = float(report["health_score"])

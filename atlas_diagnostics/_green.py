@@ -14,6 +14,9 @@ https://www.epa.gov/energy/greenhouse-gases-equivalencies-calculator-calculation
 smartphone charged, 8.887e-3 t CO2 per gallon of gasoline burned (2.348 kg per litre), 0.060 t CO2 sequestered by
 one urban tree seedling grown for 10 years.
 
+A run whose loss diverged (``nan_loss``, or a critical ``loss_explosion``) is graded F whatever its optimal stop
+says: its compute produced no usable model (``notes`` says so).
+
 Cost prices CO2 at the EU ETS allowance price, default EUR 50 per tonne (configurable: ``eur_per_tonne``).
 
 A figure that comes out beyond what a float holds (a broken reading such as 1e308 kg of CO2 in one epoch makes the
@@ -166,7 +169,13 @@ def green_insight(engine: Engine, *, eur_per_tonne: float = DEFAULT_EUR_PER_TONN
         co2_equivalents=({name: total_co2 / kg for name, kg in CO2_FACTORS_KG.items()}
                          if total_co2 is not None else {}),
     )
-    return SustainabilityInsight(**figures, notes=_overflow_notes(figures))
+    notes = _overflow_notes(figures)
+    from ._results import diverged
+
+    if diverged(engine.issues()) and figures["grade"] is not None:
+        figures["grade"] = "F"  # the compute went into a loss that diverged: no usable model came of it
+        notes.append("grade F: the loss diverged (a non-finite loss, or an explosion past where the run started)")
+    return SustainabilityInsight(**figures, notes=notes)
 
 
 def _overflow_notes(figures: dict[str, Any]) -> list[str]:

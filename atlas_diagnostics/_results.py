@@ -20,12 +20,34 @@ def _active(issues: Iterable[Issue]) -> list[Issue]:
     return [i for i in issues if i.active]
 
 
-def health_score(issues: Iterable[Issue]) -> int:
-    """100 - 20 per critical - 7 per warning - 2 per info over the active issues, floor 0.
+#: The most a run can score once it diverged (a non-finite loss, or a loss explosion that went back past where the
+#: run started: the critical kind), active or since cleared; once it failed (crashed); once it was stopped with a
+#: critical issue open.
+DIVERGED_CAP, FAILED_CAP, STOPPED_CAP = 30, 50, 60
+
+
+def diverged(issues: Iterable[Issue]) -> bool:
+    """The run's loss diverged at some point: a ``nan_loss``, or a critical ``loss_explosion`` (cleared or not)."""
+    return any(i.check == "nan_loss" or (i.check == "loss_explosion" and i.severity == "critical") for i in issues)
+
+
+def health_score(issues: Iterable[Issue], status: str | None = None) -> int:
+    """100 - 20 per critical - 7 per warning - 2 per info over the active issues, floor 0; then at most
+    ``DIVERGED_CAP`` (30) if the loss ever diverged, ``FAILED_CAP`` (50) if the run failed (``status`` "failed"),
+    ``STOPPED_CAP`` (60) if it was stopped with a critical issue open. A number that contradicts what happened
+    (a crashed run at 91, a run whose loss went to inf at 78) would mislead.
 
     An issue that persists across epochs is one :class:`Issue`, so it counts once.
     """
-    return max(0, 100 - sum(SEVERITY_WEIGHT[i.severity] for i in _active(issues)))
+    issues = list(issues)
+    score = max(0, 100 - sum(SEVERITY_WEIGHT[i.severity] for i in _active(issues)))
+    if diverged(issues):
+        score = min(score, DIVERGED_CAP)
+    if status == "failed":
+        score = min(score, FAILED_CAP)
+    if status == "stopped" and any(i.active and i.severity == "critical" for i in issues):
+        score = min(score, STOPPED_CAP)
+    return score
 
 
 def severity_counts(issues: Iterable[Issue]) -> dict[str, int]:
@@ -84,12 +106,12 @@ def layer_highlights(issues: Iterable[Issue], layer_types: dict[str, str] | None
     return out
 
 
-def health_report(issues: Sequence[Issue], *, top: int = 5) -> dict[str, Any]:
-    """The object of ``atlas health --json`` without ``run``: health_score, severity_counts, top_issues,
-    top_layers (``layer``, ``severity_score``, ``checks``)."""
+def health_report(issues: Sequence[Issue], *, top: int = 5, status: str | None = None) -> dict[str, Any]:
+    """The object of ``atlas health --json`` without ``run``: health_score (:func:`health_score`, with the run's
+    ``status``), severity_counts, top_issues, top_layers (``layer``, ``severity_score``, ``checks``)."""
     active = [i for i in rank_issues(issues) if i.active]  # root cause first, as `atlas issues`
     return {
-        "health_score": health_score(issues),
+        "health_score": health_score(issues, status),
         "severity_counts": severity_counts(issues),
         "top_issues": [i.to_dict() for i in active[:top]],
         "top_layers": [{k: h[k] for k in ("layer", "severity_score", "checks")}

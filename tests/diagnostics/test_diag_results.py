@@ -198,3 +198,33 @@ def test_issue_from_dict_names_the_bad_field() -> None:
     with pytest.raises(RecordError, match="Issue.severity must be one of critical, warning, info, got 'fatal'"):
         Issue.from_dict({"check": "nan_loss", "severity": "fatal", "category": "loss", "title": "t",
                          "description": "d", "suggestion": "s"})
+
+
+def test_health_reflects_a_diverged_failed_or_stopped_run() -> None:
+    from atlas_diagnostics import Issue, health_score
+
+    def make(check: str, severity: str, active: bool = True) -> Issue:
+        return Issue(check=check, severity=severity, category="loss", title="t", description="d", suggestion="s",
+                     active=active)
+
+    info = [make("device_underutilization", "info")]
+    assert health_score(info) == 98 and health_score(info, "completed") == 98
+    assert health_score(info, "failed") == 50  # a crash is not a healthy run
+    assert health_score([make("nan_loss", "critical")] + info) == 30  # the loss went to inf: at most 30
+    assert health_score([make("loss_explosion", "critical", active=False)]) == 30  # even once it came back
+    assert health_score([make("loss_explosion", "warning")]) == 93  # below where it started: not diverged
+    stopped = [make("optimizer_not_stepping_model", "critical")]
+    assert health_score(stopped, "stopped") == 60 and health_score(stopped) == 80
+    assert health_score(info, "stopped") == 98  # stopped by a person, nothing critical: no cap
+
+
+def test_a_diverged_run_is_graded_f() -> None:
+    from atlas_diagnostics import Engine, green_insight
+
+    eng = Engine()
+    eng.update(epochs=epochs(4, train_mean=[2.0, 1.0, 0.9, float("nan")]))
+    g = green_insight(eng)
+    assert g.grade == "F" and any("diverged" in n for n in g.notes)
+    healthy = Engine()
+    healthy.update(epochs=epochs(4))
+    assert green_insight(healthy).grade != "F"
