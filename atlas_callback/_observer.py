@@ -109,9 +109,10 @@ class Observer:
         if optimizer is not None:
             if lr is None:
                 lr = _first_lr(optimizer)
-            if optimizer is not self._optimizer and core.facts is not None:
+            if optimizer is not self._optimizer:
                 self._optimizer = optimizer
-                core.facts.watch_optimizers([optimizer])
+                if core.facts is not None:
+                    core.facts.watch_optimizers([optimizer])
         grad_norm = core.grad_norm(self._model.parameters()) if self._model is not None else None
         core.step(loss, batch_size=batch_size, seq_len=seq_len, lr=lr, metrics=metrics, grad_norm=grad_norm)
         self._control()
@@ -133,7 +134,13 @@ class Observer:
         val.update(val_metrics or {})
         train = {k: v for k, v in self._metrics.items() if not k.startswith("val")}
         self._metrics = {}
-        self._core.epoch_end(self._epoch, val_metrics=val, train_metrics=train)
+        lrs: list[float] = []
+        if self._optimizer is not None:  # the optimizer `step` was given: its LR per param group, as Lightning's
+            try:
+                lrs = [float(g["lr"]) for g in self._optimizer.param_groups if "lr" in g]
+            except (AttributeError, TypeError, ValueError):
+                lrs = []
+        self._core.epoch_end(self._epoch, val_metrics=val, train_metrics=train, lrs=lrs)
         self._epoch += 1
         self._core.epoch_start(self._epoch)
 

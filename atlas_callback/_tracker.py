@@ -70,6 +70,10 @@ class AtlasTracker(GeneralTracker):
         self._hparams: dict[str, Any] = {}
         self._epoch = 0
         self._epoch_metrics: dict[str, list[float]] = {}
+        self._batch_n: int | None = None  # the last training forward's batch size (a forward pre-hook, `watch`)
+        self._grad: Any = None  # the gradient norm read before the last optimizer step (sampled steps)
+        self._hooks: list[Any] = []
+        self._step_hooked = False
 
     @property
     def tracker(self) -> "AtlasTracker":
@@ -114,14 +118,21 @@ class AtlasTracker(GeneralTracker):
         for key, value in metrics.items():
             self._epoch_metrics.setdefault(key, []).append(value)
         optimizer_lr = metrics.get("lr", metrics.get("learning_rate"))
-        grad_norm = self._core.grad_norm(self._model.parameters()) if self._model is not None else None
+        if optimizer_lr is None:
+            optimizer_lr = self._first_lr()
+        grad_norm, self._grad = self._grad, None
+        if grad_norm is None and not self._step_hooked and self._model is not None:  # no optimizer hook: read here
+            grad_norm = self._core.grad_norm(self._model.parameters())
         self._core.step(loss, lr=optimizer_lr, global_step=step + 1 if step is not None else None,
-                        metrics=metrics, grad_norm=grad_norm)
+                        metrics=metrics, grad_norm=grad_norm, batch_size=self._batch_n)
         self._control()
         self._core.before_step()
 
     def finish(self) -> None:
         self._core.end("completed")
+        hooks, self._hooks = self._hooks, []
+        for h in hooks:
+            h.remove()
 
     # --------------------------------------------------------------------------------- Atlas API
 
@@ -139,6 +150,7 @@ class AtlasTracker(GeneralTracker):
             except Exception:  # noqa: BLE001
                 unwrapped = model
         self._core.attach_model(unwrapped)
+        self._hook(unwrapped)
         facts = self._core.facts
         if facts is not None:
             facts.hook_inputs()
@@ -166,6 +178,41 @@ class AtlasTracker(GeneralTracker):
         self._core.epoch_end(self._epoch, val_metrics=val, train_metrics=train, lrs=lrs)
         self._epoch += 1
         self._core.epoch_start(self._epoch)
+
+    @never_raises
+    def _hook(self, model: Any) -> None:
+        """The batch size from each training forward (for throughput), and the gradient norm just before each
+        optimizer step (the documented loop clears the gradients before `accelerator.log`)."""
+        if self._hooks:
+            return
+
+        def batch(module: Any, args: Any) -> None:
+            if module.training and args:
+                shape = getattr(args[0], "shape", None)
+                if shape:
+                    self._batch_n = int(shape[0])
+
+        if hasattr(model, "register_forward_pre_hook"):
+            self._hooks.append(model.register_forward_pre_hook(batch))
+        params = list(model.parameters()) if hasattr(model, "parameters") else []
+
+        def before_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+            if self._core.grad_due():
+                self._grad = self._core.grad_norm(params)
+
+        for opt in getattr(self._accelerator, "_optimizers", []) if self._accelerator is not None else []:
+            real = getattr(opt, "optimizer", opt)
+            register = getattr(real, "register_step_pre_hook", None)
+            if register is not None:
+                self._hooks.append(register(before_step))
+                self._step_hooked = True
+
+    def _first_lr(self) -> float | None:
+        try:
+            opts = getattr(self._accelerator, "_optimizers", []) if self._accelerator is not None else []
+            return float(opts[0].param_groups[0]["lr"]) if opts else None
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            return None
 
     def fail(self, exc: BaseException) -> None:
         """End the run as failed with `exc` (call from your ``except`` block)."""

@@ -184,8 +184,8 @@ def test_accelerate_loop_channels(collector) -> None:
             loss = nn.functional.cross_entropy(model(x), y)
             accelerator.backward(loss)
             optimizer.step()
+            optimizer.zero_grad()  # as the tracker's docstring has it: cleared before accelerator.log
             accelerator.log({"loss": loss.item(), "lr": 0.05}, step=step)
-            optimizer.zero_grad()
             step += 1
         tracker.epoch_end(val_metrics={"val_loss": 1.0 - 0.1 * step / 4})
     accelerator.end_training()
@@ -200,6 +200,9 @@ def test_accelerate_loop_channels(collector) -> None:
     assert all(e.loss.count == 4 and e.layer_health.layers for e in epochs)
     steps = q.steps(tracker.run_id)
     assert [s.step for s in steps] == list(range(1, 9)) and all(s.lr == 0.05 for s in steps)
+    # the documented loop clears the gradients before accelerator.log: the norm is read before the optimizer step
+    assert sum(s.HasField("grad_norm") for s in steps) >= 3 and all(e.HasField("grad_norm") for e in epochs)
+    assert all(e.throughput.samples_per_sec > 0 and e.throughput.samples_processed == 64 for e in epochs)
     assert {layer.type for layer in q.architecture(tracker.run_id).layers} >= {"Linear", "ReLU"}
 
 
@@ -225,6 +228,7 @@ def test_plain_loop_observer_channels(collector) -> None:
     epochs = q.epochs(obs.run_id)
     assert len(epochs) == 2
     for e in epochs:
+        assert list(e.lr) == [0.05]  # the optimizer given to step(): its LR per param group (issue 17)
         assert e.loss.count == 4 and e.val_metrics["val_loss"] == pytest.approx(0.9)
         assert e.train_metrics["train_acc"] == pytest.approx(0.5)
         assert e.throughput.tokens_per_sec == pytest.approx(e.throughput.samples_per_sec * 4, rel=1e-6)
@@ -239,6 +243,12 @@ def test_observer_marks_an_escaping_exception_failed(collector) -> None:
             raise ValueError("bad batch")
     detail = collector.query.run(obs.run_id)
     assert detail.summary.status == 5 and detail.error.type == "ValueError" and "bad batch" in detail.error.message
+    # a crashed run does not read as healthy (issue 17: it scored 91): its health is at most 50
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    health = collector.query.stub.GetHealth(qpb.RunRef(run=obs.run_id), timeout=10)
+    assert health.health_score <= 50
+    assert 0 < collector.query.run(obs.run_id).summary.health_score <= 50  # what `atlas runs` shows
 
 
 def test_nan_loss_arrives_as_the_step_sample_of_that_exact_step(collector) -> None:
@@ -249,3 +259,9 @@ def test_nan_loss_arrives_as_the_step_sample_of_that_exact_step(collector) -> No
     steps = {s.step: s.loss for s in collector.query.steps(obs.run_id)}
     assert sorted(steps) == list(range(1, 11))
     assert math.isnan(steps[7]) and all(math.isfinite(v) for k, v in steps.items() if k != 7)
+    # the loss diverged: the health says so (issue 17: it scored 78) and so does the Green-AI grade (it was A)
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    assert collector.query.run(obs.run_id).summary.health_score <= 30
+    green = collector.query.stub.GetSustainability(qpb.RunRef(run=obs.run_id), timeout=10).report
+    assert green["grade"] in ("F", None)
