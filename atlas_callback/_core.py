@@ -529,7 +529,8 @@ class RunCore:
         self.transport.send("run_end", end)
         t0 = time.monotonic()
         flushed = self.transport.shutdown(self.config.flush_timeout_s)
-        if not flushed and self.mode == "online":
+        if not flushed and self.mode == "online" and not getattr(self.transport, "kept_in_spool", False):
+            # (records kept in the spool were just named, with the command that uploads them)
             log.warning("atlas: could not deliver every record of run %s to %s within %.1fs",
                         self.run_id, self.collector, time.monotonic() - t0)
         _notice.forget(id(self))

@@ -107,6 +107,7 @@ class Transport:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closing = False
+        self.kept_in_spool = False  # shutdown left records in the spool (and said so)
         self._dead = False
         # The sequenced log, guarded by _cond.
         self._start_msg = tpb.ClientMessage(run_id=run_id, rank=rank, session=session)
@@ -212,6 +213,7 @@ class Transport:
                 self._spool.mark_acked(self._acked, force=True)
                 self._spool.close(remove=complete)
                 if not complete:
+                    self.kept_in_spool = True
                     log.warning("atlas: run %s has %d unsent records kept in %s; upload them with `atlas sync`",
                                 self.run_id, self._next_seq - 1 - self._acked, self._spool.path)
         _live.discard(self)

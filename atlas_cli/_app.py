@@ -32,6 +32,10 @@ class Ctx:
 
 
 def _check_collector(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if "://" in value:  # a URL: gRPC takes HOST:PORT, and the scheme would be looked up as part of the host name
+        bare = value.split("://", 1)[1].rstrip("/")
+        raise click.BadParameter(f"must be HOST:PORT without a scheme (gRPC, not HTTP), got {value!r}; did you mean "
+                                 f"{bare!r}?")
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
         raise click.BadParameter(f"must be HOST:PORT with a port from 1 to 65535 (e.g. localhost:50051), got {value!r}")

@@ -142,6 +142,11 @@ class Store:
         names = [r[0] for r in conn.execute(sa.select(s.runs.c.name).distinct().limit(10_000))]
         close = difflib.get_close_matches(ref, names, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        if not close and len(ref) < MIN_PREFIX and all(c in "0123456789abcdef-" for c in ref.lower()):
+            starts = conn.execute(base.where(s.runs.c.id.startswith(ref.lower(), autoescape=True)).limit(1)).first()
+            if starts is not None:  # an id prefix that is too short, not a name
+                raise RunNotFound(f"no run named {ref!r}; an id prefix needs at least {MIN_PREFIX} characters "
+                                  f"({len(ref)} given), e.g. {starts[0][:MIN_PREFIX]!r}", [])
         raise RunNotFound(f"no run matches {ref!r} (by id, id prefix, name or 'latest'){hint}", close)
 
     # --------------------------------------------------------------------------------------- runs

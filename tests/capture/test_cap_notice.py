@@ -52,3 +52,19 @@ def test_a_configured_logging_shows_it_once(tmp_path, setup: str) -> None:
     done = run(tmp_path, logging_setup=setup)
     assert done.returncode == 0, done.stderr
     assert len(stop_lines(done.stderr)) == 1, done.stderr
+
+
+def test_an_unreachable_collector_is_two_lines_that_say_what_to_do(tmp_path) -> None:
+    code = ("from atlas_callback import AtlasConfig, Observer\n"
+            "with Observer(project='notice', collector='127.0.0.1:1', config=AtlasConfig(track_carbon=False, "
+            "flush_timeout_s=1)) as obs:\n"
+            "    for _ in range(5):\n"
+            "        obs.step(1.0)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, ATLAS_HOME=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("atlas:")]
+    assert len(lines) == 2, lines
+    assert "no collector reachable at 127.0.0.1:1" in lines[0] and "training goes on" in lines[0]
+    assert "unsent records kept in" in lines[1] and "`atlas sync`" in lines[1]
+    assert "within 0.0s" not in done.stderr and "could not deliver" not in done.stderr

@@ -52,6 +52,21 @@ def test_usage_errors_exit_2_without_traceback() -> None:
         assert "Traceback" not in done.stderr and "Usage:" in done.stderr
 
 
+def test_a_collector_url_is_refused_with_the_address_to_use() -> None:
+    """ATLAS_COLLECTOR=http://host:port was accepted, looked up as a host name and answered with a wrong command."""
+    done = atlas("runs", check=False, env=cli_env(ATLAS_COLLECTOR="http://127.0.0.1:50051"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "without a scheme" in done.stderr and "did you mean '127.0.0.1:50051'?" in done.stderr
+    assert "atlas-collector --listen http" not in done.stderr
+
+
+def test_a_short_id_prefix_says_how_long_a_prefix_must_be(store: Store) -> None:
+    short = store.runs["baseline"][:4]
+    line = one_line_error(atlas("issues", short, collector=store.address, check=False))
+    assert "at least 6 characters (4 given)" in line, line
+    assert atlas_json("issues", store.runs["baseline"][:6], collector=store.address) is not None
+
+
 @pytest.mark.parametrize("args", [["runs", "show", "{}"], ["epochs", "{}"], ["logs", "{}"], ["arch", "{}"],
                                   ["health", "{}"], ["green", "{}"], ["issues", "{}"], ["export", "{}"],
                                   ["stop", "{}"], ["watch", "{}"], ["compare", "baseline", "{}"]])
