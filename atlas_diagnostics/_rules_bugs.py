@@ -171,13 +171,13 @@ def lr_schedule_collapse(ctx: Context) -> list[Finding]:
     schedulers = [s for s in st.facts.get("schedulers") or () if isinstance(s, dict)]
     per_step = [s for s in schedulers if s.get("interval") == "step"]
     name = schedulers[0].get("type") if schedulers else None
-    if per_step:
-        fix = (f"The {per_step[0].get('type')} is stepped every batch (`\"interval\": \"step\"`): if its step_size or "
-               "gamma is meant per epoch, return it with `{\"scheduler\": sched, \"interval\": \"epoch\"}` "
-               "(Lightning) or call `scheduler.step()` once per epoch, after the batch loop.")
+    if per_step and _framework(ctx) == "lightning":
+        fix = (f"The {per_step[0].get('type')} is stepped every batch (`{{\"interval\": \"step\"}}`): if its step_size or "
+               "gamma is meant per epoch, return it with `{\"scheduler\": sched, \"interval\": \"epoch\"}` from "
+               "`configure_optimizers`.")
     else:
-        fix = ("Call `scheduler.step()` once per epoch (after the batch loop) if its settings are per epoch, or set "
-               "them per step (a StepLR's step_size in batches; an ExponentialLR gamma close to 1).")
+        fix = ("Call `scheduler.step()` once per epoch, after the batch loop, if its settings are per epoch; or set "
+               "them per step (a StepLR's step_size in batches, an ExponentialLR's gamma close to 1).")
     return [Finding(
         title="Learning-rate schedule collapsed",
         description=f"The learning rate fell from {start:.3g} to {now:.3g} ({start / max(now, 1e-300):.3g}x lower) "

@@ -8,8 +8,22 @@ from ._issue import Finding
 from ._registry import rule
 from ._state import Context, finite
 
-EARLY_STOP = ("from lightning.pytorch.callbacks import EarlyStopping; "
-              "trainer = Trainer(callbacks=[EarlyStopping(monitor='val_loss', patience=3, min_delta=0.001)])")
+_EARLY_STOP = {
+    "lightning": "`from lightning.pytorch.callbacks import EarlyStopping; "
+                 "trainer = Trainer(callbacks=[EarlyStopping(monitor='val_loss', patience=3, min_delta=0.001)])`",
+    "accelerate": "before the loop `best, bad = float('inf'), 0`; after each validation "
+                  "`bad = 0 if val_loss < best - 1e-3 else bad + 1; best = min(best, val_loss)` and "
+                  "`if bad >= 3: accelerator.set_trigger()`; at the top of each epoch "
+                  "`if accelerator.check_trigger(): break`",
+    "pytorch": "before the loop `best, bad = float('inf'), 0`; after each validation "
+               "`bad = 0 if val_loss < best - 1e-3 else bad + 1; best = min(best, val_loss)`, then "
+               "`if bad >= 3: break`",
+}
+
+
+def early_stop(ctx: Context) -> str:
+    """Early stopping as the run's framework does it (a plain loop's few lines where it has no callback)."""
+    return _EARLY_STOP.get(ctx.run.framework or "", _EARLY_STOP["pytorch"])
 
 
 @rule("diminishing_returns", severity="info", category="sustainability")
@@ -33,7 +47,7 @@ def diminishing_returns(ctx: Context) -> list[Finding]:
         description=f"Epoch {cur.epoch} lowered the loss by {marginal:.4g}, {marginal / cumulative * 100:.1f} % of "
                     f"the {cumulative:.4g} gained so far (below {th.diminishing_returns_pct * 100:g} % for {streak} "
                     "epoch(s)): each epoch now costs as much compute for little gain.",
-        suggestion=f"Stop earlier with early stopping: `{EARLY_STOP}`.",
+        suggestion=f"Stop earlier with early stopping: {early_stop(ctx)}.",
         metric_key="marginal/cumulative", metric_value=marginal / cumulative, severity=severity,
         thresholds=th.pick("diminishing_returns_pct", "diminishing_returns_warn_epochs"),
     )]
@@ -51,7 +65,7 @@ def early_stopping_missed(ctx: Context) -> list[Finding]:
         title="Early stopping missed",
         description=f"{basis} has not improved for {since} epochs since its best {best:.4g} at epoch {best_epoch}; "
                     f"training could have stopped there.",
-        suggestion=f"Add early stopping (`{EARLY_STOP}`) and keep the best checkpoint "
+        suggestion=f"Add early stopping ({early_stop(ctx)}) and keep the best checkpoint "
                    "(`ModelCheckpoint(monitor='val_loss', save_top_k=1)`).",
         metric_key="epochs_since_best", metric_value=since,
         thresholds=th.pick("early_stopping_patience", "early_stopping_min_delta_pct"),
@@ -206,7 +220,7 @@ def wasted_carbon(ctx: Context) -> list[Finding]:
         description=f"Training could have stopped after epoch {stop} ({basis}); the {cur.epoch - stop} epochs since "
                     f"emitted {wasted * 1000:.2f} g CO2 and used {energy * 1000:.1f} Wh ({share * 100:.0f} % of the "
                     "run).",
-        suggestion=f"Use early stopping: `{EARLY_STOP}`.",
+        suggestion=f"Use early stopping: {early_stop(ctx)}.",
         metric_key="wasted_co2_kg", metric_value=wasted,
         # a stop inferred from the training loss's diminishing returns alone is a weaker basis: information only
         severity="warning" if share > ctx.th.wasted_carbon_warn_pct and basis != "diminishing_returns" else "info",
