@@ -36,7 +36,7 @@ class EpochAccumulator:
 
     __slots__ = ("_config", "_track_loss", "_on_samples", "_on_nonfinite", "_pending", "_ready", "_nonfinite_ready",
                  "_last_handoff", "_flush_s", "_sync_every", "epoch", "t_start", "t_first", "t_last", "mean", "m2",
-                 "min", "max", "count", "nonfinite", "batches", "samples", "tokens", "step_times", "grad_norms")
+                 "min", "max", "count", "nonfinite", "worst", "batches", "samples", "tokens", "step_times", "grad_norms")
 
     def __init__(self, config: AtlasConfig, on_samples: Callable[[list[tpb.StepSample]], None],
                  on_nonfinite: Callable[[int, float], None] | None = None, track_loss: bool = True) -> None:
@@ -64,6 +64,7 @@ class EpochAccumulator:
         self.max = -math.inf
         self.count = 0
         self.nonfinite = 0
+        self.worst = math.nan  # the epoch's non-finite loss: NaN if any was NaN, else the infinity seen
         self.batches = 0
         self.samples = 0
         self.tokens = 0
@@ -138,6 +139,8 @@ class EpochAccumulator:
                 hi = max(hi, loss)
             else:
                 nonfinite += 1
+                if nonfinite == 1 or not math.isnan(self.worst):
+                    self.worst = loss
         self.count, self.mean, self.m2, self.min, self.max, self.nonfinite = count, mean, m2, lo, hi, nonfinite
         self.samples, self.tokens = samples, tokens
 
@@ -188,12 +191,12 @@ class EpochAccumulator:
             loss.count = self.count
             loss.nonfinite_count = self.nonfinite
             if self.count:
-                loss.mean = self.mean if not self.nonfinite else math.nan
+                loss.mean = self.mean if not self.nonfinite else self.worst  # inf stays inf, NaN wins
                 loss.std = math.sqrt(self.m2 / self.count)
                 loss.min = self.min
                 loss.max = self.max
             elif self.nonfinite:
-                loss.mean = math.nan
+                loss.mean = self.worst
             _put_metrics(out.val_metrics, val_metrics)
             _put_metrics(out.train_metrics, train_metrics)
         out.lr.extend(float(x) for x in lrs)

@@ -121,7 +121,9 @@ def output(columns: list[Column] | None = None, *, kv: bool = False,
         def wrapper(obj: Ctx, *args: Any, as_json: bool = False, **kwargs: Any) -> None:
             result = fn(obj, *args, **kwargs)
             if as_json or obj.json:
-                click.echo(json.dumps(result, indent=2, default=str))
+                from ._client import clean_number
+
+                click.echo(json.dumps(clean_number(result), indent=2, default=str))  # JSON has no NaN/Inf: null
             elif text is not None:
                 text(result)
             elif kv or isinstance(result, dict):

@@ -16,7 +16,7 @@ def get_epochs(obj: Ctx, run: str, *, from_epoch: int | None = None, to_epoch: i
                rank: int | None = None) -> tuple[str, list[dict[str, Any]]]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import clean_number, epoch_row
+    from ._client import epoch_row
 
     req = qpb.EpochsRequest(run=run)
     if from_epoch is not None:
@@ -26,7 +26,8 @@ def get_epochs(obj: Ctx, run: str, *, from_epoch: int | None = None, to_epoch: i
     if rank is not None:
         req.rank = rank
     resp = obj.client().call("GetEpochs", req)
-    return resp.run_id, [clean_number(epoch_row(e.summary, e.rank)) for e in resp.epochs]
+    # raw numbers: a non-finite loss shows as nan/inf in the table (JSON prints it as null)
+    return resp.run_id, [epoch_row(e.summary, e.rank) for e in resp.epochs]
 
 
 def _print_epochs(rows: list[dict[str, Any]]) -> None:

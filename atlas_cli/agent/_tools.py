@@ -94,8 +94,10 @@ def _handlers(obj: Any) -> dict[str, Callable[..., Any]]:
         return health_dict(obj.client().call("Diagnose", qpb.RunRef(run=run)))
 
     def epochs(run: str, from_epoch: int | None = None, to_epoch: int | None = None) -> Any:
+        from .._client import clean_number
+
         run_id, rows = _inspect.get_epochs(obj, run, from_epoch=from_epoch, to_epoch=to_epoch)
-        return {"run": run_id, "epochs": rows}
+        return {"run": run_id, "epochs": clean_number(rows)}
 
     return {
         "list_runs": lambda project="", status="", limit=20: _runs.list_runs(obj, project=project, status=status,
