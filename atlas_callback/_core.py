@@ -229,6 +229,7 @@ class RunCore:
         self._acc: EpochAccumulator | None = None
         self._channels: list[Any] = []  # objects with close()
         self._logs: Any = None
+        self._early_logs: list[Any] = []  # records captured before the run started (bounded), sent at its start
         self._gpu: Any = None
         self._carbon: Any = None
         self._model: Any = None
@@ -313,10 +314,13 @@ class RunCore:
     def _start_channels(self, device_kind: str) -> None:
         cfg = self.config
         if cfg.track_logs and self.rank == 0:
-            from ._logs import LogCapture
-
-            self._logs = LogCapture(lambda rec: self.transport.send("log", rec) if self.transport else None)
-            self._logs.attach()
+            self.capture_logs_early()
+            early, self._early_logs = self._early_logs, []
+            for rec in early:  # what was logged between the adapter's start and the run's
+                self.transport.send("log", rec)  # type: ignore[union-attr]
+        elif self._logs is not None:  # captured early, and this process is not rank zero after all
+            self._logs.detach()
+            self._logs, self._early_logs = None, []
         if cfg.track_gpu:
             from ._gpu import GpuMonitor
 
@@ -327,6 +331,23 @@ class RunCore:
 
             self._carbon = CarbonMeter(cfg.carbon_country)
             self._carbon.start()
+
+    @never_raises
+    def capture_logs_early(self) -> None:
+        """Capture log records from now on, before the run has started (an adapter whose run starts at its first
+        step): they are kept (at most 1,000) and sent when it starts."""
+        if self._logs is not None or not self.config.track_logs:
+            return
+        from ._logs import LogCapture
+
+        def keep(rec: Any) -> None:
+            if self.transport is not None:
+                self.transport.send("log", rec)
+            elif len(self._early_logs) < 1000:
+                self._early_logs.append(rec)
+
+        self._logs = LogCapture(keep)
+        self._logs.attach()
 
     @never_raises
     def attach_model(self, model: Any) -> None:
@@ -504,6 +525,9 @@ class RunCore:
     def end(self, status: str = "completed", exc: BaseException | None = None) -> None:
         """Send RunEnd, stop the channels and flush (bounded by `config.flush_timeout_s`). Safe to call twice."""
         if self.ended or not self.started or self.transport is None:
+            if not self.started and self._logs is not None:  # captured early for a run that never started
+                self._logs.detach()
+                self._logs, self._early_logs = None, []
             return
         self.ended = True
         if self.control.stopped and status == "completed":

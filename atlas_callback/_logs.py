@@ -46,6 +46,7 @@ class LogCapture(logging.Handler):
         try:
             if record.name.startswith(_SKIP):
                 return
+            self._last_resort(record)
             kind = "warning" if record.name == "py.warnings" else ("error" if record.levelno >= logging.ERROR
                                                                    else "console")
             with self._lock_counts:
@@ -64,6 +65,19 @@ class LogCapture(logging.Handler):
             self._send(out)
         except Exception:  # noqa: BLE001 - logging must never break the program
             pass
+
+    @staticmethod
+    def _last_resort(record: logging.LogRecord) -> None:
+        """What Python would have printed without this handler: with no handler of the application's on the
+        record's way up, a WARNING or worse goes to `logging.lastResort` (stderr). Attaching the capture must not
+        silence a script's own warnings in its terminal."""
+        last = logging.lastResort
+        if last is None or record.levelno < last.level:
+            return
+        from ._notice import _shown_elsewhere
+
+        if not _shown_elsewhere(record):
+            last.handle(record)
 
     def epoch_counts(self, epoch_after: int) -> tpb.LogCounts:
         with self._lock_counts:

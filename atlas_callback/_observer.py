@@ -149,6 +149,8 @@ class Observer:
         self._core.end("failed" if exc is not None else "completed", exc)
 
     def __enter__(self) -> "Observer":
+        if _dist()[0] == 0:  # the run starts at the model or the first step; what is logged from here on is kept
+            self._core.capture_logs_early()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

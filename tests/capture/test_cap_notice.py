@@ -68,3 +68,27 @@ def test_an_unreachable_collector_is_two_lines_that_say_what_to_do(tmp_path) -> 
     assert "no collector reachable at 127.0.0.1:1" in lines[0] and "training goes on" in lines[0]
     assert "unsent records kept in" in lines[1] and "`atlas sync`" in lines[1]
     assert "within 0.0s" not in done.stderr and "could not deliver" not in done.stderr
+
+
+def test_a_scripts_own_warnings_still_reach_its_terminal_and_the_run_keeps_them_from_the_start(tmp_path) -> None:
+    """Atlas's log capture on the root logger must not swallow the script's warnings (Python prints them through
+    its last-resort handler when nothing is configured); and with Observer, what is logged between entering the
+    `with` block and the run's start (the model, the first step) is part of the run (issue 17)."""
+    import pathlib
+
+    from atlas_callback._spool import scan
+
+    code = ("import logging\n"
+            "from atlas_callback import AtlasConfig, Observer\n"
+            "with Observer(project='notice', config=AtlasConfig(track_carbon=False)) as obs:\n"
+            "    logging.getLogger('user').warning('loading the dataset')\n"
+            "    obs.step(1.0)\n"
+            "    logging.getLogger('user').warning('epoch done')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, ATLAS_HOME=str(tmp_path), ATLAS_MODE="offline"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("loading the dataset") == 1 and done.stderr.count("epoch done") == 1
+    [log] = list(pathlib.Path(tmp_path, "spool").glob("*/*.log"))
+    messages = [r.message for m in scan(log, log.parent.name).messages if m.HasField("log_batch")
+                for r in m.log_batch.records]
+    assert messages[:2] == ["loading the dataset", "epoch done"], messages
