@@ -393,9 +393,7 @@ class RunCore:
             if self._step_in_epoch == 0:
                 facts.eval_layers()
             if not facts._output_done and not self._facts_output:
-                from ._architecture import iter_layers
-
-                facts.watch_output((name, m) for name, m, _ in iter_layers(self._model) if m is not self._model)
+                facts.watch_output(self._model.named_modules())
                 self._facts_output = self._armed = True
         if self._armed:
             return

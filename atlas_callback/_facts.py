@@ -336,26 +336,35 @@ class FactsProbe:
             f["targets"] = {"classes_seen": len(self._classes), "max_label": max(self._classes),
                             "batch_classes": list(self._batch_classes), "batch_sizes": list(self._batch_sizes)}
 
-    def watch_output(self, leaves: Iterable[tuple[str, Any]]) -> None:
-        """Hook the model's leaf layers for one training forward pass: the last one that runs gives the output.
-        Only the last output is held (one tensor), and only until `unwatch_output`."""
+    def watch_output(self, modules: Iterable[tuple[str, Any]]) -> None:
+        """Hook the model's modules (containers and the model itself included) for one training forward pass.
+        Forward hooks fire as each module's forward returns: the first to fire is the first layer (its input is
+        what the network is fed), and the last one whose output is a 2-D float tensor is the outermost module
+        called, whose output is the model's (a softmax applied as a function in `forward` included). Only that
+        one output is held, until `unwatch_output`."""
         if self._output_done or self._output_hooks:
             return
         last: list[Any] = [None, None, None]
         calls: dict[str, int] = {}
 
-        def make(name: str) -> Any:
+        def make(name: str, leaf: bool) -> Any:
             def hook(module: Any, args: Any, output: Any) -> None:
-                if module.training:
-                    if not calls:  # the first layer that runs: what the network itself is fed
-                        self._first_layer_input(name, module, args)
-                    last[0], last[1], last[2] = name, module, output
-                    calls[name] = calls.get(name, 0) + 1
+                if not module.training:
+                    return
+                if not calls and leaf:  # the first layer that runs: what the network itself is fed
+                    self._first_layer_input(name, module, args)
+                calls[name] = calls.get(name, 0) + 1
+                out = output if _tensor(output) is not None else (
+                    output[0] if isinstance(output, (tuple, list)) and output else None)
+                t = _tensor(out)
+                if t is not None and t.dim() == 2 and t.is_floating_point():
+                    last[0], last[1], last[2] = name, module, t
             return hook
 
         try:
-            for name, module in leaves:
-                self._output_hooks.append(module.register_forward_hook(make(name)))
+            for name, module in modules:
+                leaf = next(iter(module.children()), None) is None
+                self._output_hooks.append(module.register_forward_hook(make(name or "(model)", leaf)))
         except Exception:  # noqa: BLE001
             self.unwatch_output()
             return

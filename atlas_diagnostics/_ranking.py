@@ -45,7 +45,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "unnormalized_inputs": _LOSS_SYMPTOMS + ("saturated_activation", "dead_layers", "exploding_gradients",
                                              "vanishing_gradients", "lr_too_high", "loss_plateau"),
     "unshuffled_data": ("high_loss_variance", "gradient_instability", "loss_plateau", "loss_divergence",
-                        "dead_layers", "lr_too_high"),
+                        "dead_layers", "lr_too_high", "loss_explosion", "exploding_gradients", "overfitting"),
     "eval_mode_training": ("overfitting", "high_loss_variance", "loss_divergence"),
     "batchnorm_tiny_batch": ("high_loss_variance", "gradient_instability", "overfitting", "loss_divergence",
                              "loss_plateau"),

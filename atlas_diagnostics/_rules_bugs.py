@@ -14,8 +14,9 @@ What tells each from its look-alikes:
   probabilities and uses ``nll_loss`` goes below that floor as it learns.
 - optimizer_not_stepping_model: none (critical) or only some (warning) of the model's trainable parameters are in
   an optimizer. A plateau with weights that never move is this, not a learning-rate problem.
-- lr_schedule_collapse: the LR is below 1/1000 of its start in the first half of the run. A cosine or linear decay
-  gets there only at its end.
+- lr_schedule_collapse: the LR is below 1/1000 of its start in the first half of the run, or below 1/20 of it with
+  the training loss stalled. A cosine or linear decay gets there only at its end; a step decay (x0.1 at a third
+  of the run) stays above 1/20 in the first half.
 """
 
 from __future__ import annotations
@@ -160,8 +161,15 @@ def lr_schedule_collapse(ctx: Context) -> list[Finding]:
     st, rec, th = ctx.state, ctx.epoch, ctx.th
     assert rec is not None
     start, now = st.lr_initial, rec.max_lr
-    if not start or now is None or not math.isfinite(now) or now >= start * th.lr_collapse_ratio:
+    if not start or now is None or not math.isfinite(now) or now >= start * th.lr_collapse_stalled_ratio:
         return []
+    if now >= start * th.lr_collapse_ratio:  # fallen 20x or more, not 1000x: only with the loss stalled
+        prev = [r for r in st.recent(2) if r.epoch < rec.epoch]
+        if not prev or not finite(prev[-1].train_mean) or not finite(rec.train_mean):
+            return []
+        before, after = float(prev[-1].train_mean), float(rec.train_mean)  # type: ignore[arg-type]
+        if before - after > abs(before) * th.loss_plateau_min_improvement_pct:
+            return []  # the loss still falls: a steep schedule, not (yet) a collapse
     max_epochs = st.facts.get("max_epochs")
     if isinstance(max_epochs, (int, float)) and max_epochs > 0:
         if rec.epoch + 1 > max_epochs * th.lr_collapse_run_share:
@@ -189,7 +197,7 @@ def lr_schedule_collapse(ctx: Context) -> list[Finding]:
         evidence={"lr_initial": start, "lr_now": now, "epoch": rec.epoch, "scheduler": name,
                   "interval": per_step[0].get("interval") if per_step else (schedulers[0].get("interval")
                                                                             if schedulers else None)},
-        thresholds=th.pick("lr_collapse_ratio", "lr_collapse_run_share"),
+        thresholds=th.pick("lr_collapse_ratio", "lr_collapse_stalled_ratio", "lr_collapse_run_share"),
     )]
 
 

@@ -219,7 +219,7 @@ def loss_at_chance(ctx: Context) -> list[Finding]:
         return []
     found = [at_chance(ctx, r) for r in recent]
     if any(f is None for f in found):
-        return []
+        return _accuracy_at_chance(ctx, recent)
     ratios = [h.update_ratio for h in recent[-1].layers.values() if finite(h.update_ratio)]
     if ratios and max(ratios) < th.lr_too_low_update_ratio:  # type: ignore[type-var]
         return []  # the weights barely move: a learning-rate (lr_too_low) or optimizer matter after all
@@ -227,17 +227,60 @@ def loss_at_chance(ctx: Context) -> list[Finding]:
     return [Finding(
         title="Loss at the chance level",
         description=f"For {n} epochs the loss has sat at ln({k}) = {chance:.4g} (now {loss:.4g}) with validation "
-                    f"accuracy {acc:.3f} against a chance of {1 / k:.3f}, while the weights move: the model predicts "
-                    "the class prior whatever the input. A learning rate that is merely off does not hold a loss "
-                    "there: the signal from the inputs does not reach the output.",
+                    f"accuracy {acc:.3f} against a chance of {1 / k:.3f}"
+                    + (", while the weights move" if ratios else "")
+                    + ": the model predicts the class prior whatever the input. A learning rate that is merely off "
+                    "rarely holds a loss exactly there; most often the signal from the inputs does not reach the "
+                    "output.",
         suggestion="Check that labels stay paired with their inputs (shuffle them together: `perm = "
                    "torch.randperm(n); x, y = x[perm], y[perm]`), that the model's output feeds "
                    "`cross_entropy` as raw logits (no softmax before it), that the optimizer holds "
                    "`model.parameters()`, and that no layer is dead or starved of gradient (dead_layers, "
-                   "vanishing_gradients).",
+                   "vanishing_gradients)" + (
+                       f"; the training loss jumps from batch to batch (std {recent[-1].train_std:.3g}): also try a "
+                       "10x lower learning rate" if _noisy(recent[-1]) else "") + ".",
         metric_key="val_loss" if finite(recent[-1].val_loss) else "train_mean", metric_value=loss,
+        evidence={"classes": k, "chance_loss": chance, "loss": loss, "val_accuracy": acc, "chance_accuracy": 1 / k},
         thresholds=th.pick("chance_loss_tolerance_pct", "chance_accuracy_margin", "chance_epochs"),
     )]
+
+
+def _noisy(rec: EpochRecord) -> bool:
+    """The epoch's batch losses spread more than 20 % of their mean."""
+    return finite(rec.train_std) and finite(rec.train_mean) and rec.train_mean > 0 \
+        and rec.train_std > 0.2 * rec.train_mean  # type: ignore[operator]
+
+
+def _accuracy_at_chance(ctx: Context, recent: list[EpochRecord]) -> list[Finding]:
+    """Validation accuracy at chance for ``chance_epochs`` epochs while the training loss has fallen to under half
+    of where it started: the loss optimises something that is not the task (MSE on class indices, the wrong
+    target column, an accuracy computed on other outputs)."""
+    th, st = ctx.th, ctx.state
+    k = classes(ctx) or _output_width(ctx)
+    accs = [r.val_accuracy for r in recent]
+    if k is None or any(a is None or not math.isfinite(a) or a > 1 / k + th.chance_accuracy_margin for a in accs):
+        return []
+    cur, start = recent[-1].train_mean, st.start_loss
+    if not finite(cur) or start is None or start <= 0 or cur > 0.5 * start:  # type: ignore[operator]
+        return []
+    return [Finding(
+        title="Accuracy at chance while the loss falls",
+        description=f"The training loss fell from {start:.4g} to {cur:.4g}, yet validation accuracy has stayed at "
+                    f"{accs[-1]:.3f} for {len(accs)} epochs, against a chance of {1 / k:.3f} ({k} classes): what the "
+                    "loss rewards is not what the accuracy measures.",
+        suggestion="Check that the loss fits the labels: class indices want `F.cross_entropy(logits, y)` (not "
+                   "`F.mse_loss(logits, y.float())`); that the target is the right column; and that the accuracy "
+                   "is computed from the same outputs (`logits.argmax(dim=1) == y`).",
+        metric_key="val_accuracy", metric_value=accs[-1], key="accuracy_only",
+        evidence={"classes": k, "train_loss": cur, "start_loss": start, "val_accuracy": accs[-1]},
+        thresholds=th.pick("chance_accuracy_margin", "chance_epochs"),
+    )]
+
+
+def _output_width(ctx: Context) -> int | None:
+    out = ctx.state.facts.get("output")
+    width = out.get("width") if isinstance(out, dict) else None
+    return int(width) if isinstance(width, (int, float)) and width >= 2 else None
 
 
 def _wobble(values: list[float]) -> float:

@@ -89,7 +89,8 @@ def test_lightning_sends_the_setup_of_a_healthy_run(collector) -> None:
     assert f["inputs"]["dtype"] == "float32" and f["inputs"]["shape"] == [32.0, 8.0] and -3 < f["inputs"]["mean"] < 4
     assert f["targets"]["classes_seen"] == 4 and len(f["targets"]["batch_classes"]) == 8
     assert min(f["targets"]["batch_classes"]) >= 3  # shuffled: most classes in every batch
-    assert f["output"]["type"] == "Linear" and f["output"]["width"] == 4 and f["output"]["rows_sum_to_one"] < 0.5
+    # the outermost module training_step called: its output is the model's
+    assert f["output"]["layer"] == "net" and f["output"]["width"] == 4 and f["output"]["rows_sum_to_one"] < 0.5
     assert f["first_layer_input"]["layer"] == "net.0"
     assert f["training_mode"]["eval_steps"] == 0 and f["mode_layers"]["count"] == 1
     assert f["grads_not_cleared"]["steps"] == 0 and f["grads_not_cleared"]["watched_steps"] > 0
@@ -103,7 +104,7 @@ def test_lightning_facts_show_the_bugs(collector) -> None:
     assert f["parameters"]["in_optimizer"] == 0 and f["parameters"]["foreign_in_optimizer"] == 4
     assert f["grad_without_optimizer"]["count"] == 4
     assert f["unused_parameters"]["names"] == ["extra.weight", "extra.bias"]
-    assert f["output"]["type"] == "Softmax" and f["output"]["rows_sum_to_one"] == 1.0
+    assert f["output"]["layer"] == "net" and f["output"]["rows_sum_to_one"] == 1.0
     assert f["schedulers"] == [{"type": "StepLR", "interval": "step", "frequency": 1.0}]
     assert f["sampler"] == "SequentialSampler" and max(f["targets"]["batch_classes"]) <= 2  # sorted by label
     assert f["inputs"]["std"] > 50
