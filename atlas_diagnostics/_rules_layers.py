@@ -44,6 +44,18 @@ def _is_dead(ctx: Context, h: LayerHealthRecord) -> bool:
     return finite(h.zero_fraction) and h.zero_fraction > ctx.th.dead_layer_zero_fraction  # type: ignore[operator]
 
 
+def _batches(ctx: Context, name: str, n: int) -> int | None:
+    """The sampled batches behind layer ``name``'s statistics over the last ``n`` epochs (None when a record does
+    not say: an older trainer)."""
+    total = 0
+    for rec in ctx.state.recent(n):
+        h = rec.layers.get(name)
+        if h is None or h.samples is None:
+            return None
+        total += h.samples
+    return total
+
+
 def loss_improving(ctx: Context) -> bool:
     """Whether the training or the validation loss made a new best, by ``loss_plateau_min_improvement_pct``, within
     the last ``loss_plateau_window`` epochs (against the best of the epochs before them, or the first epoch)."""
@@ -77,8 +89,11 @@ def dead_layers(ctx: Context) -> list[Finding] | None:
         if improving is None:
             improving = loss_improving(ctx)
         whole = h.zero_fraction >= th.dead_layer_whole_fraction  # type: ignore[operator]
-        severity = "info" if improving else ("critical" if whole else "warning")
+        batches = _batches(ctx, name, th.dead_layer_epochs)
+        few = batches is not None and batches < th.dead_layer_min_batches
+        severity = "info" if improving or few else ("critical" if whole else "warning")
         verdict = ("the loss still improves, so the rest of the network carries the learning" if improving else
+                   f"judged on {batches} sampled batches only: too few to call a unit dead" if few else
                    "and the loss has stopped improving" + (": no signal passes this layer" if whole else ""))
         out.append(Finding(
             title="Dead layer" if whole else "Dead units",
@@ -88,7 +103,9 @@ def dead_layers(ctx: Context) -> list[Finding] | None:
             suggestion=f"Re-initialise and use a leaky activation: `nn.init.kaiming_normal_(model.{attribute_path(name)}.weight, "
                        "nonlinearity='relu')`, `nn.LeakyReLU(0.01)` instead of `nn.ReLU()`; lower the learning rate.",
             metric_key="zero_fraction", metric_value=h.zero_fraction, layer=name, severity=severity,
-            thresholds=th.pick("dead_layer_zero_fraction", "dead_layer_epochs", "dead_layer_whole_fraction",
+            evidence={"zero_fraction": h.zero_fraction, "sampled_batches": batches, "loss_improving": improving},
+            thresholds=th.pick("dead_layer_zero_fraction", "dead_layer_epochs", "dead_layer_min_batches",
+                               "dead_layer_whole_fraction",
                                "loss_plateau_window", "loss_plateau_min_improvement_pct"),
         ))
     return out

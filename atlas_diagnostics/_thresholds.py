@@ -159,6 +159,9 @@ class Thresholds:
     dead_layer_epochs: int = 2  # ... in this many consecutive epochs (one epoch may be init noise). A warning;
     # info while the loss still improves (loss_plateau_min_improvement_pct over loss_plateau_window epochs, train or
     # validation): dead units are common in healthy ReLU nets (56 % of an easy task's 64 hidden units, issue 19) ...
+    dead_layer_min_batches: int = 4  # ... judged on at least this many sampled batches over those epochs (one
+    # batch of label-sorted data leaves most units of one class's path at zero: 67 % read dead where 3-11 % are);
+    # fewer give an info at most
     dead_layer_whole_fraction: float = 1.0  # ... critical only when this share of the layer's units is dead (no
     # unit ever active) and the loss has stopped improving (ARCHITECTURE.md, severities)
     vanishing_gradient_norm: float = 1e-7  # mean gradient norm (SageMaker VanishingGradient) ...

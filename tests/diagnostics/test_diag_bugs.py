@@ -47,3 +47,19 @@ def test_unshuffled_data_explains_the_loss_jump_at_a_class_change() -> None:
 
     ranked = rank_issues([make("loss_explosion", "critical", 0, step=20), make("unshuffled_data", "warning", 0)])
     assert ranked[0].check == "unshuffled_data" and "loss_explosion" in ranked[0].explains
+
+
+def test_dead_units_are_judged_on_several_batches() -> None:
+    from diag_synth import layers
+
+    from atlas_diagnostics import Engine
+
+    flat = [2.0, 2.0, 2.0, 2.0]  # a stalled loss: a dead layer would be a warning
+    one = checks(epochs=epochs(4, deep=True, train_mean=flat, val={"val_loss": 2.1},
+                               layers=layers(fc2={"zero_fraction": 0.8, "samples": 1})))
+    assert one["dead_layers"].severity == "info" and "too few" in one["dead_layers"].description
+    many = checks(epochs=epochs(4, deep=True, train_mean=flat, val={"val_loss": 2.1},
+                                layers=layers(fc2={"zero_fraction": 0.8, "samples": 6})))
+    assert many["dead_layers"].severity == "warning"
+    assert many["dead_layers"].evidence["sampled_batches"] == 12
+    del Engine
