@@ -54,7 +54,8 @@ Definitions (over the sampled batches of one epoch):
   parameters) with ``|w| < 1e-8`` (``sparsity_eps``), read from the weights as they are at ``epoch_end``.
 - ``update_ratio``: mean over sampled steps of ``||w_after - w_before|| / ||w_before||`` over the layer's trainable
   parameters, before = at ``arm``, after = at ``disarm``. The copy of the weights lives only between the two calls
-  and is bounded by ``update_copy_bytes`` (layers past the budget have no ratio). A sampled step in which no weight
+  and is bounded by ``update_copy_bytes`` (layers past the budget have no ratio). ``update_ratio_max``: the largest
+  of those per-step ratios in the epoch (a weight-norm jump that a mean hides). A sampled step in which no weight
   of any layer changed (no optimiser step, e.g. gradient accumulation) is left out.
 - correlations: Pearson correlation between the per-unit mean outputs of two consecutive (in execution order)
   linear, convolution, attention, recurrent or embedding layers of equal width, averaged over sampled steps.
@@ -700,6 +701,7 @@ class LayerHealthMonitor:
             _set_mean(stats, "gradient_norm_mean", series.get((name, "gnorm")))
             _set_last(stats, "weight_sparsity", series.get((name, "sparsity")))
             _set_mean(stats, "update_ratio", ratios.get(name))
+            _set_max(stats, "update_ratio_max", ratios.get(name))
             if means or stats.HasField("gradient_norm_mean"):  # a layer that never ran has no row
                 out.layers.append(stats)
         for (pair, fld), vals in series.items():
@@ -778,6 +780,12 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _set_last(stats: tpb.LayerStats, fld: str, vals: list[float] | None) -> None:
     if vals and math.isfinite(vals[-1]):
         setattr(stats, fld, vals[-1])
+
+
+def _set_max(stats: tpb.LayerStats, fld: str, vals: list[float] | None) -> None:
+    finite = [v for v in vals or () if math.isfinite(v)]
+    if finite:
+        setattr(stats, fld, max(finite))
 
 
 def _set_mean(stats: tpb.LayerStats, fld: str, vals: list[float] | None) -> None:

@@ -48,7 +48,8 @@ def epoch_record(s: Any, rank: int = 0) -> Any:
     for x in s.layer_health.layers:
         layers[x.name] = d.LayerHealthRecord(**{k: opt(x, k) for k in (
             "activation_mean", "activation_std", "activation_var_of_means", "zero_fraction", "saturated_fraction",
-            "gradient_norm_mean", "weight_sparsity", "update_ratio")}, samples=int(x.samples) or None)
+            "gradient_norm_mean", "weight_sparsity", "update_ratio", "update_ratio_max")},
+            samples=int(x.samples) or None)
     carbon = None
     if s.HasField("carbon"):
         c = s.carbon

@@ -74,7 +74,7 @@ def epoch_record(row: Mapping[str, Any]) -> EpochRecord:
             activation_var_of_means=opt(x, "activation_var_of_means"), zero_fraction=opt(x, "zero_fraction"),
             saturated_fraction=opt(x, "saturated_fraction"), gradient_norm_mean=opt(x, "gradient_norm_mean"),
             weight_sparsity=opt(x, "weight_sparsity"), update_ratio=opt(x, "update_ratio"),
-            samples=int(x.samples) or None,
+            update_ratio_max=opt(x, "update_ratio_max"), samples=int(x.samples) or None,
         )
         for x in m.layer_health.layers
     }

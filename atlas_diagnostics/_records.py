@@ -111,6 +111,7 @@ class LayerHealthRecord(_Record):
     gradient_norm_mean: float | None = None
     weight_sparsity: float | None = None  # fraction of near-zero weights
     update_ratio: float | None = None  # |update| / |weight|
+    update_ratio_max: float | None = None  # the largest per-step |update| / |weight| of the epoch
     samples: int | None = None  # sampled batches (steps) behind the activation statistics; None when unknown
 
 

@@ -506,10 +506,33 @@ def exploding_gradients(ctx: Context) -> list[Finding] | None:
         base = median(previous) if len(previous) >= 3 else None
         why, critical = _explodes(rec.grad_norm / k, base, th.exploding_grad_norm, th.exploding_grad_ratio)
     if why is None:
-        return []
+        return _weight_jump(ctx, rec, suggestion)
     return [Finding(title="Exploding gradients", description=f"Epoch {rec.epoch}: {why}.", suggestion=suggestion,
                     metric_key="grad_norm", metric_value=rec.grad_norm, thresholds=limits,
                     severity=None if critical else "warning")]
+
+
+def _weight_jump(ctx: Context, rec: EpochRecord, suggestion: str) -> list[Finding]:
+    """A sampled optimizer step that moved a layer's weights by ``weight_jump_ratio`` of their norm or more: the
+    spike the sampled gradient norm can miss (a warning; from epoch 1 on, when a zero- or tiny-initialised layer
+    no longer doubles in a step)."""
+    th = ctx.th
+    if rec.epoch < 1:
+        return []
+    jumps = [(float(h.update_ratio_max), name) for name, h in rec.layers.items()  # type: ignore[arg-type]
+             if finite(h.update_ratio_max) and h.update_ratio_max >= th.weight_jump_ratio]  # type: ignore[operator]
+    if not jumps:
+        return []
+    ratio, name = max(jumps)
+    return [Finding(
+        title="Weights jumped in one step",
+        description=f"Epoch {rec.epoch}: one optimizer step changed the weights of {name} by {ratio:.3g}x their "
+                    f"norm (at least {th.weight_jump_ratio:g}x is a jump; healthy steps move them ~1e-3x): a "
+                    "gradient spike between the sampled gradient norms.",
+        suggestion=suggestion, metric_key="update_ratio_max", metric_value=ratio, layer=name, key="weight_jump",
+        severity="warning", evidence={"update_ratio_max": ratio, "layer": name},
+        thresholds=th.pick("weight_jump_ratio"),
+    )]
 
 
 def _explodes(g: float, base: float | None, limit: float, ratio: float) -> tuple[str | None, bool]:

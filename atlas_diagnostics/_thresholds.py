@@ -94,6 +94,8 @@ class Thresholds:
     # small_threshold of 1e-8 is for single steps of large models and missed a 500,000x too small LR.)
     exploding_grad_norm: float = 1e5  # a gradient norm above this is extreme (ExplodingTensor treats inf/NaN)
     exploding_grad_ratio: float = 1000.0  # ... or above this multiple of the recent median gradient norm
+    weight_jump_ratio: float = 1.0  # exploding_gradients (a warning): one sampled step moved a layer's weights by
+    # this multiple of their norm (layer health's update_ratio_max), from epoch 1 on
     exploding_grad_history: int = 64  # gradient norms kept for that median (steps)
     data_leakage_val_train_ratio: float = 0.5  # val_loss below half the train loss ...
     data_leakage_epochs: int = 3  # ... for this many consecutive epochs (info: dropout and the epoch mean's lag do

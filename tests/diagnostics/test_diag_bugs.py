@@ -63,3 +63,13 @@ def test_dead_units_are_judged_on_several_batches() -> None:
     assert many["dead_layers"].severity == "warning"
     assert many["dead_layers"].evidence["sampled_batches"] == 12
     del Engine
+
+
+def test_a_weight_jump_between_sampled_gradient_norms_is_a_warning() -> None:
+    from diag_synth import layers
+
+    jump = checks(epochs=epochs(3, deep=True, layers=layers(fc2={"update_ratio": 0.01, "update_ratio_max": 3.0})))
+    issue = jump["exploding_gradients"]
+    assert issue.severity == "warning" and issue.layer == "fc2" and issue.evidence["update_ratio_max"] == 3.0
+    calm = checks(epochs=epochs(3, deep=True, layers=layers(fc2={"update_ratio": 0.01, "update_ratio_max": 0.05})))
+    assert "exploding_gradients" not in calm

@@ -441,7 +441,7 @@ class ProfilerSummary(_message.Message):
     def __init__(self, step: _Optional[int] = ..., top_ops: _Optional[_Iterable[_Union[ProfilerOp, _Mapping]]] = ..., per_layer: _Optional[_Iterable[_Union[LayerTime, _Mapping]]] = ..., total_cpu_time_ms: _Optional[float] = ..., total_cuda_time_ms: _Optional[float] = ..., forward_ms: _Optional[float] = ..., backward_ms: _Optional[float] = ...) -> None: ...
 
 class LayerStats(_message.Message):
-    __slots__ = ("name", "activation_mean", "activation_std", "activation_var_of_means", "zero_fraction", "saturated_fraction", "gradient_norm_mean", "weight_sparsity", "update_ratio", "samples")
+    __slots__ = ("name", "activation_mean", "activation_std", "activation_var_of_means", "zero_fraction", "saturated_fraction", "gradient_norm_mean", "weight_sparsity", "update_ratio", "samples", "update_ratio_max")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ACTIVATION_MEAN_FIELD_NUMBER: _ClassVar[int]
     ACTIVATION_STD_FIELD_NUMBER: _ClassVar[int]
@@ -452,6 +452,7 @@ class LayerStats(_message.Message):
     WEIGHT_SPARSITY_FIELD_NUMBER: _ClassVar[int]
     UPDATE_RATIO_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_RATIO_MAX_FIELD_NUMBER: _ClassVar[int]
     name: str
     activation_mean: float
     activation_std: float
@@ -462,7 +463,8 @@ class LayerStats(_message.Message):
     weight_sparsity: float
     update_ratio: float
     samples: int
-    def __init__(self, name: _Optional[str] = ..., activation_mean: _Optional[float] = ..., activation_std: _Optional[float] = ..., activation_var_of_means: _Optional[float] = ..., zero_fraction: _Optional[float] = ..., saturated_fraction: _Optional[float] = ..., gradient_norm_mean: _Optional[float] = ..., weight_sparsity: _Optional[float] = ..., update_ratio: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
+    update_ratio_max: float
+    def __init__(self, name: _Optional[str] = ..., activation_mean: _Optional[float] = ..., activation_std: _Optional[float] = ..., activation_var_of_means: _Optional[float] = ..., zero_fraction: _Optional[float] = ..., saturated_fraction: _Optional[float] = ..., gradient_norm_mean: _Optional[float] = ..., weight_sparsity: _Optional[float] = ..., update_ratio: _Optional[float] = ..., samples: _Optional[int] = ..., update_ratio_max: _Optional[float] = ...) -> None: ...
 
 class LayerCorrelation(_message.Message):
     __slots__ = ("layer_a", "layer_b", "correlation")
