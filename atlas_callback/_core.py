@@ -387,6 +387,8 @@ class RunCore:
     @never_raises
     def before_step(self) -> None:
         """Before a training step's forward: arm the sampled layer hooks and the profiler for this step."""
+        if self._armed:  # armed already for this step (an adapter calls this twice)
+            return
         facts = self.facts
         if facts is not None and self._model is not None:
             facts.step(getattr(self._model, "training", None))
@@ -394,9 +396,7 @@ class RunCore:
                 facts.eval_layers()
             if not facts._output_done and not self._facts_output:
                 facts.watch_output(self._model.named_modules())
-                self._facts_output = self._armed = True
-        if self._armed:
-            return
+                self._facts_output = self._armed = True  # undone after the step, with the rest
         step = self.global_step + 1
         layers = self._layers
         if layers is not None and step >= layers.due:  # the other steps are never sampled: no call at all
