@@ -105,6 +105,7 @@ class FactsProbe:
         self._params: list[tuple[str, Any]] = []
         self._output_hooks: list[Any] = []
         self._output_done = False
+        self._output_tries = 0  # watched steps that saw no training forward (at most 3)
         self._last: Any = None
         self._calls: dict[str, int] = {}
         self._watch_done = False
@@ -402,9 +403,11 @@ class FactsProbe:
                 pass
         last, calls = getattr(self, "_last", None), getattr(self, "_calls", {})
         self._last, self._calls = None, {}
+        self._output_tries += 1
+        if calls or self._output_tries >= 3:
+            self._output_done = True  # one watched training forward is all it takes: never hooked again
         if not last or last[0] is None:
-            return
-        self._output_done = True
+            return  # no 2-D float output (a sequence model's [B, T, V], a dict): nothing to record
         try:
             name, module, output = last
             if _tensor(output) is None and isinstance(output, (tuple, list)) and output:

@@ -184,3 +184,14 @@ def test_odd_batches_never_fail_and_never_invent_facts(batch: Any) -> None:
     assert "mean" not in f.get("inputs", {}) or f["inputs"]["std"] >= 0
     if "targets" in f:
         assert f["targets"]["classes_seen"] >= 1
+
+
+def test_the_output_is_watched_for_one_step_only_even_when_it_is_not_2d() -> None:
+    """A sequence model's output is [B, T, V]: nothing to record, and the hooks must not come back every step."""
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10))
+    probe = FactsProbe(model)
+    probe.watch_output(model.named_modules())
+    model(torch.randint(0, 10, (2, 5)))
+    probe.unwatch_output()
+    assert probe._output_done and "output" not in probe.take()
+    assert all(not m._forward_hooks for m in model.modules())
