@@ -62,7 +62,10 @@ def test_an_issue_that_persists_across_epochs_is_one_row_with_first_and_last_epo
         assert (overfit[0]["first_seen_epoch"], overfit[0]["last_seen_epoch"], overfit[0]["active"]) == (4, 6, True)
         diag = max(rows(collector.store, s.diagnostic_runs, run_id=trainer.run_id), key=lambda d: d["id"])
         run = rows(collector.store, s.runs, id=trainer.run_id)[0]
-        assert (diag["epoch"], diag["trigger"], diag["health_score"]) == (6, "epoch", run["health_score"])
+        # "rebuild": the stream's holder bookkeeping made the driver drop its engine (it may have streamed to another
+        # replica) and the next update re-read the run: under load that can come after the last epoch's update
+        assert (diag["epoch"], diag["health_score"]) == (6, run["health_score"])
+        assert diag["trigger"] in ("epoch", "rebuild"), diag["trigger"]
         assert diag["summary"]["severity_breakdown"]["warning"] >= 1
         trainer.finish()
 
