@@ -33,7 +33,7 @@ def demo(obj: Ctx, epochs: int, db: str | None) -> None:
 
     from ._client import CollectorClient
     from ._issues import list_issues, print_issues
-    from ._runs import RUN_COLUMNS, get_run, list_runs
+    from ._runs import RUN_COLUMNS, get_run, list_runs, table_rows
 
     home = pathlib.Path(os.environ.get("ATLAS_HOME") or "~/.atlas").expanduser()
     url = db or f"sqlite:///{home / 'atlas.db'}"
@@ -52,7 +52,7 @@ def demo(obj: Ctx, epochs: int, db: str | None) -> None:
         local._client = CollectorClient(collector.address)
         try:
             rows = list_runs(local, project="demo", limit=2)
-            render_table([{**r, "id": r["id"][:8]} for r in rows], RUN_COLUMNS)
+            render_table(table_rows(rows), RUN_COLUMNS)
             for name in ("demo-mlp", "demo-bug"):
                 detail = get_run(local, name, "demo")
                 final = detail["final_metrics"] or {}

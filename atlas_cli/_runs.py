@@ -10,7 +10,47 @@ from ._app import Ctx, cli, echo, output, render_table, safe
 
 RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("project", "PROJECT"), ("status", "STATUS"), ("epochs", "EPOCHS"),
                ("steps", "STEPS"), ("health_score", "HEALTH"), ("framework", "FRAMEWORK"),
-               ("started_at", "STARTED")]
+               ("started_at", "STARTED (UTC)"), ("duration", "DURATION")]
+
+
+def _parse(ts: str | None) -> Any:
+    import datetime as dt
+
+    if not ts:
+        return None
+    try:
+        return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs as the table shows them: a short id, the start to the second, the duration (so far, while running),
+    the health as a whole number. `--json` keeps the exact fields."""
+    import datetime as dt
+
+    out = []
+    for r in rows:
+        start, end = _parse(r.get("started_at")), _parse(r.get("ended_at"))
+        if start is not None and end is None and r.get("status") in ("running", "paused"):
+            end = dt.datetime.now(dt.timezone.utc)
+        score = r.get("health_score")
+        out.append({**r, "id": r["id"][:8],
+                    "started_at": start.strftime("%Y-%m-%d %H:%M:%S") if start is not None else None,
+                    "duration": _duration((end - start).total_seconds()) if start and end else None,
+                    "health_score": round(score) if isinstance(score, (int, float)) else score})
+    return out
 STATUSES = ("running", "paused", "stopped", "completed", "failed", "stale")
 
 
@@ -56,7 +96,7 @@ def runs(ctx: click.Context, project: str | None, status: str | None, tag: str |
     if as_json or ctx.obj.json:
         echo(json.dumps(rows, indent=2))
     else:
-        render_table([{**r, "id": r["id"][:8]} for r in rows], RUN_COLUMNS)
+        render_table(table_rows(rows), RUN_COLUMNS)
 
 
 def get_run(obj: Ctx, run: str, project: str = "") -> dict[str, Any]:

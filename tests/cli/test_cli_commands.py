@@ -60,6 +60,19 @@ def test_a_collector_url_is_refused_with_the_address_to_use() -> None:
     assert "atlas-collector --listen http" not in done.stderr
 
 
+def test_the_runs_table_reads_as_people_read_it(store: Store) -> None:
+    """Issue 17: a duration column, the start to the second (no microseconds), a whole-number health."""
+    import re
+
+    lines = atlas("runs", collector=store.address).stdout.splitlines()
+    assert "STARTED (UTC)" in lines[0] and lines[0].rstrip().endswith("DURATION")
+    row = next(line for line in lines if "baseline" in line)
+    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d+(\.\d)?s$|m \d\ds$", row), row
+    assert ".0 " not in row.split("baseline")[1][:40]  # health 98, not 98.0
+    exact = atlas_json("runs", collector=store.address)
+    assert all(r["started_at"].endswith("Z") for r in exact)  # --json keeps the exact ISO timestamps
+
+
 def test_a_short_id_prefix_says_how_long_a_prefix_must_be(store: Store) -> None:
     short = store.runs["baseline"][:4]
     line = one_line_error(atlas("issues", short, collector=store.address, check=False))
