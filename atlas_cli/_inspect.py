@@ -9,7 +9,18 @@ from ._app import Ctx, _fmt, cli, echo, output, render_kv, render_table
 
 EPOCH_COLUMNS = [("epoch", "EPOCH"), ("loss_mean", "LOSS"), ("val_loss", "VAL_LOSS"), ("val_acc", "VAL_ACC"),
                  ("samples_per_sec", "SAMPLES/S"), ("duration_seconds", "SECONDS"), ("lr", "LR"),
-                 ("cumulative_co2_kg", "CO2_KG")]
+                 ("co2_total", "CO2_TOTAL")]
+
+
+def mass(kg: Any) -> str | None:
+    """A CO2 mass in the unit that reads best: mg, g or kg (not 1.026e-06 kg)."""
+    if not isinstance(kg, (int, float)) or kg != kg:
+        return None
+    if kg >= 1:
+        return f"{kg:,.3g} kg"
+    if kg >= 1e-3:
+        return f"{kg * 1e3:.3g} g"
+    return f"{kg * 1e6:.3g} mg"
 
 
 def get_epochs(obj: Ctx, run: str, *, from_epoch: int | None = None, to_epoch: int | None = None,
@@ -31,6 +42,7 @@ def get_epochs(obj: Ctx, run: str, *, from_epoch: int | None = None, to_epoch: i
 
 
 def _print_epochs(rows: list[dict[str, Any]]) -> None:
+    rows = [{**r, "co2_total": mass(r.get("cumulative_co2_kg"))} for r in rows]  # --json keeps kg
     cols = [c for c in EPOCH_COLUMNS if any(r.get(c[0]) is not None for r in rows)] or EPOCH_COLUMNS[:2]
     render_table(rows, cols)
 

@@ -209,6 +209,8 @@ def test_green_reads_co2_cost_and_equivalents(store: Store) -> None:
     assert "smartphone charges" in text and "no carbon data" not in text
     epochs = atlas_json("epochs", "streamed", collector=store.address)
     assert [e["cumulative_co2_kg"] for e in epochs] == pytest.approx([0.01, 0.02])
+    table = atlas("epochs", "streamed", collector=store.address).stdout.splitlines()
+    assert "CO2_TOTAL" in table[0] and table[1].rstrip().endswith("10 g") and table[2].rstrip().endswith("20 g")
 
 
 def test_trend_of_a_project(store: Store) -> None:
