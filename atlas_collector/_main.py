@@ -42,6 +42,31 @@ def _config(flags: dict[str, Any]) -> CollectorConfig:
         raise click.UsageError(str(exc)) from None
 
 
+def _check_port(listen: str) -> None:
+    """Refuse at once, in one line, an address this process cannot bind (taken, or not this machine's)."""
+    import errno
+    import socket
+
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if not port.isdigit() or int(port) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError:
+        return  # let the server say what it makes of the name
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: a TIME_WAIT port is free
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            why = ("the port is taken by another process" if exc.errno == errno.EADDRINUSE
+                   else (exc.strerror or str(exc)))
+            raise click.ClickException(f"cannot listen on {listen}: {why} (nothing was opened or migrated; choose "
+                                       "another --listen, or stop what holds it)") from None
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr,
@@ -71,6 +96,7 @@ def cli(ctx: click.Context, **flags: Any) -> None:
         return
     config = _config(flags)
     _setup_logging(config.log_level)
+    _check_port(config.listen)  # before the store is opened or migrated: a taken port changes nothing on disk
     from ._server import Collector
 
     try:

@@ -49,3 +49,24 @@ def _check(url: str, reason: str, command: list[str]) -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "cannot use the store" in errors[0] and reason in errors[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_taken_port_is_one_line_and_nothing_is_opened_or_migrated(tmp_path: pathlib.Path) -> None:
+    """Issue 17: a port already taken said "Failed to bind" (after gRPC's own error line) once the store had been
+    created and migrated."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    store = tmp_path / "never.db"
+    try:
+        done = subprocess.run([str(BIN / "atlas-collector"), "--db", f"sqlite:///{store}", "--listen",
+                               f"127.0.0.1:{port}"], capture_output=True, text=True, env=cli_env(), timeout=60)
+    finally:
+        holder.close()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "is taken by another process" in lines[0] and f"127.0.0.1:{port}" in lines[0], lines
+    assert not store.exists()
