@@ -81,7 +81,7 @@ def test_watch_on_a_terminal_draws_the_curves_and_the_issues() -> None:
     from cli_support import stored_runs
 
     store = stored_runs()
-    issues = atlas_json("issues", "hot", collector=store.address)
+    issues = atlas_json("issues", "hot", "--active-only", collector=store.address)  # what watch lists
     main, secondary = pty.openpty()
     proc = subprocess.Popen([str(BIN / "atlas"), "--collector", store.address, "watch", "hot", "--interval", "0.2"],
                             stdout=secondary, stderr=subprocess.PIPE, env=cli_env(COLUMNS="100", LINES="40"))
