@@ -55,7 +55,9 @@ class Store:
             if parsed.database and parsed.database != ":memory:":
                 folder = pathlib.Path(parsed.database).expanduser().parent
                 try:
-                    folder.mkdir(parents=True, exist_ok=True)
+                    if not folder.is_dir():
+                        folder.mkdir(parents=True, exist_ok=True)
+                        log.info("created the folder %s for the store %s (it did not exist)", folder, url)
                 except OSError as exc:
                     raise StoreUnusable(f"cannot use the store {url}: its folder {folder} cannot be created "
                                         f"({exc.strerror or exc})") from None

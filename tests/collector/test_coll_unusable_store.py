@@ -70,3 +70,17 @@ def test_a_taken_port_is_one_line_and_nothing_is_opened_or_migrated(tmp_path: pa
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "is taken by another process" in lines[0] and f"127.0.0.1:{port}" in lines[0], lines
     assert not store.exists()
+
+
+def test_a_store_folder_that_did_not_exist_is_created_and_said(tmp_path: pathlib.Path) -> None:
+    """Issue 17: a SQLite folder that does not exist was created silently (a typo in --db went unnoticed)."""
+    store = tmp_path / "new" / "deeper" / "atlas.db"
+    proc = subprocess.Popen([str(BIN / "atlas-collector"), "--db", f"sqlite:///{store}", "--listen", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("listening on")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert f"created the folder {store.parent} for the store" in err
+    assert store.exists()
