@@ -53,7 +53,10 @@ class Store:
             raise ConfigError(f"`--db` must use sqlite or postgresql, got {parsed.drivername!r} in {url!r}")
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                folder = pathlib.Path(parsed.database).expanduser().parent
+                path = parsed.database
+                if path.startswith("file:"):  # a SQLite URI (sqlite:///file:/x/atlas.db?mode=ro&uri=true)
+                    path = path.removeprefix("file:").partition("?")[0]
+                folder = pathlib.Path(path).expanduser().parent
                 try:
                     if not folder.is_dir():
                         folder.mkdir(parents=True, exist_ok=True)
