@@ -225,7 +225,9 @@ def _mass(kg: Any) -> str:
         return "-"
     if isinstance(kg, str):
         return kg
-    return f"{kg * 1000:,.3g} g" if kg < 1 else f"{kg:,.3g} kg"
+    from ._inspect import mass
+
+    return mass(kg) or "-"
 
 
 def print_green(g: dict[str, Any]) -> None:

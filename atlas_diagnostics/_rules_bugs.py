@@ -77,7 +77,8 @@ def missing_zero_grad(ctx: Context) -> list[Finding]:
     )]
 
 
-def _classes(ctx: Context) -> int | None:
+def output_width(ctx: Context) -> int | None:
+    """The width of the model's output (from the setup facts), when it could be a number of classes (2 or more)."""
     out = _fact(ctx, "output")
     width = _num(out, "width")
     return int(width) if width and width >= 2 else None
@@ -87,7 +88,7 @@ def _classes(ctx: Context) -> int | None:
 def double_softmax(ctx: Context) -> list[Finding]:
     out, rec, th = _fact(ctx, "output"), ctx.epoch, ctx.th
     assert rec is not None
-    k = _classes(ctx)
+    k = output_width(ctx)
     share, low = _num(out, "rows_sum_to_one"), _num(out, "min")
     if k is None or share is None or share < 0.99 or low is None or low < 0:
         return []
@@ -254,7 +255,7 @@ def unshuffled_data(ctx: Context) -> list[Finding]:
     sizes = [float(v) for v in t.get("batch_sizes") or () if isinstance(v, (int, float))]
     if len(per_batch) < th.unshuffled_min_batches or not sizes:
         return []
-    k = max(int(_num(t, "classes_seen") or 0), _classes(ctx) or 0)
+    k = max(int(_num(t, "classes_seen") or 0), output_width(ctx) or 0)
     b = median(sizes) or 0.0
     if k < 2 or b < 2:
         return []

@@ -19,6 +19,7 @@ import math
 
 from ._issue import Finding
 from ._records import EpochRecord
+from ._rules_bugs import output_width
 from ._registry import rule
 from ._state import Context, finite, median
 
@@ -256,7 +257,7 @@ def _accuracy_at_chance(ctx: Context, recent: list[EpochRecord]) -> list[Finding
     of where it started: the loss optimises something that is not the task (MSE on class indices, the wrong
     target column, an accuracy computed on other outputs)."""
     th, st = ctx.th, ctx.state
-    k = classes(ctx) or _output_width(ctx)
+    k = classes(ctx) or output_width(ctx)
     accs = [r.val_accuracy for r in recent]
     if k is None or any(a is None or not math.isfinite(a) or a > 1 / k + th.chance_accuracy_margin for a in accs):
         return []
@@ -275,12 +276,6 @@ def _accuracy_at_chance(ctx: Context, recent: list[EpochRecord]) -> list[Finding
         evidence={"classes": k, "train_loss": cur, "start_loss": start, "val_accuracy": accs[-1]},
         thresholds=th.pick("chance_accuracy_margin", "chance_epochs"),
     )]
-
-
-def _output_width(ctx: Context) -> int | None:
-    out = ctx.state.facts.get("output")
-    width = out.get("width") if isinstance(out, dict) else None
-    return int(width) if isinstance(width, (int, float)) and width >= 2 else None
 
 
 def _wobble(values: list[float]) -> float:
