@@ -3,8 +3,10 @@
 Torch-free on purpose: `atlas sync` reads spools with `SpoolReader` without importing torch.
 
 Layout, under ``ATLAS_HOME/spool/<run_id>/``:
-    ``<rank>-<session>.log``  frames of ``<uint32 little-endian length><serialized ClientMessage>``; the
-                              first frame is the run's RunStart (seq 0), then seq 1, 2, ... in order.
+    ``<rank>-<session>.log``  frames of ``<uint32 little-endian length | CHECKED><serialized ClientMessage>
+                              <uint32 little-endian CRC-32 of the message>``; the first frame is the run's
+                              RunStart (seq 0), then seq 1, 2, ... in order. (Spools written before the checksum
+                              have frames without the CHECKED bit and without the CRC; they are read as before.)
     ``<rank>-<session>.ack``  the highest acknowledged sequence, as ASCII, replaced atomically.
 Files are removed once the run's RunEnd is acked.
 
@@ -14,6 +16,9 @@ candidate counts only if it decodes whole as a message of this run, rank and ses
 last one read). A frame whose only fault is its length prefix is read whole (`Scan.repaired`). Every other span
 of bad bytes is a `Damage` naming the sequences it held. What a crash leaves at the end of a file whose RunEnd
 was never written (one frame cut short, perhaps followed by zeros) is `Scan.partial_tail`, not damage.
+The CRC makes damage inside a frame visible even where the bytes still decode (a flipped bit in a loss value, a
+byte slipped into a float): such a frame is damage, never data; and a frame read whole past a wrong length prefix
+must match its CRC too.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import pathlib
 import re
 import struct
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -34,6 +40,20 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct("<I")
 _NONZERO = re.compile(rb"[^\0]")
 MAX_FRAME = 64 * 1024 * 1024
+CHECKED = 0x80000000  # the length's high bit: a CRC-32 of the message follows it
+
+
+def frame(data: bytes) -> bytes:
+    """One spool frame for a serialized message: length (with the CHECKED bit), the message, its CRC-32."""
+    return _LEN.pack(len(data) | CHECKED) + data + _LEN.pack(zlib.crc32(data))
+
+
+def _prefix(data: "mmap.mmap | bytes", pos: int) -> tuple[int, bool, int]:
+    """The frame at `pos`: (message length, whether it carries a CRC, the frame's whole size)."""
+    (raw,) = _LEN.unpack_from(data, pos)
+    checked = bool(raw & CHECKED)
+    length = raw & ~CHECKED
+    return length, checked, _LEN.size + length + (_LEN.size if checked else 0)
 
 
 def spool_root(home: str | os.PathLike[str]) -> pathlib.Path:
@@ -59,23 +79,23 @@ class SpoolWriter:
 
     def append(self, msg: tpb.ClientMessage) -> int | None:
         """Write one frame; return its offset, or None when the spool is full."""
-        data = msg.SerializeToString()
-        if self.size + _LEN.size + len(data) > self.max_bytes:
+        data = frame(msg.SerializeToString())
+        if self.size + len(data) > self.max_bytes:
             if not self.full:
                 self.full = True
                 log.warning("atlas: spool %s is full (%d MB); newer records are kept in memory only and may be "
                             "lost if the collector stays away", self.path, self.max_bytes // 2**20)
             return None
         offset = self.size
-        self._file.write(_LEN.pack(len(data)) + data)
+        self._file.write(data)
         self._file.flush()  # in the OS: survives a crash of the trainer process
-        self.size += _LEN.size + len(data)
+        self.size += len(data)
         return offset
 
     def read_at(self, offset: int) -> tpb.ClientMessage:
         self._reader.seek(offset)
-        (length,) = _LEN.unpack(self._reader.read(_LEN.size))
-        return tpb.ClientMessage.FromString(self._reader.read(length))
+        (raw,) = _LEN.unpack(self._reader.read(_LEN.size))
+        return tpb.ClientMessage.FromString(self._reader.read(raw & ~CHECKED))
 
     def mark_acked(self, seq: int, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -209,10 +229,10 @@ def _frame_at(data: "mmap.mmap | bytes", pos: int, run_id: str, session: str, ra
     """The frame at `pos` if it is intact and belongs here (its run, its session, a sequence after `last_seq`)."""
     if pos + _LEN.size > len(data):
         return None, f"a partial frame header ({len(data) - pos} of {_LEN.size} bytes)"
-    (length,) = _LEN.unpack_from(data, pos)
+    length, checked, size = _prefix(data, pos)
     if length > MAX_FRAME:
         return None, f"a frame length of {length} bytes (at most {MAX_FRAME})"
-    end = pos + _LEN.size + length
+    end = pos + size
     if end > len(data):
         return None, f"a frame of {length} bytes where {len(data) - pos - _LEN.size} remain"
     marker = _marker(run_id)
@@ -220,8 +240,11 @@ def _frame_at(data: "mmap.mmap | bytes", pos: int, run_id: str, session: str, ra
     # run id, just after its 4-byte length prefix at `end`, is past the window.
     if data.find(marker, pos + _LEN.size + 1, end + _LEN.size - 1 + len(marker)) != -1:
         return None, f"a frame length ({length}) that runs into the next frame"
+    body = data[pos + _LEN.size:pos + _LEN.size + length]
+    if checked and zlib.crc32(body) != _LEN.unpack_from(data, end - _LEN.size)[0]:
+        return None, "a frame whose bytes do not match its CRC-32"
     try:
-        msg = tpb.ClientMessage.FromString(data[pos + _LEN.size:end])
+        msg = tpb.ClientMessage.FromString(body)
     except Exception as exc:  # noqa: BLE001 - google.protobuf.message.DecodeError and kin
         return None, f"undecodable bytes ({exc})"
     why = _belongs(msg, run_id, session, rank, last_seq)
@@ -229,10 +252,15 @@ def _frame_at(data: "mmap.mmap | bytes", pos: int, run_id: str, session: str, ra
 
 
 def _whole_record(data: "mmap.mmap | bytes", pos: int, stop: int, run_id: str, session: str, rank: int | None,
-                  last_seq: int) -> tpb.ClientMessage | None:
+                  last_seq: int, checked: bool) -> tpb.ClientMessage | None:
     """The bytes between a bad length prefix at `pos` and the next intact frame (or the end), when they are exactly
-    the next record of the stream: its only fault was the length prefix."""
+    the next record of the stream: its only fault was the length prefix. In a file of checked frames the bytes
+    must end in the CRC-32 of the rest."""
     body, marker = data[pos + _LEN.size:stop], _marker(run_id)
+    if checked:
+        if len(body) < _LEN.size or zlib.crc32(body[:-_LEN.size]) != _LEN.unpack_from(body, len(body) - _LEN.size)[0]:
+            return None
+        body = body[:-_LEN.size]
     if len(body) > MAX_FRAME or bytes(body[:len(marker)]) != marker:
         return None
     try:
@@ -249,8 +277,8 @@ def _cut_short(data: "mmap.mmap | bytes", pos: int, run_id: str) -> bool:
     length prefix, then the first bytes of the message), perhaps followed by zeros (a lost page)."""
     if pos + _LEN.size > len(data):
         return True
-    (length,) = _LEN.unpack_from(data, pos)
-    end = pos + _LEN.size + length
+    length, _, size = _prefix(data, pos)
+    end = pos + size
     if length > MAX_FRAME or _NONZERO.search(data, end - 1) is not None:  # the whole frame is there: not cut
         return False
     marker = _marker(run_id)
@@ -270,15 +298,17 @@ def _scan(data: "mmap.mmap | bytes", run_id: str, session: str, rank: int | None
     out = Scan()
     marker = _marker(run_id)
     pos, last_seq = 0, -1
+    checked = False  # the file's frames carry CRCs (known from its first intact frame)
     while pos < len(data):
         msg, why = _frame_at(data, pos, run_id, session, rank, last_seq)
         if msg is not None:
+            checked = checked or _prefix(data, pos)[1]
             if msg.seq > last_seq + 1:  # frames gone without a trace (a span cut out of the file)
                 out.damage.append(Damage(pos, 0, f"sequences {last_seq + 1}..{msg.seq - 1} are missing (no bytes "
                                                  "hold them)", last_seq + 1, msg.seq - 1))
             out._add(msg, pos)
             last_seq = msg.seq
-            pos += _LEN.size + _LEN.unpack_from(data, pos)[0]
+            pos += _prefix(data, pos)[2]
             continue
         nxt = data.find(marker, pos + 1 + _LEN.size)
         while nxt != -1:  # the next intact frame: its length prefix stands just before the marker
@@ -286,7 +316,8 @@ def _scan(data: "mmap.mmap | bytes", run_id: str, session: str, rank: int | None
                 break
             nxt = data.find(marker, nxt + 1)
         stop = nxt - _LEN.size if nxt != -1 else len(data)
-        whole = _whole_record(data, pos, stop, run_id, session, rank, last_seq)
+        flagged = pos + _LEN.size <= len(data) and _prefix(data, pos)[1]
+        whole = _whole_record(data, pos, stop, run_id, session, rank, last_seq, checked or flagged)
         if whole is not None:
             out.repaired.append(Damage(pos, _LEN.size, f"{why}: the length prefix is wrong; record {whole.seq} "
                                                        f"was read whole ({stop - pos - _LEN.size} bytes)"))
@@ -298,8 +329,9 @@ def _scan(data: "mmap.mmap | bytes", run_id: str, session: str, rank: int | None
             assert after is not None  # found just above
             out.damage.append(Damage(pos, stop - pos, why, last_seq + 1, after.seq - 1))
             out._add(after, stop)
+            checked = checked or _prefix(data, stop)[1]
             last_seq = after.seq
-            pos = stop + _LEN.size + _LEN.unpack_from(data, stop)[0]
+            pos = stop + _prefix(data, stop)[2]
             continue
         if out.ended:
             out.damage.append(Damage(pos, len(data) - pos, f"bytes after the run's end: {why}", last_seq + 1,

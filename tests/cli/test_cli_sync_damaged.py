@@ -20,7 +20,7 @@ from typing import Callable
 
 import pytest
 
-from atlas_callback._spool import SpoolWriter
+from atlas_callback._spool import SpoolWriter, frame as spool_frame, scan
 from atlas_collector import Store, run_server
 from atlas_collector import _schema as s
 from atlas_proto.v1 import telemetry_pb2 as tpb
@@ -312,10 +312,9 @@ def _poison(path: pathlib.Path, offsets: list[int], *seqs: int) -> None:
     raw = path.read_bytes()
     frames = [raw[a:b] for a, b in zip(offsets, offsets[1:] + [len(raw)])]
     for seq in seqs:
-        poison = tpb.ClientMessage.FromString(frames[seq][4:])
+        poison = tpb.ClientMessage.FromString(frames[seq][4:-4])  # length, message, CRC-32
         poison.step_batch.samples[0].step = 2**64 - 1
-        data = poison.SerializeToString()
-        frames[seq] = struct.pack("<I", len(data)) + data
+        frames[seq] = spool_frame(poison.SerializeToString())
     path.write_bytes(b"".join(frames))
 
 
@@ -341,3 +340,33 @@ def test_a_record_the_collector_refuses_does_not_wedge_the_sync(tmp_path: pathli
         assert (row["status"], row["refused"], row["error"], row["removed"]) == ("synced", 1, None, True)
         assert row["refusals"][0]["seq"] == 6 and "is out of range" in row["refusals"][0]["reason"]
         assert _stored(collector.store, run_id) == (3900, 0, "completed", ["refused"])
+
+
+def test_a_damaged_value_that_still_decodes_is_damage_not_data(tmp_path: pathlib.Path) -> None:
+    """Found by fuzzing (tests/reliability/test_rel_fuzz.py): before frames carried a CRC-32, one flipped byte in a
+    loss value, or one byte slipped into a frame, still decoded and was replayed as a loss of 1e154 (which the
+    diagnostics would take for an explosion). Now the frame is named as damage and its record as lost."""
+    root = tmp_path / "spool"
+    run_id, path, offsets = _spool(root)
+    raw = bytearray(path.read_bytes())
+    raw[offsets[7] + 120] ^= 0x40  # inside a double of seq 7: the message still decodes
+    raw[offsets[20] + 90:offsets[20] + 90] = b"\x00"  # a byte slipped into seq 20
+    path.write_bytes(bytes(raw))
+    found = scan(path, run_id)
+    assert [(d.first_lost, d.last_lost) for d in found.damage] == [(7, 7), (20, 20)] and not found.repaired
+    assert all(m.seq not in (7, 20) for m in found.messages) and len(found.messages) == BATCHES + 2 - 2
+
+
+def test_a_spool_written_before_frames_had_a_crc_is_still_read_whole(tmp_path: pathlib.Path) -> None:
+    """Spools left by an older Atlas (frames without the CRC) replay as they did."""
+    root = tmp_path / "spool"
+    run_id, path, offsets = _spool(root)
+    raw = path.read_bytes()
+    old = b"".join(struct.pack("<I", len(body)) + body for body in
+                   (raw[a + 4:b - 4] for a, b in zip(offsets, offsets[1:] + [len(raw)])))
+    path.write_bytes(old)
+    found = scan(path, run_id)
+    assert found.intact and [m.seq for m in found.messages] == list(range(BATCHES + 2))
+    with run_server(db=f"sqlite:///{tmp_path / 'c.db'}") as collector:
+        atlas("sync", str(root), collector=collector.address)
+        assert _stored(collector.store, run_id) == (4000, 0, "completed", [])
