@@ -8,7 +8,12 @@ CodeCarbon's own schedulers are stopped once it has started: left running, they 
 thread every second to sample the CPU's load-based power (~2.4 ms of Python each time, here) and measure energy
 every `measure_power_secs` besides, all competing with the training thread for the GIL. This thread does both
 at its own cadence instead (every `measure_every_s`): the power samples are weighted by the time they cover, so
-the average stays an average, at a tenth of the cost."""
+the average stays an average, at a tenth of the cost.
+
+Adapters whose run starts at its first step (Observer, AtlasTracker) start the meter when they are created, so
+CodeCarbon has usually measured by the end of the first epoch (Lightning starts it at setup). An epoch that ends
+before the first measurement has no carbon: its summary is not held back for it, since the diagnosis of that epoch
+must reach the collector in time to stop a short run."""
 from __future__ import annotations
 
 import logging

@@ -34,7 +34,8 @@ class LogCapture(logging.Handler):
         if root.level > self.level:
             # Records below the root's level never reach handlers; leave the user's level alone.
             pass
-        self._captured_warnings = not logging.getLogger("py.warnings").handlers
+        self._captured_warnings = not any(not isinstance(h, logging.NullHandler)
+                                          for h in logging.getLogger("py.warnings").handlers)
         logging.captureWarnings(True)
 
     def detach(self) -> None:

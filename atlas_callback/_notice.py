@@ -43,7 +43,9 @@ def _shown_elsewhere(record: logging.LogRecord) -> bool:
     logger: logging.Logger | None = logging.getLogger(record.name)
     while logger is not None:
         for h in logger.handlers:
-            if isinstance(h, (StderrNotice, LogCapture)) or record.levelno < h.level:
+            # (a NullHandler shows nothing: a library's `logging.getLogger("py.warnings").addHandler(NullHandler())`
+            # must not make the script's warnings vanish from its terminal)
+            if isinstance(h, (StderrNotice, LogCapture, logging.NullHandler)) or record.levelno < h.level:
                 continue
             return True
         if not logger.propagate:

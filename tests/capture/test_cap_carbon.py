@@ -5,9 +5,13 @@ import math
 import threading
 import time
 
+import pytest
 import torch
 
+from _query import Query
+from atlas_callback import AtlasTracker, Observer
 from atlas_callback._carbon import CarbonMeter
+from atlas_collector import run_server
 
 
 def test_the_meter_measures_energy_without_codecarbons_timer_threads() -> None:
@@ -39,3 +43,66 @@ def test_the_meter_measures_energy_without_codecarbons_timer_threads() -> None:
     finally:
         meter.close()
     assert meter._thread is not None and not meter._thread.is_alive()
+
+
+
+@pytest.fixture
+def collector(tmp_path):
+    with run_server(db=f"sqlite:///{tmp_path / 'carbon.db'}") as c:
+        yield c
+
+
+def _loading_data(meter_owner: object) -> None:
+    """What a script does between creating the adapter and its first step (here: until CodeCarbon has measured,
+    at most 30 s on a loaded machine)."""
+    core = meter_owner._core  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while core._carbon is not None and core._carbon._latest is None and core._carbon.available \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _observer(address: str) -> str:
+    with Observer(project="carbon", run_name="observer", collector=address) as obs:
+        _loading_data(obs)
+        for epoch in range(3):
+            for step in range(3):
+                obs.step(torch.tensor(1.0 / (1 + step + 3 * epoch)), batch_size=4)
+            obs.flush()
+    return obs.run_id  # type: ignore[return-value]
+
+
+def _accelerate(address: str) -> str:
+    from accelerate import Accelerator
+
+    tracker = AtlasTracker(project="carbon", run_name="accelerate", collector=address)
+    acc = Accelerator(cpu=True, log_with=[tracker])
+    acc.init_trackers("carbon")
+    _loading_data(tracker)
+    for epoch in range(3):
+        for step in range(3):
+            acc.log({"loss": 1.0 / (1 + step + 3 * epoch)}, step=3 * epoch + step)
+        tracker.epoch_end()
+    acc.end_training()
+    return tracker.run_id  # type: ignore[return-value]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adapter", [_observer, _accelerate], ids=["observer", "accelerate"])
+def test_a_first_epoch_shorter_than_codecarbons_start_still_has_its_carbon(collector, adapter) -> None:
+    """Observer and Accelerate runs had no CO2 for epoch 0 (issue 17): their run starts at the first step, and
+    CodeCarbon (a second or more to start) started with it, so a first epoch of seconds ended before its first
+    measurement. The meter now starts when the adapter is created, while the script loads its data."""
+    t0 = time.perf_counter()
+    run_id = adapter(collector.address)
+    q = Query(collector.address)
+    try:
+        epochs = q.epochs(run_id)
+    finally:
+        q.close()
+    assert [e.epoch for e in epochs] == [0, 1, 2]
+    assert epochs[0].HasField("carbon"), "epoch 0 has no carbon"
+    assert epochs[0].carbon.cumulative_energy_kwh > 0 and epochs[0].carbon.epoch_co2_kg > 0
+    assert all(e.HasField("carbon") for e in epochs)
+    assert time.perf_counter() - t0 < 30
+

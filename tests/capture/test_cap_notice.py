@@ -92,3 +92,21 @@ def test_a_scripts_own_warnings_still_reach_its_terminal_and_the_run_keeps_them_
     messages = [r.message for m in scan(log, log.parent.name).messages if m.HasField("log_batch")
                 for r in m.log_batch.records]
     assert messages[:2] == ["loading the dataset", "epoch done"], messages
+
+
+def test_a_library_null_handler_on_py_warnings_does_not_hide_the_scripts_warnings(tmp_path) -> None:
+    """Found by the second held-out round: some library puts a `NullHandler` on the `py.warnings` logger; once
+    Atlas captured warnings, that NullHandler counted as "the application shows it", so torch's "Using a target
+    size ... different to the input size" warning (the very message naming that run's bug) reached no terminal."""
+    code = ("import logging, warnings\n"
+            "logging.getLogger('py.warnings').addHandler(logging.NullHandler())\n"
+            "import torch\n"
+            "from atlas_callback import AtlasConfig, Observer\n"
+            "with Observer(project='notice', config=AtlasConfig(track_carbon=False)) as obs:\n"
+            "    obs.register_model(torch.nn.Linear(2, 1))\n"
+            "    torch.nn.functional.mse_loss(torch.zeros(5, 1), torch.zeros(5))\n"
+            "    obs.step(1.0)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, ATLAS_HOME=str(tmp_path), ATLAS_MODE="offline"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Using a target size") == 1, done.stderr
