@@ -103,13 +103,14 @@ def logs(obj: Ctx, run: str, errors: bool, limit: int) -> Any:
 def get_arch(obj: Ctx, run: str) -> dict[str, Any]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import clean_number, message_dict
+    from ._client import clean_number, message_dict, ordered
 
     info = obj.client().call("GetArchitecture", qpb.RunRef(run=run))
     d = message_dict(info)
     layers = [{"name": x.get("name"), "type": x.get("type"), "parameters": x.get("parameters", 0),
                "pct_of_total": x.get("pct_of_total", 0.0),
-               "trainable_parameters": x.get("trainable_parameters", 0), "attributes": x.get("attributes", {})}
+               "trainable_parameters": x.get("trainable_parameters", 0),
+               "attributes": ordered(x.get("attributes", {}))}
               for x in d.get("layers", [])]
     return clean_number({
         "model_class": d.get("model_class") or None,

@@ -48,10 +48,10 @@ def get_green(obj: Ctx, run: str, *, raw: bool = False) -> dict[str, Any]:
 
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import clean_number
+    from ._client import clean_number, ordered
 
     report = obj.client().call("GetSustainability", qpb.RunRef(run=run)).report
-    green = _numbers_deep(loads(json_format.MessageToJson(report)))
+    green = ordered(_numbers_deep(loads(json_format.MessageToJson(report))))
     green.setdefault("notes", [])
     return green if raw else clean_number(green)
 

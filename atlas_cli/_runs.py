@@ -10,7 +10,7 @@ from ._app import Ctx, cli, echo, output, render_table, safe
 
 RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("project", "PROJECT"), ("status", "STATUS"), ("epochs", "EPOCHS"),
                ("steps", "STEPS"), ("health_score", "HEALTH"), ("framework", "FRAMEWORK"),
-               ("started_at", "STARTED (UTC)"), ("duration", "DURATION")]
+               ("started_at", "STARTED (UTC)"), ("duration", "DURATION"), ("tags", "TAGS")]
 
 
 def _parse(ts: str | None) -> Any:
@@ -49,7 +49,8 @@ def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({**r, "id": r["id"][:8],
                     "started_at": start.strftime("%Y-%m-%d %H:%M:%S") if start is not None else None,
                     "duration": _duration((end - start).total_seconds()) if start and end else None,
-                    "health_score": round(score) if isinstance(score, (int, float)) else score})
+                    "health_score": round(score) if isinstance(score, (int, float)) else score,
+                    "tags": ", ".join(r.get("tags") or []) or None})
     return out
 STATUSES = ("running", "paused", "stopped", "completed", "failed", "stale")
 

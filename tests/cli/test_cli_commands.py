@@ -65,9 +65,9 @@ def test_the_runs_table_reads_as_people_read_it(store: Store) -> None:
     import re
 
     lines = atlas("runs", collector=store.address).stdout.splitlines()
-    assert "STARTED (UTC)" in lines[0] and lines[0].rstrip().endswith("DURATION")
+    assert "STARTED (UTC)" in lines[0] and lines[0].rstrip().endswith("DURATION  TAGS")
     row = next(line for line in lines if "baseline" in line)
-    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d+(\.\d)?s$|m \d\ds$", row), row
+    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d +(\d+(\.\d)?s|\d+m \d\ds) +cli-test$", row), row
     assert ".0 " not in row.split("baseline")[1][:40]  # health 98, not 98.0
     exact = atlas_json("runs", collector=store.address)
     assert all(r["started_at"].endswith("Z") for r in exact)  # --json keeps the exact ISO timestamps
