@@ -99,6 +99,9 @@ class FactsProbe:
         self._watched: Any = None
         self._after_step = False
         self._not_cleared = 0
+        self._watched_param: Any = None
+        self._grad_since_step = False  # the watched parameter received a gradient since the last optimizer step
+        self._cleared_before_step = 0  # ... and had none when the optimizer stepped (cleared in between)
         self._not_cleared_first: int | None = None
         self._opt_steps = 0
         self._with_grad: set[int] = set()
@@ -187,13 +190,14 @@ class FactsProbe:
         candidates = [(n, p) for n, p in self._params if id(p) in held]  # zero_grad clears what an optimizer holds
         if self._watched is None and candidates:
             name, p = min(candidates, key=lambda item: item[1].numel())  # the smallest: a bias, as a rule
-            self._watched = name
+            self._watched, self._watched_param = name, p
             self._handles.append(p.register_hook(self._incoming_grad(p)))
 
     def _incoming_grad(self, p: Any) -> Any:
         def hook(grad: Any) -> None:
             # Called with a new gradient before it is added to p.grad: right after an optimizer step p.grad is
             # None or zero unless nobody cleared it.
+            self._grad_since_step = True
             if not self._after_step:
                 return
             self._after_step = False
@@ -213,6 +217,11 @@ class FactsProbe:
             for i, (_, p) in enumerate(self._params):
                 if p.grad is not None:
                     self._with_grad.add(i)
+            watched = self._watched_param
+            if self._grad_since_step and watched is not None and (watched.grad is None
+                                                                  or not bool(watched.grad.ne(0).any())):
+                self._cleared_before_step += 1  # backward reached it, and its gradient was gone at the step
+            self._grad_since_step = False
         except Exception:  # noqa: BLE001
             pass
 
@@ -240,6 +249,9 @@ class FactsProbe:
         f = self._facts
         f["grads_not_cleared"] = {"steps": self._not_cleared, "watched_steps": max(0, self._opt_steps - 1),
                                   "first_step": self._not_cleared_first, "parameter": self._watched}
+        if self._watched is not None:
+            f["grads_cleared_before_step"] = {"steps": self._cleared_before_step, "watched_steps": self._opt_steps,
+                                              "parameter": self._watched}
         if self._params:
             held = {id(p) for o in self._optimizers for g in o.param_groups for p in g.get("params", ())}
             unused = [(n, p) for i, (n, p) in enumerate(self._params) if i not in self._with_grad]
@@ -304,8 +316,13 @@ class FactsProbe:
         with torch.no_grad():
             v = x.detach().double()
             stats = torch.stack([v.sum(), (v * v).sum(), v.min(), v.max()]).tolist()
-        if not all(math.isfinite(s) for s in stats):
-            return
+            if not all(math.isfinite(s) for s in stats):  # NaN or Inf in the data itself: counted, not averaged
+                bad = int((~torch.isfinite(v)).sum())
+                info["nonfinite_values"] = int(info.get("nonfinite_values", 0)) + bad
+                info["nonfinite_batches"] = int(info.get("nonfinite_batches", 0)) + 1
+                info.setdefault("first_nonfinite_batch", self._batches - 1)
+                info.setdefault("nonfinite_batch_size", int(x.shape[0]) if x.dim() else 1)
+                return
         self._x_sum += stats[0]
         self._x_sq += stats[1]
         self._x_n += x.numel()
@@ -377,6 +394,8 @@ class FactsProbe:
         try:
             x = _tensor(args[0]) if args else None
             info: dict[str, Any] = {"layer": name, "type": type(module).__name__}
+            if x is not None:
+                info["shape"] = [int(v) for v in x.shape]
             if x is not None and x.is_floating_point() and x.numel():
                 import torch
 

@@ -12,7 +12,8 @@ from ._client import opt
 
 _ARCH_ATTRS = ("in_features", "out_features", "in_channels", "out_channels", "kernel_size", "stride", "padding",
                "num_embeddings", "embedding_dim", "embed_dim", "num_heads", "input_size", "hidden_size",
-               "num_layers", "bidirectional")
+               "num_layers", "bidirectional", "batch_first", "p")
+_FLOAT_ATTRS = ("p",)
 
 
 def _ts(ts: Any) -> float | None:
@@ -121,7 +122,11 @@ def architecture(info: Any) -> Any:
             value = attrs.get(key)
             if value is None:
                 continue
-            if isinstance(value, float) and value.is_integer():
+            if key in _FLOAT_ATTRS:
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    continue
+                value = float(value)
+            elif isinstance(value, float) and value.is_integer():
                 value = int(value)
             if isinstance(value, list):
                 value = [int(v) for v in value]

@@ -159,8 +159,11 @@ def architecture(payload: Mapping[str, Any] | None) -> Architecture | None:
                 ints = [_as_int(v) for v in value]
                 if all(v is not None for v in ints):
                     attrs[key] = tuple(ints)
-        if isinstance(raw.get("bidirectional"), bool):
-            attrs["bidirectional"] = raw["bidirectional"]
+        for key in ("bidirectional", "batch_first"):
+            if isinstance(raw.get(key), bool):
+                attrs[key] = raw[key]
+        if isinstance(raw.get("p"), (int, float)) and not isinstance(raw.get("p"), bool):
+            attrs["p"] = float(raw["p"])  # Dropout's probability
         nodes.append(ArchNode(id=x.name, type=x.type, parameters=int(x.parameters), **attrs))
     input_shape: tuple[int, ...] = ()
     if m.dimension_flow and len(m.dimension_flow[0].input_shape) > 1:

@@ -56,6 +56,9 @@ class ArchNode(_Record):
     hidden_size: int | None = None
     num_layers: int | None = None
     bidirectional: bool | None = None
+    batch_first: bool | None = None  # RNN/LSTM/GRU and MultiheadAttention
+    # Dropout
+    p: float | None = None  # the probability of dropping a unit
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchNode:

@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (register rules)
     _rules_bugs,
     _rules_layers,
     _rules_loss,
+    _rules_lr,
     _rules_profiler,
     _rules_sustainability,
     _rules_system,

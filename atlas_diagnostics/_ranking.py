@@ -38,7 +38,12 @@ CAUSES: dict[str, tuple[str, ...]] = {
     # program bugs, from the run's facts
     "missing_zero_grad": _LOSS_SYMPTOMS + ("exploding_gradients", "lr_too_high", "dead_layers", "vanishing_gradients",
                                            "saturated_activation", "loss_plateau", "loss_at_chance"),
-    "optimizer_not_stepping_model": ("missing_zero_grad", "loss_plateau", "lr_too_low", "loss_at_chance",
+    "broadcast_loss_shapes": ("loss_plateau", "loss_at_chance", "lr_too_low", "high_loss_variance",
+                              "error_logs") + _WASTE,
+    "excessive_dropout": ("loss_at_chance", "loss_plateau", "high_loss_variance", "gradient_instability",
+                          "lr_too_low") + _WASTE,
+    "optimizer_not_stepping_model": ("missing_zero_grad", "unused_parameters", "loss_plateau", "lr_too_low",
+                                     "loss_at_chance",
                                      "frozen_output_layers", "vanishing_gradients", "dead_layers") + _WASTE,
     "double_softmax": ("loss_plateau", "lr_too_low", "vanishing_gradients", "loss_at_chance") + _WASTE,
     "lr_schedule_collapse": ("lr_too_low", "loss_plateau", "loss_at_chance") + _WASTE,
@@ -79,10 +84,10 @@ CAUSES: dict[str, tuple[str, ...]] = {
 
 _BUGS = ("missing_zero_grad", "optimizer_not_stepping_model", "double_softmax", "lr_schedule_collapse",
          "unnormalized_inputs", "unshuffled_data", "eval_mode_training", "batchnorm_tiny_batch",
-         "missing_grad_clipping", "unused_parameters", "loss_at_chance", "data_leakage")
+         "missing_grad_clipping", "unused_parameters", "loss_at_chance", "data_leakage", "broadcast_loss_shapes")
 _SETTINGS = ("lr_too_high", "lr_too_low", "rnn_too_deep", "memory_growth", "low_gpu_utilization", "error_logs",
              "fc_dominates_params", "conv_bottleneck", "missing_pooling", "large_kernel", "grayscale_channel_explosion",
-             "attention_head_dim", "embedding_oversized")
+             "attention_head_dim", "embedding_oversized", "excessive_dropout")
 _MECHANISMS = ("exploding_gradients", "dead_layers", "saturated_activation", "vanishing_gradients",
                "depth_gradient_ratio", "frozen_output_layers", "activation_collapse", "throughput_degradation",
                "gpu_memory_growth", "straggler_rank", "stalled_training")
@@ -99,7 +104,7 @@ TIER: dict[str, int] = {**{c: 0 for c in _BUGS}, **{c: 1 for c in _SETTINGS}, **
 #: cannot have caused a gradient spike at epoch 2).
 TIMELESS = frozenset(c for c in _BUGS if c not in ("loss_at_chance", "data_leakage")) | frozenset(
     ("fc_dominates_params", "conv_bottleneck", "missing_pooling", "large_kernel", "grayscale_channel_explosion",
-     "attention_head_dim", "embedding_oversized", "rnn_too_deep"))
+     "attention_head_dim", "embedding_oversized", "rnn_too_deep", "excessive_dropout"))
 
 #: Pairs that can explain each other; at the same onset the first explains the second (a NaN loss makes NaN
 #: gradients in its own step; an exploding gradient makes the loss non-finite only at the next one).

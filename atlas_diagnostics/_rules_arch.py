@@ -1,6 +1,7 @@
 """Architecture checks, chosen by the detected architecture type (cnn, transformer, rnn, generic):
 fc_dominates_params, conv_bottleneck, missing_pooling, large_kernel, grayscale_channel_explosion (cnn);
-attention_head_dim (transformer); embedding_oversized (transformer, rnn, generic); rnn_too_deep (rnn)."""
+attention_head_dim (transformer); embedding_oversized (transformer, rnn, generic); rnn_too_deep (rnn);
+excessive_dropout (any)."""
 
 from __future__ import annotations
 
@@ -190,3 +191,28 @@ def rnn_too_deep(ctx: Context) -> list[Finding]:
                    "dropout=0.2)`, or a Transformer encoder.",
         metric_key="num_layers", metric_value=n.num_layers, layer=n.id, thresholds=ctx.th.pick("rnn_max_layers"),
     ) for n in arch.ordered_nodes() if n.kind == "recurrent" and n.num_layers and n.num_layers > limit]
+
+
+@rule("excessive_dropout", severity="warning", category="architecture", on=("arch",))
+def excessive_dropout(ctx: Context) -> list[Finding]:
+    arch = ctx.state.architecture
+    if arch is None:
+        return []
+    limit = ctx.th.dropout_max_p
+    heavy = [n for n in arch.ordered_nodes() if n.kind == "dropout" and n.p is not None and n.p > limit]
+    if not heavy:
+        return []
+    worst = max(heavy, key=lambda n: n.p or 0.0)
+    names = ", ".join(f"{n.id} (p={n.p:g})" for n in heavy[:4]) + (", ..." if len(heavy) > 4 else "")
+    return [Finding(
+        title="Dropout drops most units",
+        description=f"{len(heavy)} dropout layer(s) drop more than {limit:g} of their units at every training step: "
+                    f"{names}. PyTorch's `p` is the probability of dropping (TensorFlow 1's `keep_prob` is the "
+                    "opposite): the layers after them see a tenth of the signal, training underfits and its loss "
+                    "stays above the validation loss.",
+        suggestion=f"Use `nn.Dropout(p={1 - (worst.p or 0.0):.2g})` if {worst.p:g} was meant as a keep "
+                   "probability; 0.1-0.5 is the usual range.",
+        metric_key="dropout_p", metric_value=worst.p, layer=worst.id,
+        evidence={"layers": [n.id for n in heavy], "p": [n.p for n in heavy]},
+        thresholds=ctx.th.pick("dropout_max_p"),
+    )]

@@ -1,7 +1,8 @@
 """Checks for the programming bugs people actually write, read from the run's facts (how it is set up: optimizer,
 scheduler, first batches, outputs, modes; ``atlas_callback/_facts.py`` captures them, ARCHITECTURE.md lists the
 keys): missing_zero_grad, double_softmax, optimizer_not_stepping_model, lr_schedule_collapse, unnormalized_inputs,
-unshuffled_data, eval_mode_training, batchnorm_tiny_batch, unused_parameters, missing_grad_clipping.
+unshuffled_data, eval_mode_training, batchnorm_tiny_batch, unused_parameters, missing_grad_clipping,
+broadcast_loss_shapes.
 
 Each names the likely line of code, in the run's framework. None of them fires without its facts: a run recorded
 by a trainer that does not send them (an older client, ``track_facts=False``) is judged by the other checks alone.
@@ -13,7 +14,11 @@ What tells each from its look-alikes:
   cross_entropy can reach on probabilities, while the model is accurate. A model that takes ``log`` of its
   probabilities and uses ``nll_loss`` goes below that floor as it learns.
 - optimizer_not_stepping_model: none (critical) or only some (warning) of the model's trainable parameters are in
-  an optimizer. A plateau with weights that never move is this, not a learning-rate problem.
+  an optimizer; or (critical) backward delivers a gradient to the watched parameter and `.grad` is empty when the
+  optimizer steps: `zero_grad()` between `backward()` and `step()`. A plateau with weights that never move is
+  this, not a learning-rate problem; and parameters without a gradient are then not unused_parameters.
+- unnormalized_inputs: also inputs that are not numbers: NaN or Inf in the first batches, which make
+  the loss NaN whatever the model does (nan_loss is then their symptom).
 - lr_schedule_collapse: the LR is below 1/1000 of its start in the first half of the run, or below 1/20 of it with
   the training loss stalled. A cosine or linear decay gets there only at its end; a step decay (x0.1 at a third
   of the run) stays above 1/20 in the first half.
@@ -73,6 +78,33 @@ def missing_zero_grad(ctx: Context) -> list[Finding]:
         metric_key="uncleared_steps", metric_value=int(steps),
         evidence={"uncleared_steps": int(steps), "watched_steps": int(watched),
                   "manual_optimization": bool(manual) if manual is not None else None},
+        thresholds=ctx.th.pick("uncleared_grad_share"),
+    )]
+
+
+def _cleared_before_step(ctx: Context) -> list[Finding]:
+    """optimizer_not_stepping_model's other form: the optimizer holds the parameters, but their gradients are
+    cleared between backward and step, so the steps change nothing either."""
+    f = _fact(ctx, "grads_cleared_before_step")
+    steps, watched = _num(f, "steps"), _num(f, "watched_steps")
+    if not steps or not watched or steps < 2 or steps / watched < ctx.th.uncleared_grad_share:
+        return []
+    fw = _framework(ctx)
+    if fw == "lightning":
+        fix = ("Do not clear gradients inside `training_step`, `on_after_backward` or `on_before_optimizer_step`: "
+               "Lightning calls `optimizer.zero_grad()` itself, before the next backward.")
+    elif fw == "accelerate":
+        fix = "Order the step as `accelerator.backward(loss); optimizer.step(); optimizer.zero_grad()`."
+    else:
+        fix = "Order the step as `loss.backward(); optimizer.step(); optimizer.zero_grad()`."
+    return [Finding(
+        title="Gradients are cleared before the optimizer steps",
+        description=f"On {int(steps)} of the {int(watched)} optimizer steps watched, backward computed a gradient "
+                    f"for {f.get('parameter')} and it was gone when the optimizer stepped: `zero_grad()` runs "  # type: ignore[union-attr]
+                    "between `backward()` and `step()`, so no weight ever changes and the model cannot learn.",
+        suggestion=fix,
+        metric_key="cleared_steps", metric_value=int(steps), severity="critical", key="cleared_before_step",
+        evidence={"cleared_steps": int(steps), "watched_steps": int(watched)},
         thresholds=ctx.th.pick("uncleared_grad_share"),
     )]
 
@@ -143,7 +175,7 @@ def optimizer_not_stepping_model(ctx: Context) -> list[Finding]:
             evidence={"trainable_tensors": int(trainable), "in_optimizer": 0, "foreign_in_optimizer": foreign},
         )]
     if n_orphans <= 0:
-        return []
+        return _cleared_before_step(ctx)
     names = list(orphans.get("names") or [])  # type: ignore[union-attr]
     return [Finding(
         title="Parameters with gradients outside every optimizer",
@@ -213,6 +245,20 @@ def _first_layer_normalises(ctx: Context) -> bool:
 @rule("unnormalized_inputs", severity="warning", category="loss")
 def unnormalized_inputs(ctx: Context) -> list[Finding]:
     x, th = _fact(ctx, "inputs"), ctx.th
+    bad = _num(x, "nonfinite_values")
+    if bad:  # not numbers at all: the data, not the optimisation, makes the loss NaN
+        batches, first = int(_num(x, "nonfinite_batches") or 0), int(_num(x, "first_nonfinite_batch") or 0)
+        return [Finding(
+            title="The training data contains NaN or Inf",
+            description=f"{batches} of the first training batches held non-finite input values ({int(bad)} in "
+                        f"all; the first in batch {first}): every loss computed from them is NaN, whatever the "
+                        "model and the learning rate.",
+            suggestion="Find and drop (or impute) the rows: `bad = ~torch.isfinite(x).all(dim=1)`; "
+                       "`x, y = x[~bad], y[~bad]` (or `torch.nan_to_num(x)` if a default value is right), "
+                       "and check how the dataset was loaded or joined.",
+            metric_key="nonfinite_inputs", metric_value=int(bad), key="nonfinite",
+            evidence={"nonfinite_values": int(bad), "batches": batches, "first_batch": first},
+        )]
     first = _fact(ctx, "first_layer_input")  # what the first layer receives (the model may scale the batch)
     if first is not None:
         if any(k in str(first.get("type")) for k in ("Norm", "Embedding")):
@@ -332,8 +378,8 @@ def batchnorm_tiny_batch(ctx: Context) -> list[Finding]:
 def unused_parameters(ctx: Context) -> list[Finding]:
     u, p, th = _fact(ctx, "unused_parameters"), _fact(ctx, "parameters"), ctx.th
     count, numel = _num(u, "count"), _num(u, "numel")
-    if not count or not numel:
-        return []
+    if not count or not numel or _cleared_before_step(ctx):
+        return []  # (gradients cleared before every step leave every parameter without one: not unused)
     total = _num(p, "trainable_numel") or 0.0
     share = numel / total if total else None
     names = list(u.get("names") or [])  # type: ignore[union-attr]
@@ -342,9 +388,12 @@ def unused_parameters(ctx: Context) -> list[Finding]:
         description=f"{int(count)} trainable parameter tensors ({int(numel):,} values"
                     + (f", {share * 100:.1f} % of the model" if share is not None else "")
                     + f"; {', '.join(names[:4])}{', ...' if count > 4 else ''}) got no gradient in the first "
-                    f"{int(_num(u, 'watched_steps') or 0)} optimizer steps: forward never uses them.",
-        suggestion="Use the layer in `forward` if it was meant to be used; otherwise delete it, or freeze it "
-                   "(`requires_grad_(False)`). Under DDP unused parameters also need "
+                    f"{int(_num(u, 'watched_steps') or 0)} optimizer steps: the forward pass never uses them, or "
+                    "their output reaches the loss only through `.detach()`, `.data`, `torch.no_grad()` or a "
+                    "conversion to NumPy, which cut the gradient's way back to them.",
+        suggestion="Find where these layers' output goes in `forward`: remove a `.detach()` / `.data` / "
+                   "`torch.no_grad()` on its way to the loss if they should learn; otherwise delete the layer or "
+                   "freeze it (`requires_grad_(False)`). Under DDP unused parameters also need "
                    "`find_unused_parameters=True`.",
         metric_key="unused_parameters", metric_value=int(count),
         severity="warning" if share is None or share >= th.unused_parameter_share else "info",
@@ -369,6 +418,7 @@ def missing_grad_clipping(ctx: Context) -> list[Finding]:
                     f"epoch's mean {mean:.4g}, in a {ctx.state.arch_type} model trained without gradient clipping: "
                     "recurrent and attention models need it to keep one bad batch from undoing training.",
         suggestion=("`Trainer(gradient_clip_val=1.0)`" if fw == "lightning" else
+                    "`TrainingArguments(output_dir='out', max_grad_norm=1.0)`" if fw == "transformers" else
                     "`accelerator.clip_grad_norm_(model.parameters(), 1.0)` before `optimizer.step()`"
                     if fw == "accelerate" else
                     "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)` between `loss.backward()` and "
@@ -378,3 +428,41 @@ def missing_grad_clipping(ctx: Context) -> list[Finding]:
                   "clipping": 0.0, "arch_type": ctx.state.arch_type},
         thresholds=th.pick("grad_spike_ratio"),
     )]
+
+
+_TARGET = "Using a target size ("
+_INPUT = ") that is different to the input size ("
+
+
+def _broadcast_shapes(message: str) -> tuple[str, str] | None:
+    """(target shape, output shape) from torch's broadcasting warning, e.g. "Using a target size
+    (torch.Size([64])) that is different to the input size (torch.Size([64, 1]))"."""
+    i = message.find(_TARGET)
+    j = message.find(_INPUT, i + len(_TARGET)) if i >= 0 else -1
+    k = message.find("])", j + len(_INPUT)) if j >= 0 else -1
+    if k < 0:
+        return None
+    return message[i + len(_TARGET):j], message[j + len(_INPUT):k + 2]
+
+
+@rule("broadcast_loss_shapes", severity="warning", category="loss", on=("log",), sticky=True)
+def broadcast_loss_shapes(ctx: Context) -> list[Finding] | None:
+    """torch's own warning, captured from the run's logs: a regression loss (mse_loss, l1_loss, smooth_l1_loss)
+    given an output of shape (N, 1) and a target of shape (N,) broadcasts them to (N, N) and compares every
+    output with every target: the loss settles at the target's variance and the model learns its mean."""
+    rec = ctx.log
+    shapes = _broadcast_shapes(rec.message) if rec is not None else None
+    if shapes is None:
+        return None
+    target, output = shapes
+    return [Finding(
+        title="The loss compares outputs and targets of different shapes",
+        description=f"torch warned that the loss got a target of {target} and an output of {output}: they are "
+                    "broadcast against each other, so every output is compared with every target and the model "
+                    "can only learn the targets' mean (the loss stalls at their variance).",
+        suggestion="Give the loss matching shapes: `loss_fn(output.squeeze(-1), target)` or "
+                   "`loss_fn(output, target.unsqueeze(-1))`.",
+        metric_key="broadcast_warning", metric_value=1,
+        evidence={"target_shape": target, "output_shape": output, "epoch": rec.epoch},  # type: ignore[union-attr]
+    )]
+

@@ -137,12 +137,23 @@ def vanishing_gradients(ctx: Context) -> list[Finding] | None:
         and _vanishing(ctx, h) and _held(ctx, name, th.vanishing_gradient_epochs, lambda x: _vanishing(ctx, x))]
 
 
+_WEIGHTED = ("linear", "convolution", "recurrent", "attention")
+
+
 @rule("depth_gradient_ratio", severity="warning", category="sustainability")
 def depth_gradient_ratio(ctx: Context) -> list[Finding] | None:
     cur = ctx.epoch
     assert cur is not None
+    arch = ctx.state.architecture
+    # Only layers that transform their input through weights compare: an embedding's gradient touches only the
+    # rows of the batch's tokens, a normalisation's scale or a learned positional table (a parameter of the model
+    # itself) have small gradients by nature, not because depth shrank them (a healthy tiny transformer read 125x
+    # from its positional table to its head).
+    compute = ({n.id for n in arch.ordered_nodes() if n.kind in _WEIGHTED and n.id != n.type}  # (the model itself,
+               if arch is not None else None)                  # named by its class, holds only its own parameters)
     norms = [(name, h.gradient_norm_mean) for name, h in cur.layers.items()
-             if finite(h.gradient_norm_mean) and h.gradient_norm_mean > 0]  # type: ignore[operator]
+             if finite(h.gradient_norm_mean) and h.gradient_norm_mean > 0  # type: ignore[operator]
+             and (compute is None or name in compute)]
     if not cur.layers:
         return None
     if len(norms) < 2:

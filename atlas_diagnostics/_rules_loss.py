@@ -1,5 +1,6 @@
 """Loss and optimisation checks: nan_loss, loss_explosion, loss_divergence, loss_plateau, loss_at_chance,
-overfitting, high_loss_variance, gradient_instability, lr_too_high, lr_too_low, exploding_gradients, data_leakage.
+overfitting, high_loss_variance, gradient_instability, exploding_gradients, data_leakage (the learning-rate checks,
+lr_too_high and lr_too_low: `_rules_lr.py`).
 
 Look-alikes and what tells them apart (each tested in tests/diagnostics):
 
@@ -361,109 +362,6 @@ def gradient_instability(ctx: Context) -> list[Finding]:
         metric_key="train_max/train_mean", metric_value=ratio,
         thresholds=ctx.th.pick("gradient_instability_ratio", "loss_spread_min_loss_pct", "loss_spread_max_fall_pct"),
     )]
-
-
-def _update_ratios(ctx: Context) -> list[float]:
-    """Each layer's mean per-step update ratio |dw| / |w| over the epoch's sampled steps (empty without layer health)."""
-    rec = ctx.epoch
-    assert rec is not None
-    return [float(h.update_ratio) for h in rec.layers.values() if finite(h.update_ratio)]  # type: ignore[arg-type]
-
-
-def _median_update_ratio(ctx: Context) -> float | None:
-    ratios = _update_ratios(ctx)
-    return median(ratios) if ratios else None
-
-
-LR_HIGH_SUGGESTION = ("Lower the learning rate 3-10x, or decay it: "
-                      "`torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.5)`.")
-
-
-@rule("lr_too_high", severity="warning", category="loss")
-def lr_too_high(ctx: Context) -> list[Finding]:
-    th = ctx.th
-    out: list[Finding] = []
-    rec = ctx.epoch
-    assert rec is not None
-    ratio = _median_update_ratio(ctx)
-    if ratio is not None and ratio > th.lr_too_high_update_ratio:
-        lr = rec.max_lr
-        out.append(Finding(
-            title="Learning rate likely too high",
-            description=f"Epoch {rec.epoch}: each optimiser step changes the weights by {ratio:.3g}x their norm "
-                        f"(median over layers; limit {th.lr_too_high_update_ratio:g}, healthy runs are near 1e-3)"
-                        + (f" at learning rate {lr:g}" if lr is not None else "") + ".",
-            suggestion=LR_HIGH_SUGGESTION, metric_key="update_ratio", metric_value=ratio, key="update_ratio",
-            thresholds=th.pick("lr_too_high_update_ratio"),
-        ))
-    w = th.lr_oscillation_window
-    losses = _losses(ctx, w)
-    if losses is None or w < 3:
-        return out
-    deltas = [b - a for a, b in zip(losses, losses[1:])]
-    changes = sum(1 for a, b in zip(deltas, deltas[1:]) if a * b < 0)
-    swing = sum(abs(d) / abs(a) for d, a in zip(deltas, losses) if a) / len(deltas)
-    if changes < th.lr_oscillation_sign_changes or swing < th.lr_oscillation_min_swing_pct:
-        return out
-    lr = rec.max_lr
-    lr_text = f" at learning rate {lr:g}" if lr is not None else ""
-    out.append(Finding(
-        title="Learning rate likely too high",
-        description=f"Training loss changed direction {changes} times in the last {w} epochs{lr_text}, "
-                    f"swinging {swing * 100:.1f} % per epoch on average.",
-        suggestion=LR_HIGH_SUGGESTION, metric_key="lr", metric_value=lr,
-        thresholds=th.pick("lr_oscillation_window", "lr_oscillation_sign_changes", "lr_oscillation_min_swing_pct"),
-    ))
-    return out
-
-
-LR_LOW_SUGGESTION = ("Raise the learning rate (try an LR range test), e.g. `torch.optim.Adam(params, lr=1e-3)`, "
-                     "or use `torch.optim.lr_scheduler.OneCycleLR`.")
-
-
-@rule("lr_too_low", severity="info", category="loss")
-def lr_too_low(ctx: Context) -> list[Finding]:
-    th = ctx.th
-    rec = ctx.epoch
-    assert rec is not None
-    lr = rec.max_lr
-    prev = ctx.state.previous()
-    if prev is not None and prev.max_lr is not None and lr is not None and lr != prev.max_lr:
-        return []  # warm-up or annealing: a schedule moves the LR on purpose
-    out: list[Finding] = []
-    # the fastest layer judges: with a too-low LR every layer barely moves, while with vanishing gradients (a deep
-    # sigmoid stack in tests/faults) the early layers are still and the last ones move normally
-    ratios = _update_ratios(ctx)
-    ratio = max(ratios) if ratios else None
-    if ratio is not None and ratio < th.lr_too_low_update_ratio and prev is not None \
-            and finite(prev.train_mean) and finite(rec.train_mean) and prev.train_mean > 0:  # type: ignore[operator]
-        gain = (prev.train_mean - rec.train_mean) / prev.train_mean  # type: ignore[operator]
-        if gain < th.lr_too_low_max_improvement_pct:
-            out.append(Finding(
-                title="Learning rate likely too low",
-                description=f"Epoch {rec.epoch}: each optimiser step changes the weights by at most {ratio:.2g}x "
-                            f"their norm (fastest layer; limit {th.lr_too_low_update_ratio:g}, healthy runs are near "
-                            f"1e-3) and the loss improved {gain * 100:.2f} % since the previous epoch"
-                            + (f" at learning rate {lr:g}" if lr is not None else "") + ".",
-                suggestion=LR_LOW_SUGGESTION, metric_key="update_ratio", metric_value=ratio, key="update_ratio",
-                thresholds=th.pick("lr_too_low_update_ratio", "lr_too_low_max_improvement_pct"),
-            ))
-    if lr is None or lr >= th.lr_too_low_value:
-        return out
-    w = th.lr_too_low_window
-    losses = _losses(ctx, w + 1)
-    if losses is None or losses[0] <= 0 or not all(b < a for a, b in zip(losses, losses[1:])):
-        return out
-    gain = (losses[0] - losses[-1]) / losses[0]
-    if gain >= th.lr_too_low_max_improvement_pct:
-        return out
-    out.append(Finding(
-        title="Learning rate likely too low",
-        description=f"Learning rate {lr:g} and the loss fell steadily but only {gain * 100:.2f} % over {w} epochs.",
-        suggestion=LR_LOW_SUGGESTION, metric_key="lr", metric_value=lr,
-        thresholds=th.pick("lr_too_low_value", "lr_too_low_window", "lr_too_low_max_improvement_pct"),
-    ))
-    return out
 
 
 @rule("exploding_gradients", severity="critical", category="loss", on=("step", "epoch"))

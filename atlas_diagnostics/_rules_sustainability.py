@@ -15,6 +15,10 @@ _EARLY_STOP = {
                   "`bad = 0 if val_loss < best - 1e-3 else bad + 1; best = min(best, val_loss)` and "
                   "`if bad >= 3: accelerator.set_trigger()`; at the top of each epoch "
                   "`if accelerator.check_trigger(): break`",
+    "transformers": "`from transformers import EarlyStoppingCallback; trainer = Trainer(model=model, args=args, "
+                    "callbacks=[EarlyStoppingCallback(early_stopping_patience=3)])` with `args = "
+                    "TrainingArguments(output_dir='out', eval_strategy='epoch', save_strategy='epoch', "
+                    "load_best_model_at_end=True, metric_for_best_model='eval_loss')`",
     "pytorch": "before the loop `best, bad = float('inf'), 0`; after each validation "
                "`bad = 0 if val_loss < best - 1e-3 else bad + 1; best = min(best, val_loss)`, then "
                "`if bad >= 3: break`",

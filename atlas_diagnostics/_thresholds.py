@@ -83,6 +83,10 @@ class Thresholds:
     lr_oscillation_sign_changes: int = 4  # direction changes of the loss within the window
     lr_oscillation_min_swing_pct: float = 0.03  # mean |relative change| per epoch; smaller swings are noise
     lr_too_high_update_ratio: float = 0.25  # or: the median over layers of the epoch's mean per-step update ratio
+    lr_too_high_stalled_update_ratio: float = 0.1  # or: a layer moving 10 % of its norm per step (100x a healthy
+    #   1e-3) while the loss has made no progress over lr_too_high_stalled_epochs epochs
+    lr_too_high_stalled_epochs: int = 2  # epochs after the best one without a new best by lr_too_high_stalled_gain_pct
+    lr_too_high_stalled_gain_pct: float = 0.03
     # |dw| / |w| above this. CS231n's rule of thumb puts a healthy ratio near 1e-3; the healthy real runs of
     # tests/faults stay below 0.09 even in their first epoch, while SGD at 40x the working LR reads 0.7-3.6
     lr_too_low_value: float = 1e-6  # the largest param-group LR below this ...
@@ -189,6 +193,8 @@ class Thresholds:
     attention_min_head_dim: int = 16  # head dimension below this is info (guide 11.1)
     embedding_dim_vocab_ratio: float = 1.0  # embedding_dim / num_embeddings above this (guide 11.1)
     rnn_max_layers: int = 4  # stacked recurrent layers (guide 11.1)
+    dropout_max_p: float = 0.6  # excessive_dropout: a Dropout dropping more than this share of its units (0.9 is
+    # TensorFlow 1's keep_prob=0.9 passed as PyTorch's p: nine units in ten silenced at every step)
 
     # --- programming bugs, from the run's facts (atlas_callback/_facts.py) ---------------------------------------
     uncleared_grad_share: float = 0.5  # missing_zero_grad: the share of the watched optimizer steps (the first 16)

@@ -138,6 +138,34 @@ def test_plain_loop_facts_find_a_forgotten_zero_grad_and_remove_their_hooks(coll
     assert checks[0] == "missing_zero_grad", checks
 
 
+def test_zero_grad_between_backward_and_step_is_named_as_the_optimizer_stepping_nothing(collector) -> None:
+    """Found by the second held-out round (g10): `zero_grad()` between `backward()` and `step()` leaves every
+    parameter without a gradient when the optimizer steps; it was reported as 100 % unused parameters ("forward
+    never uses them") below a loss_at_chance. The facts now see the gradient arrive and vanish before the step."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    with Observer(project="facts", collector=collector.address, config=AtlasConfig(track_carbon=False)) as obs:
+        obs.register_model(model)
+        for _ in range(2):
+            for x, y in DataLoader(data(), batch_size=16):
+                loss = nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.zero_grad()  # the bug: the gradient is gone before the step
+                optimizer.step()
+                obs.step(loss, optimizer=optimizer)
+                losses.append(loss.item())
+            obs.flush(val_metrics={"val_loss": losses[-1]})
+    half = len(losses) // 2  # the symptom: the same batch gives the same loss in both epochs, nothing learns
+    assert losses[:half] == pytest.approx(losses[half:], rel=1e-6)
+    f = facts(collector, obs.run_id)
+    assert f["grads_cleared_before_step"]["steps"] == f["grads_cleared_before_step"]["watched_steps"] == WATCHED_STEPS
+    issues = _issues(collector, obs.run_id)
+    assert issues[0]["check"] == "optimizer_not_stepping_model" and issues[0]["severity"] == "critical", issues[0]
+    assert "zero_grad()" in issues[0]["description"] and "backward()" in issues[0]["description"]
+    assert "unused_parameters" not in {i["check"] for i in issues}
+
+
 def test_accelerate_tracker_sends_optimizer_facts(collector) -> None:
     from accelerate import Accelerator
 

@@ -18,6 +18,7 @@ from atlas_diagnostics import (
     ArchNode,
     CarbonRecord,
     CorrelationRecord,
+    LayerHealthRecord,
     LayerTime,
     LogRecord,
     ProfilerRecord,
@@ -74,6 +75,13 @@ def embed(vocab: int, dim: int) -> Architecture:
     node = ArchNode("emb", "Embedding", num_embeddings=vocab, embedding_dim=dim)
     return Architecture(total_parameters=vocab * dim, layers=(ArchLayer("emb", "Embedding", vocab * dim),),
                         nodes=(node, ArchNode("head", "Linear")))
+
+
+def dropout(p: float) -> Architecture:
+    nodes = (ArchNode("fc1", "Linear", in_features=8, out_features=64), ArchNode("drop", "Dropout", p=p),
+             ArchNode("fc2", "Linear", in_features=64, out_features=4))
+    return Architecture(total_parameters=836, layers=(ArchLayer("fc1", "Linear", 576), ArchLayer("fc2", "Linear", 260)),
+                        nodes=nodes)
 
 
 def lstm(num_layers: int) -> Architecture:
@@ -284,6 +292,14 @@ CASES: dict[str, tuple[Case, Case]] = {
     "attention_head_dim": (lambda: dict(architecture=mha(128, 3)), lambda: dict(architecture=mha(128, 4))),
     "embedding_oversized": (lambda: dict(architecture=embed(1000, 1024)), lambda: dict(architecture=embed(1000, 512))),
     "rnn_too_deep": (lambda: dict(architecture=lstm(5)), lambda: dict(architecture=lstm(4))),
+    "excessive_dropout": (lambda: dict(architecture=dropout(0.9)), lambda: dict(architecture=dropout(0.5))),
+    "broadcast_loss_shapes": (
+        lambda: dict(epochs=epochs(2), logs=[LogRecord("WARNING", "train.py:41: UserWarning: Using a target size "
+                                                       "(torch.Size([64])) that is different to the input size "
+                                                       "(torch.Size([64, 1])). This will likely lead to incorrect "
+                                                       "results due to broadcasting.", epoch=0)]),
+        lambda: dict(epochs=epochs(2), logs=[LogRecord("WARNING", "UserWarning: The given NumPy array is not "
+                                                       "writable", epoch=0)])),
 }
 
 
@@ -511,6 +527,20 @@ def test_one_layer_with_a_large_update_ratio_is_not_a_too_high_lr() -> None:
     assert "lr_too_high" not in active_checks(dict(epochs=epochs(2, deep=True, layers=one)))
 
 
+@pytest.mark.parametrize("head, losses, fires", [
+    (0.2, [1.14, 1.19, 1.18], True),   # a GRU under SGD lr=1.0 (benchmarks/heldout b02): stuck, the head racing
+    (0.05, [1.14, 1.19, 1.18], False),  # stuck with ordinary steps: a data or loss bug, not the learning rate
+    (0.2, [1.14, 1.0, 0.9], False),    # large steps, but the loss falls: early training
+])
+def test_lr_too_high_when_the_loss_is_stuck_while_a_layer_moves_a_tenth_of_its_norm_per_step(
+        head: float, losses: list[float], fires: bool) -> None:
+    moving = layers(fc1={"update_ratio": 0.03}, fc4={"update_ratio": head})
+    found = active_checks(dict(epochs=epochs(3, deep=True, layers=moving, train_mean=losses)))
+    assert ("lr_too_high" in found) is fires, found.get("lr_too_high")
+    if fires:
+        assert found["lr_too_high"].key == "stalled_update_ratio" and "fc4" in found["lr_too_high"].description
+
+
 @pytest.mark.parametrize("ratio, losses, lrs, fires", [
     (1e-7, [2.0, 1.9999], [(1e-7,), (1e-7,)], True),
     (1e-4, [2.0, 1.9999], [(1e-7,), (1e-7,)], False),  # the weights move: near miss on the ratio
@@ -619,3 +649,52 @@ def test_a_layer_name_in_a_fix_is_valid_python(name: str, python: str) -> None:
 
     assert attribute_path(name) == python
     ast.parse(f"nn.init.kaiming_normal_(model.{attribute_path(name)}.weight, nonlinearity='relu')")
+
+
+@pytest.mark.parametrize("cleared, fires", [(16, True), (1, False), (0, False)])
+def test_gradients_cleared_before_the_step_are_an_optimizer_stepping_nothing(cleared: int, fires: bool) -> None:
+    facts = {**ALL_OPT, "grads_cleared_before_step": {"steps": cleared, "watched_steps": 16, "parameter": "2.bias"},
+             "unused_parameters": {"count": 4, "numel": 100, "names": ["0.weight"], "watched_steps": 16}}
+    found = active_checks(dict(epochs=with_facts(2, facts)))
+    assert ("optimizer_not_stepping_model" in found) is fires
+    if fires:
+        issue = found["optimizer_not_stepping_model"]
+        assert issue.severity == "critical" and "zero_grad()" in issue.description
+        assert "unused_parameters" not in found  # the same evidence, not a second issue
+    else:
+        assert "unused_parameters" in found
+
+
+def test_nan_in_the_data_is_named_before_the_nan_loss_it_causes() -> None:
+    """Found by the second held-out round (g09): NaN rows in the inputs gave a critical nan_loss whose fix named
+    the data third; the cause is now its own finding, ranked first, explaining the NaN loss."""
+    facts = {"inputs": {"dtype": "float32", "shape": [32, 8], "nonfinite_values": 9, "nonfinite_batches": 1,
+                        "first_nonfinite_batch": 7}}
+    eps = with_facts(2, facts, train_mean=[float("nan"), float("nan")])
+    ranked = [i for i in diagnose(epochs=eps) if i.active]
+    assert ranked[0].check == "unnormalized_inputs" and "NaN" in ranked[0].title, [i.check for i in ranked]
+    assert "nan_loss" in ranked[0].explains
+    clean = {"inputs": {"dtype": "float32", "shape": [32, 8], "mean": 0.0, "std": 1.0, "min": -3.0, "max": 3.0}}
+    assert "unnormalized_inputs" not in active_checks(dict(epochs=with_facts(2, clean)))
+
+
+def test_an_embeddings_small_gradient_is_not_a_gradient_shrinking_with_depth() -> None:
+    """Found by the second held-out round (k03): a healthy tiny transformer read 125x from its embedding (whose
+    gradient touches only the batch's token rows) to its head, a false depth_gradient_ratio warning."""
+    arch = Architecture(total_parameters=2000, layers=(ArchLayer("emb", "Embedding", 1000),
+                                                        ArchLayer("fc", "Linear", 500),
+                                                        ArchLayer("head", "Linear", 500)),
+                        nodes=(ArchNode("TinyTransformer", "TinyTransformer"),  # the model's own `pos` table
+                               ArchNode("emb", "Embedding", num_embeddings=100, embedding_dim=10),
+                               ArchNode("fc", "Linear", in_features=10, out_features=50),
+                               ArchNode("head", "Linear", in_features=50, out_features=4)))
+    grads = {"TinyTransformer": 0.0002, "emb": 0.008, "fc": 0.5, "head": 1.0}
+
+    def stats(e: int) -> dict[str, Any]:
+        return {n: LayerHealthRecord(gradient_norm_mean=g, samples=4) for n, g in grads.items()}
+
+    found = active_checks(dict(epochs=epochs(2, layers=stats), architecture=arch))
+    assert "depth_gradient_ratio" not in found
+    grads["fc"] = 0.001  # a linear layer 1000x below the head: still judged
+    found = active_checks(dict(epochs=epochs(2, layers=stats), architecture=arch))
+    assert "depth_gradient_ratio" in found and found["depth_gradient_ratio"].layer == "fc"
