@@ -80,6 +80,8 @@ from torch.utils.hooks import RemovableHandle
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from ._architecture import _first_tensor, iter_layers, layer_category
+from ._layers_aggregate import Units, aggregate
+from ._layers_schedule import SamplingSchedule
 
 __all__ = ["LayerHealthMonitor"]
 
@@ -128,16 +130,6 @@ def _bounded(y: torch.Tensor, unit_dim: int) -> torch.Tensor:
 
 
 @dataclass
-class _Units:
-    """Per-unit state of one site, on the device."""
-
-    width: int
-    nonzero: torch.Tensor  # per unit: how many outputs were not exactly zero
-    sat_count: torch.Tensor | None = None
-    positions: int = 0
-
-
-@dataclass
 class _Layer:
     name: str
     module: nn.Module
@@ -171,22 +163,13 @@ class LayerHealthMonitor:
                                         or not 0.0 < cost_budget <= 1.0):
             raise ValueError(f"`cost_budget` must be a share of training time in (0, 1] or None, got {cost_budget!r}")
         self._model: nn.Module | None = model
-        self.every_n_steps = every_n_steps
         self.max_layers = max_layers
         self.saturated_share = saturated_share
         self.sparsity_eps = sparsity_eps
         self.update_copy_bytes = update_copy_bytes
         self.strict = strict
-        self.cost_budget = cost_budget
-        self.interval = every_n_steps  # the sampling interval in force (a multiple of every_n_steps)
-        self._next = 0  # the first step the interval allows to be sampled
-        self._sampled_this_epoch = False
+        self.schedule = SamplingSchedule(every_n_steps, cost_budget)  # which steps are sampled
         self._spent = 0.0  # training-thread CPU seconds spent by the current sampled step
-        self._cost_s: float | None = None  # smoothed cost of one sampled step
-        self._step_s: float | None = None  # smoothed wall time of a step that is not sampled
-        self._ref: tuple[float, int] | None = None  # (time, step) at the end of the last sampled step
-        self._sampled_ever = False
-        self.due = 0  # `arm` need not be called before this step: no step before it can be sampled
         self._layers: list[_Layer] | None = None
         self._by_name: dict[str, _Layer] = {}
         self._acts: list[tuple[str, nn.Module, str | None]] = []
@@ -221,14 +204,23 @@ class LayerHealthMonitor:
         self._snap: list[tuple[int, nn.Parameter, torch.Tensor]] = []  # (layer index, parameter, copy)
 
     def _reset_epoch(self) -> None:
-        self._sampled_this_epoch = False
-        self.due = 0
+        self.schedule.new_epoch()
         self._pending: list[tuple[torch.Tensor, list[tuple[str, str]]]] = []
-        self._units: dict[str, _Units | None] = {}  # None: the site changed width, no per-unit statistics
+        self._units: dict[str, Units | None] = {}  # None: the site changed width, no per-unit statistics
 
     @property
     def armed(self) -> bool:
         return self._armed
+
+    @property
+    def interval(self) -> int:
+        """The sampling interval in force (a multiple of `every_n_steps`; see the cost budget)."""
+        return self.schedule.interval
+
+    @property
+    def due(self) -> int:
+        """`arm` need not be called before this step: no step before it can be sampled."""
+        return self.schedule.due
 
     def _fail(self, where: str, exc: BaseException) -> None:
         if self.strict:
@@ -276,17 +268,8 @@ class LayerHealthMonitor:
         return layers
 
     # --------------------------------------------------------------------------------------- arm/disarm
-    def _next_due(self, step: int) -> int:
-        every = self.every_n_steps
-        candidate = (step // every + 1) * every
-        if self.interval == every or not self._sampled_this_epoch:
-            return candidate
-        return max(candidate, -(-self._next // every) * every)
-
     def should_sample(self, step: int) -> bool:
-        if step % self.every_n_steps:
-            return False
-        return self.interval == self.every_n_steps or step >= self._next or not self._sampled_this_epoch
+        return self.schedule.should_sample(step)
 
     def arm(self, step: int, step_s: float | None = None) -> bool:
         """Install the hooks when ``step`` is sampled; returns whether it is. Call before the step's forward (on
@@ -295,21 +278,8 @@ class LayerHealthMonitor:
         estimates it from the wall time between its own calls."""
         if self._armed:
             self.disarm()
-        now = time.perf_counter()
-        if self._ref is None or (not self._sampled_ever and step - 1 != self._ref[1]) or step <= self._ref[1]:
-            self._ref = (now, step - 1)  # (re-)anchor: a first call, a step number that jumped or went back
-        if self._model is None or not self.should_sample(step):
-            self.due = self._next_due(step)
+        if not self.schedule.start(step, step_s, possible=self._model is not None):
             return False
-        if step_s is None or not step_s > 0:
-            ref_time, ref_step = self._ref
-            if step - ref_step > 1:  # the mean wall time of the steps since the last sampled one (without hooks)
-                step_s = (now - ref_time) / (step - ref_step - 1)
-        if step_s is not None and step_s > 0:
-            self._step_s = step_s if self._step_s is None else 0.5 * self._step_s + 0.5 * step_s
-        self._sampled_ever = True
-        self._sampled_this_epoch = True
-        self._next = self.due = step + self.interval
         self._spent = 0.0
         t0 = time.thread_time()
         try:
@@ -354,25 +324,7 @@ class LayerHealthMonitor:
         finally:
             self._reset_step()
             self._spent += time.thread_time() - t0
-            self._adapt(self._spent)
-            self._ref = (time.perf_counter(), self._step)
-
-    def _adapt(self, cost: float) -> None:
-        """Stretch (or relax) the sampling interval so that sampling stays within the cost budget."""
-        self._cost_s = cost if self._cost_s is None else 0.7 * self._cost_s + 0.3 * cost
-        if self.cost_budget is None or self.cost_budget >= 1 or not self._step_s:  # 1: no limit
-            return
-        every = self.every_n_steps
-        needed = self._cost_s / (self.cost_budget * self._step_s)  # steps per sample that keep the budget
-        interval = max(every, math.ceil(needed / every) * every)
-        if interval >= 2 * self.interval or interval * 2 <= self.interval:  # log real changes, not jitter
-            logger.info("atlas layer health: a sampled step costs %.2f ms against %.2f ms per step; sampling every "
-                        "%d steps (configured: %d) to stay within %.2g%% of training time", self._cost_s * 1e3,
-                        self._step_s * 1e3, interval, every, self.cost_budget * 100)
-        if interval != self.interval:
-            self._next += interval - self.interval
-            self.due = self._next
-            self.interval = interval
+            self.schedule.finish(self._step, self._spent)
 
     def _remove_hooks(self) -> None:
         handles, self._handles = self._handles, []
@@ -520,7 +472,7 @@ class LayerHealthMonitor:
         width = y.shape[unit_dim]
         units = self._units.get(key, False)
         if units is False:
-            units = _Units(width, torch.zeros(width, dtype=torch.long, device=y.device))
+            units = Units(width, torch.zeros(width, dtype=torch.long, device=y.device))
             self._units[key] = units
         if units is not None and units.width != width:
             self._units[key] = units = None
@@ -615,103 +567,13 @@ class LayerHealthMonitor:
             self._reset_epoch()
 
     def _aggregate(self) -> tpb.LayerHealth:
-        unit_keys: list[tuple[str, str]] = []
-        unit_vals: list[torch.Tensor] = []
-        for key, units in self._units.items():
-            if units is None:
-                continue
-            unit_keys.append((key, "zero"))
-            unit_vals.append((units.nonzero == 0).float().mean())
-            if units.sat_count is not None and units.positions:
-                unit_keys.append((key, "sat"))
-                share = units.sat_count / units.positions
-                unit_vals.append((share >= self.saturated_share).float().mean())
         try:
             sparse_vals, sparse_keys = self._sparsity() if self._pending else ([], [])
         except Exception as exc:
             self._fail("sparsity", exc)
             sparse_vals, sparse_keys = [], []
-        if sparse_vals:
-            device = unit_vals[0].device if unit_vals else sparse_vals[0].device
-            unit_vals += [v.to(device) for v in sparse_vals]
-            unit_keys += sparse_keys
-        chunks = [t for t, _ in self._pending] + ([torch.stack(unit_vals)] if unit_vals else [])
-        if not chunks:
-            return tpb.LayerHealth()
-        device = chunks[0].device
-        values = torch.cat([c.to(device) for c in chunks]).cpu().tolist()  # the one host copy of the epoch
-        # per step boundaries for the update-ratio rule (a step where nothing moved had no optimiser step)
-        series: dict[tuple[str, str], list[float]] = {}
-        step_updates: list[list[tuple[str, float, float]]] = []
-        offset = 0
-        for _, ks in self._pending:
-            gsq: dict[tuple[str, int], float] = {}
-            dsq: dict[str, float] = {}
-            wsq: dict[str, float] = {}
-            in_step: dict[tuple[str, str], list[float]] = {}
-            for i, (site, fld) in enumerate(ks):
-                v = values[offset + i]
-                if fld == "dw":
-                    dsq[site] = dsq.get(site, 0.0) + v * v
-                elif fld == "w":
-                    wsq[site] = wsq.get(site, 0.0) + v * v
-                elif fld.startswith("g:"):
-                    gsq[site, int(fld[2:])] = gsq.get((site, int(fld[2:])), 0.0) + v * v
-                else:
-                    in_step.setdefault((site, fld), []).append(v)
-            # a layer that ran twice in one step (two forward passes: SAM, R-Drop, consistency losses) counts once
-            # per step: the variance of batch means must compare batches, not two passes over one batch
-            for k, vs in in_step.items():
-                series.setdefault(k, []).append(sum(vs) / len(vs))
-            for (site, passes), total in gsq.items():  # root mean square over the step's backward passes
-                series.setdefault((site, "gnorm"), []).append(math.sqrt(total / passes))
-            step_updates.append([(site, dsq.get(site, math.nan), w) for site, w in wsq.items()])
-            offset += len(ks)
-        for i, k in enumerate(unit_keys):
-            series.setdefault(k, []).append(values[offset + i])
-        ratios: dict[str, list[float]] = {}
-        for moved in step_updates:
-            if not any(d > 0 for _, d, _ in moved):
-                continue
-            for site, d, w in moved:
-                if w > 0 and math.isfinite(d):
-                    ratios.setdefault(site, []).append(math.sqrt(d) / math.sqrt(w))
-
-        out = tpb.LayerHealth()
-        names = [layer.name for layer in self._layers or []]
-        names += [s for s, _ in series if "\0" not in s and s not in names]
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                continue
-            seen.add(name)
-            act_key = name + "\0act" if (name + "\0act", "mean") in series else name
-            means = series.get((act_key, "mean"), [])
-            variances = series.get((act_key, "var"), [])
-            stats = tpb.LayerStats(name=name, samples=len(means))
-            if means:
-                mu = sum(means) / len(means)
-                var_means = sum((m - mu) ** 2 for m in means) / len(means)
-                stats.activation_mean = mu
-                stats.activation_std = math.sqrt(max(sum(variances) / len(variances) + var_means, 0.0))
-                if len(means) >= 2:
-                    stats.activation_var_of_means = var_means
-            _set_last(stats, "zero_fraction", series.get((act_key, "zero")))
-            _set_last(stats, "saturated_fraction", series.get((act_key, "sat")))
-            _set_mean(stats, "gradient_norm_mean", series.get((name, "gnorm")))
-            _set_last(stats, "weight_sparsity", series.get((name, "sparsity")))
-            _set_mean(stats, "update_ratio", ratios.get(name))
-            _set_max(stats, "update_ratio_max", ratios.get(name))
-            if means or stats.HasField("gradient_norm_mean"):  # a layer that never ran has no row
-                out.layers.append(stats)
-        for (pair, fld), vals in series.items():
-            if fld != "corr":
-                continue
-            finite = [v for v in vals if math.isfinite(v)]
-            if finite:
-                a, b = pair.split("\0", 1)
-                out.correlations.add(layer_a=a, layer_b=b, correlation=sum(finite) / len(finite))
-        return out
+        return aggregate(self._pending, self._units, [layer.name for layer in self._layers or []],
+                         self.saturated_share, sparse_vals, sparse_keys)
 
     def close(self) -> None:
         """Remove every hook and free all state (safe to call twice)."""
@@ -775,20 +637,3 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a = a - a.mean()
     b = b - b.mean()
     return (a * b).sum() / (a.norm() * b.norm())  # NaN when either is constant: dropped at epoch end
-
-
-def _set_last(stats: tpb.LayerStats, fld: str, vals: list[float] | None) -> None:
-    if vals and math.isfinite(vals[-1]):
-        setattr(stats, fld, vals[-1])
-
-
-def _set_max(stats: tpb.LayerStats, fld: str, vals: list[float] | None) -> None:
-    finite = [v for v in vals or () if math.isfinite(v)]
-    if finite:
-        setattr(stats, fld, max(finite))
-
-
-def _set_mean(stats: tpb.LayerStats, fld: str, vals: list[float] | None) -> None:
-    finite = [v for v in vals or () if math.isfinite(v)]
-    if finite:
-        setattr(stats, fld, sum(finite) / len(finite))

@@ -17,6 +17,12 @@ from ._config import AtlasConfig
 
 MAX_STEP_TIMES = 100_000  # per epoch; beyond this, the distribution is of the first 100k steps
 
+# A step record, private to this module: a list, because it is built on the step path (0.24 µs here, against
+# 1.1 µs for a slotted dataclass of the same eleven fields: timeit, 2026-12-04) and filled in place when a device
+# loss reaches the host; read only through the index names below, and unpacked whole by `_sample`:
+#   [step, epoch, perf_counter time, batch_size, lr, step_time_s, amp_skipped, metrics, loss, grad_norm, seq_len]
+_STEP, _EPOCH, _PERF, _BATCH, _LR, _STEP_TIME, _AMP, _METRICS, _LOSS, _GRAD, _SEQ = range(11)
+
 
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
@@ -222,10 +228,6 @@ class EpochAccumulator:
         self.begin(epoch + 1)
         return out
 
-
-# A step record: [step, epoch, perf_counter time, batch_size, lr, step_time_s, amp_skipped, metrics, loss, grad_norm,
-#                 seq_len]
-_STEP, _BATCH, _STEP_TIME, _AMP, _LOSS, _GRAD, _SEQ = 0, 3, 5, 6, 8, 9, 10
 
 
 def _sample(record: list[Any], wall_offset_ns: int) -> tpb.StepSample:
