@@ -1,7 +1,9 @@
 """`atlas watch RUN`: a live view of a run that polls the query service until the run ends.
 
-On a terminal it redraws one screen (rich): the loss and validation curves drawn in characters, throughput, GPU,
-CO2 so far, new issues, the status. Piped, it prints one plain line per new epoch, issue and status change."""
+On a terminal it redraws one screen (rich): the loss and validation curves drawn in characters, the user metrics the
+run logged (by step), throughput, GPU, CO2 so far, new issues, the status. Charts use a log y axis where the values
+span decades and a distinct mark per series (✱ where two meet). Piped, it prints one plain line per new epoch, metrics
+update, issue and status change."""
 from __future__ import annotations
 
 import math
@@ -16,41 +18,94 @@ from ._app import Ctx, cli, echo, safe
 
 ENDED = ("completed", "stopped", "failed", "stale")
 MARKS = {"loss": "●", "val_loss": "◆"}
+PALETTE = ("●", "◆", "▲", "■", "✚", "○", "◇", "△", "□", "×")  # one distinct mark per series, in order
+OVERLAP = "✱"  # a cell where two series' points meet
+LOG_SPAN = 100.0  # a log y axis when every value is > 0 and the largest is at least this many times the smallest
 
 
-def line_chart(series: dict[str, list[float | None]], width: int = 60, height: int = 10) -> list[str]:
-    """Series drawn on a character grid (one mark per point, later series on top), with a y axis."""
-    values = [v for ys in series.values() for v in ys if v is not None and math.isfinite(v)]
-    n = max((len(ys) for ys in series.values()), default=0)
-    if not values or n == 0:
-        return ["(waiting for the first epoch)"]
-    lo, hi = min(values), max(values)
+def marks_for(names: list[str]) -> dict[str, str]:
+    """A distinct mark for each series: loss ●, val_loss ◆ (as always), the others the next unused ones."""
+    out = {n: MARKS[n] for n in names if n in MARKS}
+    free = [m for m in PALETTE if m not in out.values()]
+    for n in names:
+        if n not in out:
+            out[n] = free.pop(0) if free else "*"
+    return out
+
+
+def use_log(values: list[float], scale: str = "auto") -> bool:
+    if scale != "auto":
+        return scale == "log"
+    return bool(values) and min(values) > 0 and max(values) / min(values) >= LOG_SPAN
+
+
+def line_chart(series: dict[str, list[Any]], width: int = 60, height: int = 10, *, scale: str = "auto",
+               x_label: str = "epoch") -> list[str]:
+    """Series drawn on a character grid (one distinct mark per series; ✱ where two meet), with a y axis: logarithmic
+    where the values span decades (`scale` "auto"; or "log", "linear"). A series is a list of y values (x = its
+    index: epochs) or of (x, y) pairs (e.g. steps)."""
+    pairs: dict[str, list[tuple[float, float]]] = {}
+    for name, ys in series.items():
+        pts = []
+        for i, item in enumerate(ys):
+            x, y = item if isinstance(item, tuple) else (i, item)
+            if y is not None and x is not None and math.isfinite(y):
+                pts.append((float(x), float(y)))
+        pairs[name] = pts
+    values = [y for pts in pairs.values() for _, y in pts]
+    xs = [x for pts in pairs.values() for x, _ in pts]
+    if not values:
+        return [f"(waiting for the first {x_label})"]
+    log = use_log(values, scale) and min(values) > 0
+    fy = math.log10 if log else (lambda v: v)
+    lo, hi = fy(min(values)), fy(max(values))
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5, hi + 0.5
+    if all(not isinstance(item, tuple) for ys in series.values() for item in ys):  # epochs: 0..n-1 across
+        x_lo, x_hi = 0.0, float(max((len(ys) for ys in series.values()), default=1) - 1)
+    else:
+        x_lo, x_hi = min(xs), max(xs)
     grid = [[" "] * width for _ in range(height)]
-    for name, ys in series.items():
-        mark = MARKS.get(name, "*")
-        points = []
-        for i, y in enumerate(ys):
-            if y is None or not math.isfinite(y):
-                continue
-            x = 0 if n == 1 else round(i * (width - 1) / (n - 1))
-            points.append((x, (height - 1) - (y - lo) / (hi - lo) * (height - 1)))
-        for (x0, r0), (x1, r1) in zip(points, points[1:]):  # a dotted line between consecutive epochs
+    owner: dict[tuple[int, int], str] = {}
+    marks = marks_for(list(series))
+    overlap = False
+    for name, pts in pairs.items():
+        mark = marks[name]
+        cells = []
+        for x, y in pts:
+            col = 0 if x_hi <= x_lo else round((x - x_lo) * (width - 1) / (x_hi - x_lo))
+            cells.append((col, (height - 1) - (fy(y) - lo) / (hi - lo) * (height - 1)))
+        for (x0, r0), (x1, r1) in zip(cells, cells[1:]):  # a dotted line between consecutive points
             for x in range(x0 + 1, x1):
                 row = round(r0 + (r1 - r0) * (x - x0) / (x1 - x0))
                 if grid[row][x] == " ":
                     grid[row][x] = "·"
-        for x, r in points:
-            grid[round(r)][x] = mark
-    label_w = max(len(f"{hi:.4g}"), len(f"{lo:.4g}"))
+        for x, r in cells:
+            cell = (round(r), x)
+            if owner.get(cell, name) != name:
+                grid[cell[0]][x] = OVERLAP
+                overlap = True
+            elif grid[cell[0]][x] != OVERLAP:
+                grid[cell[0]][x] = mark
+                owner[cell] = name
+    top = 10 ** hi if log else hi
+    bottom = 10 ** lo if log else lo
+    label_w = max(len(f"{top:.4g}"), len(f"{bottom:.4g}"))
     lines = []
     for r, row in enumerate(grid):
-        label = f"{hi:.4g}" if r == 0 else f"{lo:.4g}" if r == height - 1 else ""
+        label = f"{top:.4g}" if r == 0 else f"{bottom:.4g}" if r == height - 1 else ""
+        if log and 0 < r < height - 1 and r == (height - 1) // 2:
+            label = f"{10 ** (hi - (hi - lo) * r / (height - 1)):.2g}"
         lines.append(f"{label:>{label_w}} │" + "".join(row).rstrip())
     lines.append(" " * label_w + " └" + "─" * width)
-    lines.append(" " * label_w + f"  epoch 0{' ' * max(1, width - 8 - len(str(n - 1)))}{n - 1}")
-    lines.append("  ".join(f"{MARKS.get(k, '*')} {k}" for k in series))
+    first, last = f"{x_label} {x_lo:g}", f"{x_hi:g}"
+    lines.append(" " * label_w + f"  {first}{' ' * max(1, width - len(first) - len(last))}{last}")
+    legend = "  ".join(f"{marks[k]} {safe(k, lines=False)}" for k in series)
+    if overlap:
+        legend += f"  {OVERLAP} overlap"
+    if log:
+        legend += "  (log scale)"
+    lines.append(legend)
     return lines
 
 
@@ -61,6 +116,11 @@ class WatchState:
     issues: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict)
     new_issues: list[dict[str, Any]] = field(default_factory=list)
     status: str = ""
+    wanted: tuple[str, ...] = ()  # --metric keys; empty: up to MAX_CHARTED chosen from what the run logged
+    scale: str = "auto"
+    metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # charted key -> (step, value)
+    last_metrics: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (last step, last value)
+    new_metrics: dict[str, tuple[int, float]] = field(default_factory=dict)  # keys with a new last point this round
 
     @property
     def ended(self) -> bool:
@@ -90,9 +150,65 @@ def poll(obj: Ctx, state: WatchState, run_ref: str) -> tuple[list[dict[str, Any]
             new_issues.append(issue)
         state.issues[key] = issue
     state.new_issues = (state.new_issues + new_issues)[-8:]
+    poll_metrics(obj, state)
     changed = state.run["status"] != state.status
     state.status = state.run["status"]
     return new_epochs, new_issues, changed
+
+
+MAX_CHARTED = 3
+SERIES_POINTS = 2000  # the newest points of each charted key, per poll
+
+
+def pick_metrics(keys: list[str], wanted: tuple[str, ...] = ()) -> list[str]:
+    """The user metrics to chart: those asked for (that exist), else up to MAX_CHARTED: validation ones first, then
+    accuracies, then the rest by name (the loss is charted already)."""
+    if wanted:
+        return [k for k in wanted if k in keys]
+
+    def rank(key: str) -> tuple[int, str]:
+        low = key.lower()
+        if low.startswith(("val", "eval")):
+            return 0, key
+        if "acc" in low:
+            return 1, key
+        return 2, key
+
+    skip = {"loss", "train_loss", "epoch"}
+    return sorted((k for k in keys if k not in skip), key=rank)[:MAX_CHARTED]
+
+
+def poll_metrics(obj: Ctx, state: WatchState) -> None:
+    """The run's user metrics: the last point of each (`state.new_metrics`: those that moved) and the series of the
+    charted ones. A collector without user metrics (older) is not an error."""
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    client = obj.client()
+    resp = client.try_call("ListMetrics", qpb.RunRef(run=state.run["id"]))
+    state.new_metrics = {}
+    if resp is None:
+        return
+    last = {m.key: (int(m.last_step), m.last_value) for m in resp.metrics}
+    for key, point in last.items():
+        if state.last_metrics.get(key) != point:
+            state.new_metrics[key] = point
+    state.last_metrics = last
+    for key in pick_metrics(sorted(last), state.wanted):
+        if key not in state.new_metrics and key in state.metrics:
+            continue
+        series = client.try_call("GetMetricSeries", qpb.MetricSeriesRequest(run=state.run["id"], key=key,
+                                                                            limit=SERIES_POINTS))
+        if series is not None:
+            state.metrics[key] = [(float(p.step), p.value) for p in series.points]
+
+
+def metrics_line(state: WatchState) -> str | None:
+    """One line of the charted (or asked-for) metrics that moved this round, or None."""
+    keys = pick_metrics(sorted(state.last_metrics), state.wanted)
+    moved = [(k, state.new_metrics[k]) for k in keys if k in state.new_metrics]
+    if not moved:
+        return None
+    return safe("metrics  " + "  ".join(f"{k} {_num(v)} (step {s})" for k, (s, v) in moved), lines=False)
 
 
 def _num(v: Any, fmt: str = ".4g", unit: str = "") -> str:
@@ -131,7 +247,9 @@ def _screen(state: WatchState) -> Any:
     series: dict[str, list[float | None]] = {"loss": [e.get("loss_mean") for e in state.epochs]}
     if any(e.get("val_loss") is not None for e in state.epochs):
         series["val_loss"] = [e.get("val_loss") for e in state.epochs]
-    chart = Text("\n".join(line_chart(series)))
+    chart = Text("\n".join(line_chart(series, scale=state.scale)))
+    charted = {k: state.metrics[k] for k in pick_metrics(sorted(state.last_metrics), state.wanted)
+               if state.metrics.get(k)}
     co2_g = None if last.get("cumulative_co2_kg") is None else last["cumulative_co2_kg"] * 1000
     stats = Text(
         f"throughput {_num(last.get('samples_per_sec'), ',.0f', ' samples/s')}   "
@@ -141,7 +259,11 @@ def _screen(state: WatchState) -> Any:
         f"CO2 so far {_num(co2_g, '.3g', ' g')}"
     )
     issues = Text("\n".join(issue_line(i) for i in state.new_issues) or "no issues so far")
-    return Group(head, Panel(chart, title="loss"), stats, Panel(issues, title="new issues"))
+    parts: list[Any] = [head, Panel(chart, title="loss")]
+    if charted:
+        parts.append(Panel(Text("\n".join(line_chart(charted, height=8, scale=state.scale, x_label="step"))),
+                           title="metrics"))
+    return Group(*parts, stats, Panel(issues, title="new issues"))
 
 
 @cli.command()
@@ -150,10 +272,15 @@ def _screen(state: WatchState) -> Any:
               help="Seconds between polls of the collector.")
 @click.option("--wait", type=click.FloatRange(0, 3600), default=0, show_default=True,
               help="Seconds to wait for RUN to appear (start `atlas watch` before the training).")
+@click.option("--metric", "metrics", multiple=True, metavar="KEY",
+              help="A user metric to chart (repeatable; default: up to 3 the run logged, validation ones first).")
+@click.option("--scale", type=click.Choice(["auto", "log", "linear"]), default="auto", show_default=True,
+              help="The charts' y axis: auto is logarithmic where the values span two decades or more.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object per line (event: status, epoch, issue, end) instead of a view.")
+              help="Print one JSON object per line (event: status, epoch, metrics, issue, end) instead of a view.")
 @click.pass_obj
-def watch(obj: Ctx, run: str, interval: float, wait: float, as_json: bool) -> None:
+def watch(obj: Ctx, run: str, interval: float, wait: float, as_json: bool, metrics: tuple[str, ...] = (),
+          scale: str = "auto") -> None:
     """Follow a run live until it ends: loss and validation curves, throughput, GPU, CO2, new issues, status.
 
     Piped (not a terminal), prints one line per new epoch, issue and status change; with --json, one JSON
@@ -168,7 +295,7 @@ def watch(obj: Ctx, run: str, interval: float, wait: float, as_json: bool) -> No
     from ._client import NotFound
     from ._runs import get_run
 
-    state = WatchState()
+    state = WatchState(wanted=tuple(metrics), scale=scale)
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -203,6 +330,9 @@ def _watch_plain(obj: Ctx, state: WatchState, run: str, interval: float, *, as_j
             echo(f"run {state.run['id']} ({state.run['name']}) {state.status}")
         for e in new_epochs:
             echo(epoch_line(e))
+        line = metrics_line(state)
+        if line is not None:
+            echo(line)
         for i in new_issues:
             echo(issue_line(i))
         if state.ended:
@@ -226,6 +356,11 @@ def _watch_jsonl(obj: Ctx, state: WatchState, run: str, interval: float) -> None
             emit("status", {"run": state.run["id"], "status": state.status})
         for e in new_epochs:
             emit("epoch", {"run": state.run["id"], **e})
+        if state.new_metrics:
+            from ._client import clean_number
+
+            emit("metrics", {"run": state.run["id"], "metrics": {k: {"step": s, "value": clean_number(v)}
+                                                                 for k, (s, v) in sorted(state.new_metrics.items())}})
         for i in new_issues:
             emit("issue", i)
         if state.ended:
