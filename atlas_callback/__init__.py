@@ -11,13 +11,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["AtlasCallback", "AtlasConfig", "AtlasTracker", "Observer"]
+__all__ = ["AtlasCallback", "AtlasConfig", "AtlasLogger", "AtlasTracker", "AtlasTransformersCallback", "Observer",
+           "wandb_compat"]
 
 _WHERE = {
     "AtlasCallback": "._lightning",
     "AtlasConfig": "._config",
     "AtlasTracker": "._tracker",
     "Observer": "._observer",
+    "AtlasLogger": "._logger",
+    "AtlasTransformersCallback": "._transformers",  # imports neither transformers nor torch until used
 }
 
 if TYPE_CHECKING:
@@ -25,9 +28,14 @@ if TYPE_CHECKING:
     from ._lightning import AtlasCallback
     from ._observer import Observer
     from ._tracker import AtlasTracker
+    from ._logger import AtlasLogger
+    from ._transformers import AtlasTransformersCallback
+    from . import wandb_compat
 
 
 def __getattr__(name: str) -> Any:
+    if name == "wandb_compat":  # a module: `from atlas_callback import wandb_compat as wandb`
+        return importlib.import_module(".wandb_compat", __name__)
     if name in _WHERE:
         value = getattr(importlib.import_module(_WHERE[name], __name__), name)
         globals()[name] = value

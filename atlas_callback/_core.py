@@ -46,7 +46,7 @@ _errors = _RateLimitedLog()
 
 PROTOCOL_VERSION = tpb.PROTOCOL_VERSION_1
 FRAMEWORKS = {"lightning": tpb.FRAMEWORK_LIGHTNING, "accelerate": tpb.FRAMEWORK_ACCELERATE,
-              "pytorch": tpb.FRAMEWORK_PYTORCH}
+              "pytorch": tpb.FRAMEWORK_PYTORCH, "transformers": tpb.FRAMEWORK_TRANSFORMERS}
 _ON_CRITICAL = {"warn": tpb.ON_CRITICAL_WARN, "pause": tpb.ON_CRITICAL_PAUSE, "stop": tpb.ON_CRITICAL_STOP}
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,6 +93,41 @@ def _validate_identity(project: str, run_name: str | None, run_id: str | None, t
     return list(tags)
 
 
+ALERT_LEVELS = ("info", "warning", "error")
+
+
+def _check_alert(title: Any, text: Any, level: Any) -> str:
+    """`alert()`'s arguments checked; returns the level, lower case ("warn" is read as "warning")."""
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError(f"`title` must be a non-empty string, got {title!r}")
+    if len(title) > 1000:
+        raise ValueError(f"`title` must be at most 1000 characters, got {len(title)}")
+    if not isinstance(text, str):
+        raise ValueError(f"`text` must be a string, got {type(text).__name__}")
+    if len(text) > 10_000:
+        raise ValueError(f"`text` must be at most 10000 characters, got {len(text)}")
+    name = getattr(level, "name", level)  # an enum such as wandb.AlertLevel.WARN
+    key = name.strip().lower() if isinstance(name, str) else name
+    key = {"warn": "warning"}.get(key, key)
+    if key not in ALERT_LEVELS:
+        raise ValueError(f"`level` must be one of 'info', 'warning', 'error', got {level!r}")
+    return key
+
+
+def metric_point(record: tuple[Any, Any, int, Mapping[Any, float]]) -> tpb.MetricPoint:
+    """A MetricPoint from a `RunCore.log_metrics` record (step, epoch, time in ns, values), on the sender thread;
+    names are text of 1 to 200 characters."""
+    step, epoch, time_ns, values = record
+    point = tpb.MetricPoint(step=max(0, int(step)), epoch=max(0, int(epoch)))
+    point.time.FromNanoseconds(time_ns)
+    out = point.values
+    for key, value in values.items():
+        name = str(key)[:200]
+        if name:
+            out[name] = value
+    return point
+
+
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -116,7 +151,8 @@ def _versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for dist, key in (("torch", "torch"), ("lightning", "lightning"), ("pytorch-lightning", "pytorch_lightning"),
-                      ("accelerate", "accelerate"), ("atlas-observatory", "atlas")):
+                      ("accelerate", "accelerate"), ("transformers", "transformers"),
+                      ("atlas-observatory", "atlas")):
         try:
             out[key] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -242,6 +278,7 @@ class RunCore:
         self._facts_output = False  # the output hooks are on for the coming step
         self._step_in_epoch = 0
         self._armed = False  # something is instrumented for the coming step: undone after it
+        self._early_metrics: list[Any] = []  # user metrics logged before the run started (bounded), sent at its start
 
     @property
     def enabled(self) -> bool:
@@ -305,6 +342,8 @@ class RunCore:
         self._start_channels(device_kind)
         self.started = True
         self.control.run = self.run_id or ""
+        for body in self.__dict__.pop("_early_alerts", ()):  # alert() called before the run started
+            self.transport.send("alert", body)
         _notice.install(id(self), self.config.quiet)
         _live_cores.add(self)
         _install_exit_hooks()
@@ -321,16 +360,29 @@ class RunCore:
         elif self._logs is not None:  # captured early, and this process is not rank zero after all
             self._logs.detach()
             self._logs, self._early_logs = None, []
+        early_metrics, self._early_metrics = self._early_metrics, []
+        if early_metrics and self.rank == 0:
+            self.transport.send_many("metric", early_metrics)  # type: ignore[union-attr]
         if cfg.track_gpu:
             from ._gpu import GpuMonitor
 
             self._gpu = GpuMonitor()
             self._gpu.start()
         if cfg.track_carbon and (self.rank == 0 or device_kind == "cuda"):
-            from ._carbon import CarbonMeter
+            self.start_carbon_early()
+        elif self._carbon is not None:  # started early, and this process measures none after all
+            self._carbon.close(0.0)
+            self._carbon = None
 
-            self._carbon = CarbonMeter(cfg.carbon_country)
-            self._carbon.start()
+    def start_carbon_early(self) -> None:
+        """Start the carbon meter now (CodeCarbon takes a second or more to start, on its own thread), before the
+        run starts: an adapter whose run starts at its first step calls it when it is created."""
+        if self._carbon is not None or not self.config.track_carbon or not self.enabled:
+            return
+        from ._carbon import CarbonMeter
+
+        self._carbon = CarbonMeter(self.config.carbon_country)
+        self._carbon.start()
 
     @never_raises
     def capture_logs_early(self) -> None:
@@ -458,6 +510,61 @@ class RunCore:
             _errors.warning("step", "atlas: internal error while recording a step (training continues)",
                             exc_info=True)
 
+    def log_metrics(self, values: Mapping[str, Any], step: int | None = None, epoch: int | None = None) -> None:
+        """User metrics: every scalar of `values` kept as one point at `step` (default: the current global step).
+
+        The one entry point of every adapter's user metrics (Observer.log, accelerator.log, AtlasLogger, the
+        Transformers callback, wandb_compat). Cheap: a plain tuple queued, the MetricPoint message is built on the
+        sender thread (`metric_point`); no I/O here; values that are not scalars are skipped. Rank zero only (other
+        ranks log the same values). Never raises."""
+        if self.rank != 0 or not self.enabled:
+            return
+        try:
+            out: dict[str, float] = {}
+            for key, value in values.items():
+                if type(value) is not float:
+                    if isinstance(value, bool) or value is None or isinstance(value, str):
+                        continue
+                    try:
+                        if getattr(value, "numel", None) is not None and value.numel() != 1:
+                            continue
+                        value = float(value)
+                    except (TypeError, ValueError, RuntimeError, OverflowError):
+                        continue
+                out[key] = value
+            if not out:
+                return
+            record = (self.global_step if step is None else step, self.epoch if epoch is None else epoch,
+                      time.time_ns(), out)
+            if self.transport is not None:
+                self.transport.send("metric", record)
+            elif not self.started and len(self._early_metrics) < 10_000:
+                self._early_metrics.append(record)
+        except Exception:  # noqa: BLE001
+            _errors.warning("log_metrics", "atlas: could not record user metrics (training continues)",
+                            exc_info=True)
+
+    def alert(self, title: str, text: str = "", level: str = "warning") -> None:
+        """An alert from the training code (as `wandb.alert` / `trackio.alert`): it travels with the telemetry
+        (spool and replay included); the collector stores it as an issue of the run (`atlas issues`, check
+        `user_alert`) and sends it to its alert routes. Bad arguments raise ValueError at once; otherwise it never
+        raises and never blocks (one message queued for the sender thread)."""
+        level = _check_alert(title, text, level)
+        try:
+            body = tpb.Alert(title=title, text=text, level=level, epoch=max(0, int(self.epoch)),
+                             step=max(0, int(self.global_step)))
+            body.time.GetCurrentTime()
+            if self.transport is not None:
+                self.transport.send("alert", body)
+            elif not self.started:
+                early = self.__dict__.setdefault("_early_alerts", [])
+                if len(early) < 100:
+                    early.append(body)
+            else:
+                _errors.warning("alert", "atlas: alert(%r) after the run ended: not sent", title[:80])
+        except Exception:  # noqa: BLE001
+            _errors.warning("alert", "atlas: could not record an alert (training continues)", exc_info=True)
+
     def _after_instrumented_step(self) -> None:
         self._armed = False
         if self._facts_output:
@@ -502,10 +609,6 @@ class RunCore:
             system_snapshot(summary)
         if self._gpu is not None:
             summary.gpus.extend(self._gpu.epoch_stats())
-        if self._carbon is not None:
-            carbon = self._carbon.epoch_carbon()
-            if carbon is not None:
-                summary.carbon.CopyFrom(carbon)
         if self._layers is not None:
             summary.layer_health.CopyFrom(self._layers.epoch_end())
         if self._profile_summary is not None:
@@ -517,6 +620,10 @@ class RunCore:
             facts = self.facts.take()
             if facts:
                 summary.facts.update(facts)
+        if self._carbon is not None:
+            carbon = self._carbon.epoch_carbon()
+            if carbon is not None:
+                summary.carbon.CopyFrom(carbon)
         self.transport.send("epoch_summary", summary)
 
     @never_raises
@@ -526,6 +633,9 @@ class RunCore:
             if not self.started and self._logs is not None:  # captured early for a run that never started
                 self._logs.detach()
                 self._logs, self._early_logs = None, []
+            if not self.started and self._carbon is not None:  # started early for a run that never started
+                self._carbon.close(0.0)
+                self._carbon = None
             return
         self.ended = True
         if self.control.stopped and status == "completed":

@@ -223,6 +223,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         self._grad_norm: Any = None
         self._grad_due = False  # the coming step's gradient norm is sampled (set at the step before: one test here)
         self._batch_n: int | None = None  # read at the batch's start, where the batch is still in the caches
+        self.extra_hyperparameters: dict[str, Any] = {}  # what an AtlasLogger got from `log_hyperparams` first
 
     @property
     def run_id(self) -> str | None:
@@ -319,6 +320,12 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         self._agreement = None  # no wait: the other ranks may be gone
         self._core.end("failed", exception)
 
+    def alert(self, title: str, text: str = "", level: str = "warning") -> None:
+        """Tell people now (as `wandb.alert`): the alert goes with the run's telemetry to the collector, which shows
+        it in `atlas issues` and sends it to its alert routes (Slack, e-mail, webhooks). `level`: "info",
+        "warning" (default) or "error". Example: ``atlas.alert("val loss spiked", f"val_loss={v:.3f}")``."""
+        self._core.alert(title, text, level)
+
     @override
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self._core.run_id, "global_step": self._core.global_step}
@@ -347,6 +354,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is not None and getattr(datamodule, "hparams", None):
             hparams.update({f"datamodule.{k}": v for k, v in dict(datamodule.hparams).items()})
+        hparams.update(self.extra_hyperparameters)
         self._core.start_on(pl_module.device, hyperparameters=hparams, rank=trainer.global_rank,
                             world_size=trainer.world_size)
         timeout = getattr(trainer.strategy, "_timeout", None)

@@ -119,12 +119,24 @@ class Observer:
         core.before_step()  # instrument the next step (sampled steps only)
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Any other metric: kept for the epoch summary (`val*` keys as validation metrics)."""
-        for key, value in metrics.items():
+        """Any other metric: every scalar kept at `step` (default: the current step; `atlas metrics RUN`), and the
+        last value of the epoch kept for the epoch summary (`val*` keys as validation metrics)."""
+        if not isinstance(metrics, Mapping):
+            raise ValueError(f"`metrics` must be a dict of name -> number, got {type(metrics).__name__}")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+            raise ValueError(f"`step` must be an integer >= 0 or None, got {step!r}")
+        for key, value in metrics.items():  # (before the run starts, the points wait for it: no device known yet)
             try:
                 self._metrics[str(key)] = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RuntimeError):
                 continue
+        self._core.log_metrics(metrics, step)
+
+    def alert(self, title: str, text: str = "", level: str = "warning") -> None:
+        """Tell people now (as `wandb.alert`): the alert goes with the run's telemetry to the collector, which shows
+        it in `atlas issues` and sends it to its alert routes (Slack, e-mail, webhooks). `level`: "info",
+        "warning" (default) or "error". Example: ``obs.alert("val loss spiked", f"val_loss={v:.3f}")``."""
+        self._core.alert(title, text, level)
 
     def flush(self, val_metrics: Mapping[str, Any] | None = None) -> None:
         """End the current epoch: send its summary with `val_metrics` (and metrics given to `log`)."""
@@ -151,6 +163,7 @@ class Observer:
     def __enter__(self) -> "Observer":
         if _dist()[0] == 0:  # the run starts at the model or the first step; what is logged from here on is kept
             self._core.capture_logs_early()
+            self._core.start_carbon_early()  # and CodeCarbon starts while the script loads its data
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

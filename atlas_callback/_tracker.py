@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from typing import Any, Mapping
 
 from accelerate.tracking import GeneralTracker
@@ -74,6 +75,8 @@ class AtlasTracker(GeneralTracker):
         self._grad: Any = None  # the gradient norm read before the last optimizer step (sampled steps)
         self._hooks: list[Any] = []
         self._step_hooked = False
+        if os.environ.get("RANK", "0") == "0":  # the run starts with the Accelerator: CodeCarbon starts now
+            self._core.start_carbon_early()
 
     @property
     def tracker(self) -> "AtlasTracker":
@@ -101,6 +104,12 @@ class AtlasTracker(GeneralTracker):
         self._hparams.update(values or {})
         self._start()
 
+    def alert(self, title: str, text: str = "", level: str = "warning") -> None:
+        """Tell people now (as `wandb.alert`): the alert goes with the run's telemetry to the collector, which shows
+        it in `atlas issues` and sends it to its alert routes (Slack, e-mail, webhooks). `level`: "info",
+        "warning" (default) or "error". Example: ``tracker.alert("val loss spiked", f"val_loss={v:.3f}")``."""
+        self._core.alert(title, text, level)
+
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
         """One step: the loss (``loss``/``train_loss``) and any other metrics; a PAUSE blocks here."""
         if not self._core.started:
@@ -117,6 +126,7 @@ class AtlasTracker(GeneralTracker):
                 continue
         for key, value in metrics.items():
             self._epoch_metrics.setdefault(key, []).append(value)
+        self._core.log_metrics(values, step)  # every scalar kept at the step it was logged at (`atlas metrics`)
         optimizer_lr = metrics.get("lr", metrics.get("learning_rate"))
         if optimizer_lr is None:
             optimizer_lr = self._first_lr()

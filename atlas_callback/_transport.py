@@ -141,7 +141,7 @@ class Transport:
     # ----------------------------------------------------------------------------- trainer side
 
     def send(self, kind: str, body: Any) -> None:
-        """Queue one record (`kind`: "step", "log" or a ClientMessage body field). Never blocks or raises."""
+        """Queue one record (`kind`: "step", "log", "metric" or a ClientMessage body field). Never blocks/raises."""
         if self._closing:
             return
         if len(self._queue) >= self._max_queue:
@@ -237,11 +237,16 @@ class Transport:
         while self._queue:
             kind, body = self._queue.popleft()
             msg = tpb.ClientMessage(run_id=self.run_id, rank=self.rank, session=self.session, seq=self._next_seq)
-            if kind in ("step", "log"):
+            if kind in ("step", "log", "metric"):
                 items = [body]
                 while self._queue and self._queue[0][0] == kind and len(items) < MAX_SAMPLES_PER_MESSAGE:
                     items.append(self._queue.popleft()[1])
-                (msg.step_batch.samples if kind == "step" else msg.log_batch.records).extend(items)
+                if kind == "metric":  # plain tuples from RunCore.log_metrics: the messages are built here
+                    from ._core import metric_point
+
+                    items = [metric_point(item) if isinstance(item, tuple) else item for item in items]
+                (msg.step_batch.samples if kind == "step" else msg.log_batch.records if kind == "log"
+                 else msg.metric_batch.points).extend(items)
             else:
                 getattr(msg, kind).CopyFrom(body)
                 if kind == "run_end":

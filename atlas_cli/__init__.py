@@ -12,7 +12,10 @@ from . import _inspect as _inspect  # noqa: F401
 from . import _control as _control  # noqa: F401
 from . import _export as _export  # noqa: F401
 from . import _watch as _watch  # noqa: F401
+from . import _metrics as _metrics  # noqa: F401
 from . import _ask as _ask  # noqa: F401
+from . import _ui as _ui  # noqa: F401
+from . import _alerts as _alerts  # noqa: F401
 
 __all__ = ["cli", "main"]
 

@@ -24,7 +24,7 @@ STATUS = {v: k for k, v in {
 }.items()}
 STATUS_VALUES = {v: k for k, v in STATUS.items()}
 FRAMEWORK = {tpb.FRAMEWORK_LIGHTNING: "lightning", tpb.FRAMEWORK_ACCELERATE: "accelerate",
-             tpb.FRAMEWORK_PYTORCH: "pytorch"}
+             tpb.FRAMEWORK_PYTORCH: "pytorch", tpb.FRAMEWORK_TRANSFORMERS: "transformers"}
 ON_CRITICAL = {tpb.ON_CRITICAL_UNSPECIFIED: "warn", tpb.ON_CRITICAL_WARN: "warn", tpb.ON_CRITICAL_PAUSE: "pause",
                tpb.ON_CRITICAL_STOP: "stop"}
 
@@ -151,19 +151,19 @@ def run_row(s: qpb.RunSummary) -> dict[str, Any]:
 def run_detail(d: qpb.RunDetail) -> dict[str, Any]:
     row = run_row(d.summary)
     row.update({
-        "hyperparameters": json_format.MessageToDict(d.hyperparameters),
-        "versions": dict(d.versions),
+        "hyperparameters": ordered(json_format.MessageToDict(d.hyperparameters)),
+        "versions": ordered(dict(d.versions)),
         "device": json_format.MessageToDict(d.device, preserving_proto_field_name=True,
                                             always_print_fields_with_no_presence=True),
         "world_size": d.world_size,
         "on_critical": ON_CRITICAL.get(d.on_critical, "warn"),
-        "final_metrics": clean_number(_numbers(json_format.MessageToDict(d.final_metrics))),
+        "final_metrics": ordered(clean_number(_numbers(json_format.MessageToDict(d.final_metrics)))),
         "error": ({"type": d.error.type, "message": d.error.message, "traceback": d.error.traceback}
                   if d.HasField("error") else None),
         "git_commit": d.git_commit or None,
         "last_seen_at": iso(d.last_seen_at),
     })
-    row["thresholds"] = clean_number(json_format.MessageToDict(d.thresholds)) or None  # the run's overrides
+    row["thresholds"] = ordered(clean_number(json_format.MessageToDict(d.thresholds))) or None  # the run's overrides
     return row
 
 
@@ -184,8 +184,19 @@ def opt(msg: Any, field: str) -> Any:
     return getattr(msg, field) if msg.HasField(field) else None
 
 
+def ordered(value: Any) -> Any:
+    """`value` with every mapping's keys sorted, at every depth. A protobuf Struct or map comes back in an order
+    that depends on its key set, so two runs' final metrics, trends or attributes would print in different
+    orders; sorted, the same field always stands in the same place."""
+    if isinstance(value, dict):
+        return {k: ordered(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [ordered(v) for v in value]
+    return value
+
+
 def struct_dict(s: Any) -> dict[str, Any]:
-    return clean_number(_numbers(json_format.MessageToDict(s)))
+    return ordered(clean_number(_numbers(json_format.MessageToDict(s))))
 
 
 def issue_dict(i: qpb.Issue) -> dict[str, Any]:
@@ -211,7 +222,7 @@ def issue_dict(i: qpb.Issue) -> dict[str, Any]:
         "rank": i.rank or None,
         "explains": list(i.explains),
         "evidence": struct_dict(i.evidence),
-        "insight": None,
+        "insight": i.insight or None,
     }
 
 

@@ -6,7 +6,8 @@ events.jsonl holds one JSON object per line, in order: `{"type": "run", "data": 
 the diagnostics engine reads them (`{"type": "step"|"log"|"epoch", "rank": R, "data": <message>}`, messages in
 protobuf JSON with the .proto field names) and `{"type": "end", "data": {...}}`. A message holding a time that
 protobuf JSON cannot write (past the year 9999) has that time left out and a `"notes"` list saying so. scalars.csv
-has one row per epoch (rank 0). issues.json, when the collector has diagnosed the run, holds its issues for
+has one row per epoch (rank 0). metrics.csv has one row per user metric point (key, step, epoch, value, time).
+issues.json, when the collector has diagnosed the run, holds its issues for
 comparison."""
 from __future__ import annotations
 
@@ -144,12 +145,38 @@ def write_export(obj: Ctx, run: str, out: pathlib.Path) -> dict[str, Any]:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     if issues is not None:
         (out / "issues.json").write_text(json.dumps(issues, indent=2) + "\n", encoding="utf-8")
+    points = write_metrics(obj, detail["id"], out / "metrics.csv")
     counts: dict[str, int] = {}
     for e in events:
         counts[e["type"]] = counts.get(e["type"], 0) + 1
     return {"run": detail["id"], "name": detail["name"], "dir": str(out), "events": len(events),
             "steps": counts.get("step", 0), "epochs": counts.get("epoch", 0), "logs": counts.get("log", 0),
-            "files": ["events.jsonl", "scalars.csv"] + (["issues.json"] if issues is not None else [])}
+            "metric_points": points,
+            "files": ["events.jsonl", "scalars.csv"] + (["issues.json"] if issues is not None else [])
+            + (["metrics.csv"] if points is not None else [])}
+
+
+def write_metrics(obj: Ctx, run_id: str, path: pathlib.Path) -> int | None:
+    """The run's user metrics, one row per point: key, step, epoch, value (nan/inf as written), time (ISO 8601).
+    Returns how many points; None (no file) when the collector keeps no user metrics (an older one)."""
+    from atlas_proto.v1 import query_pb2 as qpb
+
+    from ._client import iso
+
+    client = obj.client()
+    keys = client.try_call("ListMetrics", qpb.RunRef(run=run_id))
+    if keys is None:
+        return None
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["key", "step", "epoch", "value", "time"])
+        for m in keys.metrics:
+            series = client.call("GetMetricSeries", qpb.MetricSeriesRequest(run=run_id, key=m.key, limit=1_000_000))
+            for p in series.points:
+                writer.writerow([m.key, p.step, p.epoch, repr(p.value), iso(p.time) or ""])
+                n += 1
+    return n
 
 
 @cli.command()
@@ -180,7 +207,8 @@ def export(obj: Ctx, run: str, out: pathlib.Path | None, as_json: bool) -> None:
         echo(json.dumps(summary, indent=2))
     else:
         echo(f"exported run {summary['run']} ({summary['name']}) to {summary['dir']}: {summary['epochs']} "
-             f"epochs, {summary['steps']} steps, {summary['logs']} log records "
+             f"epochs, {summary['steps']} steps, {summary['logs']} log records, "
+             f"{summary['metric_points'] or 0} metric points "
              f"({', '.join(summary['files'])})")
 
 

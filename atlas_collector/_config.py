@@ -24,6 +24,8 @@ def atlas_home(env: Mapping[str, str] | None = None) -> pathlib.Path:
 @dataclasses.dataclass(frozen=True)
 class CollectorConfig:
     listen: str = "127.0.0.1:50051"
+    # The web UI and its JSON API: HOST:PORT, "off", or empty for the default (`http_listen`)
+    http: str = ""
     db: str = ""  # empty: sqlite file atlas.db under ATLAS_HOME
     token: str = ""
     tls_cert: str = ""
@@ -40,9 +42,16 @@ class CollectorConfig:
     # The TOML file's [diagnostics] table: threshold overrides (atlas_diagnostics.Thresholds keys) for every run,
     # plus `disabled_checks` (list of check ids) and `eur_per_tonne` (CO2 price for the green report).
     diagnostics: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    # The TOML file's [alerts] table and its [[alerts.routes]] (atlas_collector/_alerts.py); `alert_webhook` is the
+    # one-flag shortcut (--alert-webhook / ATLAS_ALERT_WEBHOOK): a generic webhook route for warnings and above.
+    alerts: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    alert_webhook: str = ""
 
     def __post_init__(self) -> None:
         _check_listen(self.listen)
+        object.__setattr__(self, "http", self.http.strip().lower() if self.http.strip().lower() == "off"
+                           else self.http.strip())
+        _check_http(self.http)
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         object.__setattr__(self, "log_level", self.log_level.upper())
@@ -65,6 +74,7 @@ class CollectorConfig:
         if not self.retention_days >= 0:
             raise ConfigError(f"retention_days must be >= 0 (0 keeps all), got {self.retention_days}")
         _check_diagnostics(self.diagnostics)
+        object.__setattr__(self, "alert_settings", _alert_settings(self.alerts, self.alert_webhook))
         if self.token and not (self.token.isascii() and self.token.isprintable()):
             raise ConfigError("token must be printable ASCII (it travels in a gRPC header, which holds nothing else); "
                               f"got one of {len(self.token)} characters with others in it")
@@ -74,6 +84,21 @@ class CollectorConfig:
                 "stop your runs. Set --token / ATLAS_TOKEN (and --tls-cert/--tls-key to encrypt), or listen on "
                 "127.0.0.1"
             )
+        if self.http not in ("", "off") and not _is_loopback(self.http) and not self.token:
+            raise ConfigError(
+                f"refusing to serve the web UI on {self.http} without a token: anyone who can reach it could read "
+                "and stop your runs. Set --token / ATLAS_TOKEN, serve it on 127.0.0.1, or turn it off with --http off"
+            )
+
+    @property
+    def http_listen(self) -> str | None:
+        """Where the web UI listens: None when off; by default 127.0.0.1:8765 (a free port when the gRPC listen
+        takes a free port, as tests and `atlas demo` do)."""
+        if self.http == "off":
+            return None
+        if self.http:
+            return self.http
+        return "127.0.0.1:0" if self.listen.rpartition(":")[2] == "0" else DEFAULT_HTTP
 
     @property
     def db_url(self) -> str:
@@ -98,6 +123,15 @@ class CollectorConfig:
 
 
 _DIAG_EXTRA = ("disabled_checks", "eur_per_tonne")
+
+
+def _alert_settings(table: Any, webhook: str) -> Any:
+    """The checked `_alerts.AlertSettings` (a bad route is refused here, at start, with one message naming it)."""
+    from ._alerts import parse_alerts
+
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[alerts] must be a table, got {table!r}")
+    return parse_alerts(table, webhook)
 
 
 def _check_diagnostics(table: Mapping[str, Any]) -> None:
@@ -131,6 +165,18 @@ def _check_listen(listen: str) -> None:
         raise ConfigError(f"listen port must be a number from 0 to 65535, got {listen!r}")
 
 
+DEFAULT_HTTP = "127.0.0.1:8765"
+
+
+def _check_http(http: str) -> None:
+    if http in ("", "off"):
+        return
+    host, sep, port = http.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535 or "/" in http:
+        raise ConfigError(f"http must be HOST:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:8765), or off, "
+                          f"got {http!r}")
+
+
 def _is_loopback(listen: str) -> bool:
     host, _ = _split_host_port(listen)
     if host == "localhost":
@@ -143,12 +189,14 @@ def _is_loopback(listen: str) -> bool:
 
 _ENV = {
     "listen": "ATLAS_LISTEN",
+    "http": "ATLAS_HTTP",
     "db": "ATLAS_DB",
     "token": "ATLAS_TOKEN",
     "tls_cert": "ATLAS_TLS_CERT",
     "tls_key": "ATLAS_TLS_KEY",
     "otlp_endpoint": "ATLAS_OTLP_ENDPOINT",
     "log_level": "ATLAS_LOG_LEVEL",
+    "alert_webhook": "ATLAS_ALERT_WEBHOOK",
 }
 
 
@@ -182,8 +230,11 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         diagnostics = section.get("diagnostics", data.get("diagnostics", {}))
         if diagnostics:
             values["diagnostics"] = diagnostics
+        alerts = section.get("alerts", data.get("alerts", {}))
+        if alerts:
+            values["alerts"] = alerts
         for key, value in section.items():
-            if key in ("diagnostics",):
+            if key in ("diagnostics", "alerts"):
                 continue
             if key not in names:
                 raise ConfigError(f"config file {str(path)!r}: unknown key {key!r}; allowed: {', '.join(names)}")

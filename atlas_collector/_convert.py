@@ -24,6 +24,7 @@ FRAMEWORK_NAMES: dict[int, str] = {
     tpb.FRAMEWORK_LIGHTNING: "lightning",
     tpb.FRAMEWORK_ACCELERATE: "accelerate",
     tpb.FRAMEWORK_PYTORCH: "pytorch",
+    tpb.FRAMEWORK_TRANSFORMERS: "transformers",
 }
 FRAMEWORK_VALUES = {v: k for k, v in FRAMEWORK_NAMES.items()}
 

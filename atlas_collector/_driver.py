@@ -55,8 +55,9 @@ class DiagnosticsDriver:
     """Diagnoses runs incrementally on its own thread. `shutdown` is bounded and safe to call twice."""
 
     def __init__(self, store: Any, *, thresholds: Thresholds | None = None, disabled_checks: Iterable[str] = (),
-                 act: PolicyAction | None = None, max_engines: int = 256) -> None:
+                 act: PolicyAction | None = None, max_engines: int = 256, alerts: Any = None) -> None:
         self._store = store
+        self._alerts = alerts  # _alerts.Alerts: an issue's opening writes its notifications in the same transaction
         self._thresholds = thresholds or Thresholds()
         self._disabled = tuple(disabled_checks)
         self._act = act
@@ -70,6 +71,7 @@ class DiagnosticsDriver:
         self._wake = threading.Event()
         self._stopping = False
         self._errors: dict[str, int] = {}
+        self.on_persist: Callable[[str], None] | None = None  # told the run id after its issues were stored (UI)
         self._thread = threading.Thread(target=self._loop, name="atlas-diagnostics", daemon=True)
         self._thread.start()
 
@@ -172,6 +174,11 @@ class DiagnosticsDriver:
             if write:
                 self._persist(run_id, rd, delta, trigger="rebuild" if rebuilt and trigger == "data" else trigger,
                               record=record if record is not None else (epoch_seen or trigger == "manual"))
+                if self.on_persist is not None:
+                    try:
+                        self.on_persist(run_id)
+                    except Exception:  # noqa: BLE001 - a listener never breaks the diagnosis
+                        log.debug("on_persist failed", exc_info=True)
             if ended or run["status"] in ENDED_STATUSES:
                 self._runs.pop(run_id, None)
             return delta
@@ -250,11 +257,17 @@ class DiagnosticsDriver:
         score = float(health_score(issues, rd.status))
         with self._store.begin() as conn:
             became_active = d.save_issues(conn, run_id, issues, now)
+            notified = 0
+            if self._alerts is not None and became_active:
+                notified = self._alerts.issues_opened(
+                    conn, run_id, [i for i in issues if (i.check, d.issue_key(i)) in became_active], now)
             conn.execute(sa.update(s.runs).where(s.runs.c.id == run_id).values(health_score=score))
             if record:
                 epoch = rd.engine.state.current.epoch if rd.engine.state.current is not None else None
                 d.save_diagnostic_run(conn, run_id, issues, trigger=trigger, epoch=epoch,
                                       arch_type=rd.engine.arch_type, score=score, now=now)
+        if notified:
+            self._alerts.wake()
         for issue in delta.new:
             if (issue.check, d.issue_key(issue)) in became_active:
                 log.info("run=%s issue=%s severity=%s epoch=%s %s", run_id, issue.check, issue.severity,

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from . import _schema as s
-from . import _steps
+from . import _alerts, _metrics, _steps
 from ._commands import mark_delivered
 from ._convert import (
     ENDED_STATUSES,
@@ -69,6 +69,7 @@ class _BatchState:
     known_runs: set[str] = field(default_factory=set)
     touched: dict[str, float] = field(default_factory=dict)  # run id -> last seen
     top_steps: dict[str, int] = field(default_factory=dict)  # run id -> highest step of rank zero in the batch
+    alerts: Any = None  # _alerts.Alerts: notifications of alerts and run ends, in the batch's transaction
 
 
 # ------------------------------------------------------------------------------------ dialect helpers
@@ -140,6 +141,8 @@ def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _B
             _flush_cursors(conn, state)
         return Outcome(run_id, rank, session, ack_seq=msg.seq, kind="refused" if refusal else kind, refused=refusal)
     extra = _APPLY[kind](conn, msg, getattr(msg, kind), now)
+    if state.alerts is not None and kind in ("alert", "run_end"):
+        state.alerts.on_message(conn, msg, kind, extra, now)
     if kind == "step_batch" and rank == 0 and extra:
         top = max(t[1] for t in extra)
         if top > state.top_steps.get(run_id, -1):
@@ -304,6 +307,10 @@ def _log_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.LogBatch, now: f
         ])
 
 
+def _metric_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.MetricBatch, now: float) -> None:
+    _metrics.insert(conn, msg.run_id, msg.rank, m)
+
+
 def _run_end(conn: Connection, msg: tpb.ClientMessage, m: tpb.RunEnd, now: float) -> None:
     if msg.rank != 0:
         return  # the run ends with rank zero; other ranks' ends only advance their cursor
@@ -339,6 +346,8 @@ _APPLY: dict[str, Callable[[Connection, tpb.ClientMessage, Any, float], Any]] = 
     "log_batch": _log_batch,
     "run_end": _run_end,
     "command_ack": _command_ack,
+    "alert": _alerts.store_alert,
+    "metric_batch": _metric_batch,
 }
 
 
@@ -399,8 +408,10 @@ class Writer:
     fails on a transient store error is refused whole with `StoreUnavailable`; one that fails otherwise is applied
     message by message, so the one message the store cannot hold is refused alone (`Outcome.refused`)."""
 
-    def __init__(self, store: Any, *, max_batch: int = 512, on_commit: Callable[[list[Outcome]], None] | None = None):
+    def __init__(self, store: Any, *, max_batch: int = 512, on_commit: Callable[[list[Outcome]], None] | None = None,
+                 alerts: Any = None):
         self._store = store
+        self._alerts = alerts
         self._max_batch = max_batch
         self._on_commit = on_commit
         # Two classes of work: messages of streams that already have a committed message (a run under way) and
@@ -582,7 +593,7 @@ class Writer:
         self._backoff = 0.0
 
     def _apply_all(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]]) -> list[Outcome]:
-        state = _BatchState()
+        state = _BatchState(alerts=self._alerts)
         now = time.time()
         with self._store.begin() as conn:
             outcomes = [apply_message(conn, msg, kind, state, now, refusal) for msg, kind, _, refusal in work]

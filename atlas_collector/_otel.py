@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _otel_spans as sp
 from . import _schema as s
-from . import _steps
+from . import _metrics, _steps
 from ._exceptions import ConfigError
 from ._otel_metrics import SEVERITIES, RunMetrics
 
@@ -253,6 +253,8 @@ class OtelExporter:
                     key = ("end", o.run_id)
                 elif o.kind == "step_batch" and self._metrics is not None:
                     key = ("steps", o.run_id)
+                elif o.kind == "metric_batch" and self._metrics is not None:
+                    key = ("user_metrics", o.run_id)  # at most once per steps_every_s per run, as the steps
                 else:
                     continue
                 if key not in self._pending and len(self._pending) >= self._max_queue:
@@ -397,6 +399,15 @@ class OtelExporter:
 
     def _handle(self, key: tuple[str, str], count: int, spans: list[ReadableSpan]) -> None:
         kind, run_id = key
+        if kind == "user_metrics":
+            with self._store.connect() as conn:
+                attrs = self._run_attrs(conn, run_id)
+                if attrs is not None and self._metrics is not None:
+                    self._metrics.on_user_metrics(attrs, {k["key"]: k["last_value"]
+                                                          for k in _metrics.keys(conn, run_id)})
+            with self._cond:
+                self._not_before[key] = time.monotonic() + self._steps_every_s
+            return
         if kind == "steps":
             self._steps(run_id)
             with self._cond:

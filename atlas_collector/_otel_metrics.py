@@ -22,6 +22,7 @@ STEP_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 EPOCH_SECONDS_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
                          14400.0, 28800.0, 86400.0)
 SEVERITIES = ("critical", "warning", "info")
+MAX_USER_KEYS = 256
 _MB = 1024 * 1024
 
 
@@ -45,6 +46,9 @@ class RunMetrics:
             meter.create_observable_gauge(name, [gauge(name)], unit=unit, description=desc)
         meter.create_observable_gauge("atlas.run.issues", [self._observe_issues], unit="{issue}",
                                       description="Active issues of the run, by `atlas.issue.severity`")
+        meter.create_observable_gauge("atlas.user.metric", [self._observe_user], unit="1",
+                                      description="Latest value of each metric the training code logged, by "
+                                                  "`atlas.metric.key` (at most 256 keys a run)")
         for name, unit, desc in (
             ("hw.gpu.utilization", "1", "GPU utilisation, ratio 0..1 (hw semantic conventions)"),
             ("hw.gpu.memory.usage", "By", "GPU memory used"),
@@ -129,6 +133,19 @@ class RunMetrics:
                 state["values"]["atlas.run.health_score"] = float(score)
             state["issues"] = {sev: int(active.get(sev, 0)) for sev in SEVERITIES}
 
+    def on_user_metrics(self, attrs: Mapping[str, Any], values: Mapping[str, float]) -> None:
+        """The latest value of each user metric of the run (non-finite values are left out)."""
+        with self._lock:
+            user = self._state(attrs).setdefault("user", {})
+            for key, value in values.items():
+                v = finite(value)
+                if v is not None and (key in user or len(user) < MAX_USER_KEYS):
+                    user[key] = v
+
+    def _observe_user(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(v, {**st["attrs"], "atlas.metric.key": k})
+                for st in self._live() for k, v in (st.get("user") or {}).items()]
+
     def on_end(self, attrs: Mapping[str, Any], status: str) -> None:
         self.runs_ended.add(1, {**attrs, "atlas.run.status": status})
         with self._lock:
@@ -141,7 +158,7 @@ class RunMetrics:
         with self._lock:
             for run_id in [r for r, st in self._runs.items() if st["until"] is not None and st["until"] < now]:
                 del self._runs[run_id]
-            return [dict(st, values=dict(st["values"])) for st in self._runs.values()]
+            return [dict(st, values=dict(st["values"]), user=dict(st.get("user") or {})) for st in self._runs.values()]
 
     def _gauge(self, name: str) -> Callable[[CallbackOptions], list[Observation]]:
         def observe(options: CallbackOptions) -> list[Observation]:

@@ -20,7 +20,7 @@ from ._convert import (
     dict_to_struct,
     float_to_ts,
 )
-from . import _steps
+from . import _metrics, _steps
 from ._exceptions import InvalidMessage
 from ._store import Store
 
@@ -281,6 +281,9 @@ def get_epochs(store: Store, req: qpb.EpochsRequest) -> qpb.EpochsResponse:
     return resp
 
 
+STEP_MAX = 2**63 - 1  # the largest step a store holds (a signed 64-bit integer column)
+
+
 def get_steps(store: Store, req: qpb.StepsRequest) -> qpb.StepsResponse:
     limit = req.limit or MAX_LIMIT
     if limit > 1_000_000:
@@ -289,9 +292,9 @@ def get_steps(store: Store, req: qpb.StepsRequest) -> qpb.StepsResponse:
         run_id = store.resolve_run(conn, req.run)
         found = _steps.samples(
             conn, run_id, rank=req.rank if req.HasField("rank") else 0,
-            from_step=req.from_step if req.HasField("from_step") else None,
-            to_step=req.to_step if req.HasField("to_step") else None, limit=limit,
-        )
+            from_step=min(req.from_step, STEP_MAX) if req.HasField("from_step") else None,
+            to_step=min(req.to_step, STEP_MAX) if req.HasField("to_step") else None, limit=limit,
+        )  # (a bound past any step a store can hold means "to the end": no store integer overflows)
     return qpb.StepsResponse(run_id=run_id, samples=[x for _, x in found])  # the stored messages, as sent
 
 
@@ -305,6 +308,48 @@ def get_logs(store: Store, req: qpb.LogsRequest) -> qpb.LogsResponse:
                              epoch=_fits(row["epoch"], U32_MAX, "log record epoch", run_id), kind=row["kind"] or "",
                              rank=_fits(row["rank"], U32_MAX, "log record rank", run_id))
         float_to_ts(row["time"], r.time)
+    return resp
+
+
+def metric_keys(store: Store, run: str) -> tuple[str, list[dict[str, Any]]]:
+    """(run id, the run's user metric keys): each {key, count, last_value, last_step, last_epoch, last_time} by key.
+    `run` is anything RunRef.run accepts. Plain values (NaN/Inf as floats), for the UI's JSON API."""
+    with store.connect() as conn:
+        run_id = store.resolve_run(conn, run)
+        return run_id, _metrics.keys(conn, run_id)
+
+
+def metric_series(store: Store, run: str, key: str | None = None,
+                  limit: int | None = None) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    """(run id, {key: [{step, epoch, value, time}, ...]}): one key's series, or every key's when `key` is None (the
+    newest `limit` points of each, default 100,000, in step order). For the UI's /api/runs/{id}/metrics."""
+    with store.connect() as conn:
+        run_id = store.resolve_run(conn, run)
+        if key is not None:
+            return run_id, {key: _metrics.series(conn, run_id, key, limit)}
+        return run_id, _metrics.all_series(conn, run_id, limit)
+
+
+def list_metrics(store: Store, req: qpb.RunRef) -> qpb.MetricsResponse:
+    run_id, found = metric_keys(store, req.run)
+    resp = qpb.MetricsResponse(run_id=run_id)
+    for k in found:
+        item = resp.metrics.add(key=k["key"], count=k["count"], last_value=k["last_value"],
+                                last_step=_fits(k["last_step"], U64_MAX), last_epoch=_fits(k["last_epoch"], U32_MAX))
+        float_to_ts(k["last_time"], item.last_time)
+    return resp
+
+
+def get_metric_series(store: Store, req: qpb.MetricSeriesRequest) -> qpb.MetricSeriesResponse:
+    if not req.key:
+        raise InvalidMessage("MetricSeriesRequest.key is empty: name a metric (`atlas metrics RUN` lists them)")
+    if req.limit > 1_000_000:
+        raise InvalidMessage(f"MetricSeriesRequest.limit must be at most 1000000, got {req.limit}")
+    run_id, found = metric_series(store, req.run, req.key, req.limit or None)
+    resp = qpb.MetricSeriesResponse(run_id=run_id, key=req.key)
+    for p in found[req.key]:
+        item = resp.points.add(step=_fits(p["step"], U64_MAX), epoch=_fits(p["epoch"], U32_MAX), value=p["value"])
+        float_to_ts(p["time"], item.time)
     return resp
 
 

@@ -90,6 +90,7 @@ def list_issues(sv: Services, req: qpb.IssuesRequest) -> qpb.IssuesResponse:
         rows = conn.execute(q.join(s.runs, s.runs.c.id == c.run_id)
                             .order_by(s.runs.c.started_at.desc(), c.run_id, c.id).limit(MAX_ISSUES)).all()
     by_run: dict[str, list[Issue]] = {}
+    insights = {(row.run_id, row.check_id, row.key or ""): row.insight for row in rows if row.insight}  # alerts
     for row in rows:
         by_run.setdefault(row.run_id, []).append(d.row_issue(row._mapping))
     resp = qpb.IssuesResponse()
@@ -97,7 +98,8 @@ def list_issues(sv: Services, req: qpb.IssuesRequest) -> qpb.IssuesResponse:
         for issue in rank_issues(issues):
             if (req.severity and issue.severity != req.severity) or (not req.include_inactive and not issue.active):
                 continue
-            issue_message(run_id, issue, resp.issues.add())
+            out = issue_message(run_id, issue, resp.issues.add())
+            out.insight = insights.get((run_id, issue.check, issue.key or ""), "")
     return resp
 
 

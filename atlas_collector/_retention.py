@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import _schema as s
-from . import _steps
+from . import _metrics, _steps
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ def apply_retention(conn: Connection, *, steps_per_run: int = 0, days: float = 0
     deleted = 0
     if days > 0:
         deleted += _steps.delete_before_time(conn, now - days * 86400.0)
+        _metrics.delete_before_time(conn, now - days * 86400.0)  # user metrics: bounded as the step samples
     if steps_per_run > 0:
         runs = sa.select(s.runs.c.id)
         if since is not None:
@@ -29,6 +30,7 @@ def apply_retention(conn: Connection, *, steps_per_run: int = 0, days: float = 0
         for run_id in [r[0] for r in conn.execute(runs)]:
             for rank in _steps.ranks(conn, run_id):
                 deleted += _steps.keep_newest(conn, run_id, rank, steps_per_run)
+            _metrics.keep_newest(conn, run_id, steps_per_run)
     if deleted:
         log.info("retention deleted %d step samples (keep %d per run and rank, %g days)", deleted, steps_per_run,
                  days)

@@ -129,6 +129,25 @@ step_batches = Table(
     Index("ix_step_batches_last_time", "last_time"),
 )
 
+# User metrics (0007): one row per (point, key) a trainer logged (MetricBatch; see _metrics.py). The value is a
+# finite float or NULL with `nonfinite` "NaN"/"Infinity"/"-Infinity" (SQLite stores a NaN float as NULL). Bounded
+# as step samples are: retention keeps the newest `retention_steps_per_run` points per run and key.
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("time", Float),
+    Column("value", Float),
+    Column("nonfinite", String(9)),
+    Index("ix_metric_points_run_key_step", "run_id", "key", "step"),
+    Index("ix_metric_points_time", "time"),
+)
+
 logs = Table(
     "logs",
     metadata,
@@ -197,6 +216,7 @@ issues = Table(
     Column("metric_value", JSON),  # a number, "NaN"/"Infinity", or a string
     Column("thresholds", JSON),
     Column("evidence", JSON),  # the numbers and facts behind the finding (an object)
+    Column("insight", Text),  # a short explanation written when it opened (LLM or from the evidence); 0006
     Column("first_seen_epoch", Integer),
     Column("last_seen_epoch", Integer),
     Column("active", Boolean, nullable=False),
@@ -204,6 +224,31 @@ issues = Table(
     Column("updated_at", Float, nullable=False),
     Index("ux_issues_run_check_key", "run_id", "check_id", "key", unique=True),
     Index("ix_issues_severity_active", "severity", "active"),
+)
+
+# The alerts outbox (0006): one row per message to one route, written in the transaction that opened the issue
+# (or recorded the run's status), sent after commit by the dispatcher (_alerts.py), retried with backoff.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE")),  # NULL: `atlas alerts test`
+    Column("route", String(200), nullable=False),
+    Column("event", String(16), nullable=False),  # issue, alert, failed, stopped, paused, stalled, completed, test
+    Column("issue_id", BigId),
+    Column("check_id", String(64)),
+    Column("severity", String(8)),
+    Column("title", Text, nullable=False),
+    Column("payload", JSON, nullable=False),  # the message's fields (the generic webhook body)
+    Column("state", String(8), nullable=False),  # pending, sent, failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Index("ix_notifications_state_next", "state", "next_attempt_at"),
+    Index("ix_notifications_run", "run_id", "id"),
+    Index("ix_notifications_created", "created_at"),
 )
 
 # Which collector replica holds a stream of which run (PostgreSQL scale-out: tells SendCommand whether a

@@ -147,11 +147,12 @@ class Store:
         names = [r[0] for r in conn.execute(sa.select(s.runs.c.name).distinct().limit(10_000))]
         close = difflib.get_close_matches(ref, names, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        if not close and len(ref) < MIN_PREFIX and all(c in "0123456789abcdef-" for c in ref.lower()):
+        if len(ref) < MIN_PREFIX and all(c in "0123456789abcdef-" for c in ref.lower()):
             starts = conn.execute(base.where(s.runs.c.id.startswith(ref.lower(), autoescape=True)).limit(1)).first()
-            if starts is not None:  # an id prefix that is too short, not a name
+            if starts is not None:  # an id prefix that is too short (and perhaps a name's start too)
+                names_hint = f"; or, for a name, did you mean {', '.join(repr(c) for c in close)}?" if close else ""
                 raise RunNotFound(f"no run named {ref!r}; an id prefix needs at least {MIN_PREFIX} characters "
-                                  f"({len(ref)} given), e.g. {starts[0][:MIN_PREFIX]!r}", [])
+                                  f"({len(ref)} given), e.g. {starts[0][:MIN_PREFIX]!r}{names_hint}", close)
         raise RunNotFound(f"no run matches {ref!r} (by id, id prefix, name or 'latest'){hint}", close)
 
     # --------------------------------------------------------------------------------------- runs
@@ -211,7 +212,7 @@ class Store:
             r["tags"] = by_id[r["id"]]
 
     def delete_run(self, conn: Connection, run_id: str) -> None:
-        for table in (s.step_batches, s.logs, s.epochs, s.architectures, s.ingest_cursors, s.run_tags, s.issues,
+        for table in (s.step_batches, s.metric_points, s.logs, s.epochs, s.architectures, s.ingest_cursors, s.run_tags, s.issues,
                       s.diagnostic_runs, s.commands, s.run_streams):
             conn.execute(sa.delete(table).where(table.c.run_id == run_id))
         conn.execute(sa.delete(s.runs).where(s.runs.c.id == run_id))

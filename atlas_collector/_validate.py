@@ -31,6 +31,7 @@ MAX_NAME = 200
 MAX_TAG = 200
 MAX_TAGS = 256
 MAX_GIT_COMMIT = 64
+MAX_METRIC_KEY = 200
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 MAX_EPOCH = INT32_MAX - 1  # the store keeps epoch + 1 (epochs stored) in a signed 32-bit column
@@ -59,7 +60,7 @@ def validate(msg: tpb.ClientMessage) -> str:
     if kind is None:
         raise InvalidMessage(
             "ClientMessage has no body or an unknown kind: expected one of run_start, model_info, step_batch, "
-            "epoch_summary, log_batch, run_end, heartbeat, command_ack, dropped"
+            "epoch_summary, log_batch, run_end, heartbeat, command_ack, dropped, metric_batch, alert"
         )
     if msg.rank > MAX_RANK:
         raise InvalidMessage(f"ClientMessage.rank must be between 0 and {MAX_RANK}, got {msg.rank}")
@@ -256,7 +257,8 @@ def _step_batch(m: tpb.StepBatch) -> None:
 
 def _run_end(m: tpb.RunEnd) -> None:
     if m.status not in (tpb.RUN_STATUS_COMPLETED, tpb.RUN_STATUS_FAILED, tpb.RUN_STATUS_STOPPED):
-        raise InvalidMessage(f"RunEnd.status must be COMPLETED, FAILED or STOPPED, got {tpb.RunStatus.Name(m.status)}")
+        name = tpb.RunStatus.Name(m.status) if m.status in tpb.RunStatus.values() else f"unknown value {m.status}"
+        raise InvalidMessage(f"RunEnd.status must be COMPLETED, FAILED or STOPPED, got {name}")
 
 
 def _log_batch(m: tpb.LogBatch) -> None:
@@ -268,6 +270,29 @@ def _log_batch(m: tpb.LogBatch) -> None:
 def _command_ack(m: tpb.CommandAck) -> None:
     if not m.command_id:
         raise InvalidMessage("CommandAck.command_id is empty")
+
+
+def _metric_batch(m: tpb.MetricBatch) -> None:
+    for i, point in enumerate(m.points):
+        for key in point.values:
+            if not key or len(key) > MAX_METRIC_KEY:
+                raise InvalidMessage(f"MetricBatch.points[{i}].values has a key of {len(key)} characters: a metric "
+                                     f"name must have 1 to {MAX_METRIC_KEY} characters")
+
+
+ALERT_LEVELS = ("info", "warning", "error")
+MAX_ALERT_TITLE = 1000
+MAX_ALERT_TEXT = 10_000
+
+
+def _alert(m: tpb.Alert) -> None:
+    if not m.title.strip():
+        raise InvalidMessage("Alert.title is empty: an alert needs a title")
+    if len(m.title) > MAX_ALERT_TITLE or len(m.text) > MAX_ALERT_TEXT:
+        raise InvalidMessage(f"Alert.title must be at most {MAX_ALERT_TITLE} characters and Alert.text at most "
+                             f"{MAX_ALERT_TEXT}, got {len(m.title)} and {len(m.text)}")
+    if m.level and m.level not in ALERT_LEVELS:
+        raise InvalidMessage(f"Alert.level must be one of {', '.join(ALERT_LEVELS)}, got {m.level[:20]!r}")
 
 
 def _nothing(_m: object) -> None:
@@ -284,4 +309,6 @@ _CHECKS = {
     "heartbeat": _nothing,
     "command_ack": _command_ack,
     "dropped": _nothing,
+    "alert": _alert,
+    "metric_batch": _metric_batch,
 }

@@ -91,7 +91,7 @@ def test_collector_config_precedence(tmp_path) -> None:
 def test_collector_config_file_unknown_key(tmp_path) -> None:
     toml = tmp_path / "atlas.toml"
     toml.write_text('[collector]\nlisten_on = "127.0.0.1:7000"\n')
-    with pytest.raises(ConfigError, match=r"unknown key 'listen_on'; allowed: listen, db"):
+    with pytest.raises(ConfigError, match=r"unknown key 'listen_on'; allowed: listen, http, db"):
         load_config({"config": str(toml)}, {})
 
 

@@ -209,7 +209,7 @@ class IssuesRequest(_message.Message):
     def __init__(self, run: _Optional[str] = ..., severity: _Optional[str] = ..., all_runs: _Optional[bool] = ..., include_inactive: _Optional[bool] = ..., project: _Optional[str] = ...) -> None: ...
 
 class Issue(_message.Message):
-    __slots__ = ("run", "check", "severity", "category", "title", "description", "epoch", "step", "layer", "metric_key", "metric_value", "thresholds", "suggestion", "first_seen_epoch", "last_seen_epoch", "active", "metric_text", "rank", "explains", "evidence")
+    __slots__ = ("run", "check", "severity", "category", "title", "description", "epoch", "step", "layer", "metric_key", "metric_value", "thresholds", "suggestion", "first_seen_epoch", "last_seen_epoch", "active", "metric_text", "rank", "explains", "evidence", "insight")
     RUN_FIELD_NUMBER: _ClassVar[int]
     CHECK_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +230,7 @@ class Issue(_message.Message):
     RANK_FIELD_NUMBER: _ClassVar[int]
     EXPLAINS_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    INSIGHT_FIELD_NUMBER: _ClassVar[int]
     run: str
     check: str
     severity: str
@@ -250,7 +251,8 @@ class Issue(_message.Message):
     rank: int
     explains: _containers.RepeatedScalarFieldContainer[str]
     evidence: _struct_pb2.Struct
-    def __init__(self, run: _Optional[str] = ..., check: _Optional[str] = ..., severity: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., epoch: _Optional[int] = ..., step: _Optional[int] = ..., layer: _Optional[str] = ..., metric_key: _Optional[str] = ..., metric_value: _Optional[float] = ..., thresholds: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., suggestion: _Optional[str] = ..., first_seen_epoch: _Optional[int] = ..., last_seen_epoch: _Optional[int] = ..., active: _Optional[bool] = ..., metric_text: _Optional[str] = ..., rank: _Optional[int] = ..., explains: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    insight: str
+    def __init__(self, run: _Optional[str] = ..., check: _Optional[str] = ..., severity: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., epoch: _Optional[int] = ..., step: _Optional[int] = ..., layer: _Optional[str] = ..., metric_key: _Optional[str] = ..., metric_value: _Optional[float] = ..., thresholds: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., suggestion: _Optional[str] = ..., first_seen_epoch: _Optional[int] = ..., last_seen_epoch: _Optional[int] = ..., active: _Optional[bool] = ..., metric_text: _Optional[str] = ..., rank: _Optional[int] = ..., explains: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., insight: _Optional[str] = ...) -> None: ...
 
 class IssuesResponse(_message.Message):
     __slots__ = ("issues",)
@@ -326,3 +328,135 @@ class CommandResponse(_message.Message):
     delivered: bool
     issued_at: _timestamp_pb2.Timestamp
     def __init__(self, command_id: _Optional[str] = ..., run_id: _Optional[str] = ..., delivered: _Optional[bool] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class MetricKey(_message.Message):
+    __slots__ = ("key", "count", "last_value", "last_step", "last_epoch", "last_time")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_VALUE_FIELD_NUMBER: _ClassVar[int]
+    LAST_STEP_FIELD_NUMBER: _ClassVar[int]
+    LAST_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    LAST_TIME_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    count: int
+    last_value: float
+    last_step: int
+    last_epoch: int
+    last_time: _timestamp_pb2.Timestamp
+    def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ..., last_value: _Optional[float] = ..., last_step: _Optional[int] = ..., last_epoch: _Optional[int] = ..., last_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class MetricsResponse(_message.Message):
+    __slots__ = ("run_id", "metrics")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    metrics: _containers.RepeatedCompositeFieldContainer[MetricKey]
+    def __init__(self, run_id: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[MetricKey, _Mapping]]] = ...) -> None: ...
+
+class MetricSeriesRequest(_message.Message):
+    __slots__ = ("run", "key", "limit")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    key: str
+    limit: int
+    def __init__(self, run: _Optional[str] = ..., key: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class MetricValue(_message.Message):
+    __slots__ = ("step", "epoch", "value", "time")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    epoch: int
+    value: float
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, step: _Optional[int] = ..., epoch: _Optional[int] = ..., value: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class MetricSeriesResponse(_message.Message):
+    __slots__ = ("run_id", "key", "points")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    key: str
+    points: _containers.RepeatedCompositeFieldContainer[MetricValue]
+    def __init__(self, run_id: _Optional[str] = ..., key: _Optional[str] = ..., points: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ...) -> None: ...
+
+class AlertsRequest(_message.Message):
+    __slots__ = ("run", "limit")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    limit: int
+    def __init__(self, run: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class Notification(_message.Message):
+    __slots__ = ("id", "run_id", "run_name", "project", "route", "event", "check", "severity", "title", "state", "attempts", "created_at", "sent_at", "next_attempt_at", "last_error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    run_id: str
+    run_name: str
+    project: str
+    route: str
+    event: str
+    check: str
+    severity: str
+    title: str
+    state: str
+    attempts: int
+    created_at: _timestamp_pb2.Timestamp
+    sent_at: _timestamp_pb2.Timestamp
+    next_attempt_at: _timestamp_pb2.Timestamp
+    last_error: str
+    def __init__(self, id: _Optional[int] = ..., run_id: _Optional[str] = ..., run_name: _Optional[str] = ..., project: _Optional[str] = ..., route: _Optional[str] = ..., event: _Optional[str] = ..., check: _Optional[str] = ..., severity: _Optional[str] = ..., title: _Optional[str] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class AlertsResponse(_message.Message):
+    __slots__ = ("notifications", "routes")
+    NOTIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    notifications: _containers.RepeatedCompositeFieldContainer[Notification]
+    routes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, notifications: _Optional[_Iterable[_Union[Notification, _Mapping]]] = ..., routes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TestAlertRequest(_message.Message):
+    __slots__ = ("route",)
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    route: str
+    def __init__(self, route: _Optional[str] = ...) -> None: ...
+
+class TestAlertResponse(_message.Message):
+    __slots__ = ("notification",)
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    notification: Notification
+    def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ...) -> None: ...
+
+class ServerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServerInfo(_message.Message):
+    __slots__ = ("version", "http_url", "token_required")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HTTP_URL_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    http_url: str
+    token_required: bool
+    def __init__(self, version: _Optional[str] = ..., http_url: _Optional[str] = ..., token_required: _Optional[bool] = ...) -> None: ...

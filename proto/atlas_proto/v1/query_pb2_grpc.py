@@ -105,6 +105,31 @@ class QueryServiceStub:
                 request_serializer=atlas__proto_dot_v1_dot_query__pb2.RunRef.SerializeToString,
                 response_deserializer=atlas__proto_dot_v1_dot_query__pb2.HealthResponse.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/atlas.v1.QueryService/ListAlerts',
+                request_serializer=atlas__proto_dot_v1_dot_query__pb2.AlertsRequest.SerializeToString,
+                response_deserializer=atlas__proto_dot_v1_dot_query__pb2.AlertsResponse.FromString,
+                _registered_method=True)
+        self.TestAlert = channel.unary_unary(
+                '/atlas.v1.QueryService/TestAlert',
+                request_serializer=atlas__proto_dot_v1_dot_query__pb2.TestAlertRequest.SerializeToString,
+                response_deserializer=atlas__proto_dot_v1_dot_query__pb2.TestAlertResponse.FromString,
+                _registered_method=True)
+        self.ListMetrics = channel.unary_unary(
+                '/atlas.v1.QueryService/ListMetrics',
+                request_serializer=atlas__proto_dot_v1_dot_query__pb2.RunRef.SerializeToString,
+                response_deserializer=atlas__proto_dot_v1_dot_query__pb2.MetricsResponse.FromString,
+                _registered_method=True)
+        self.GetMetricSeries = channel.unary_unary(
+                '/atlas.v1.QueryService/GetMetricSeries',
+                request_serializer=atlas__proto_dot_v1_dot_query__pb2.MetricSeriesRequest.SerializeToString,
+                response_deserializer=atlas__proto_dot_v1_dot_query__pb2.MetricSeriesResponse.FromString,
+                _registered_method=True)
+        self.GetServerInfo = channel.unary_unary(
+                '/atlas.v1.QueryService/GetServerInfo',
+                request_serializer=atlas__proto_dot_v1_dot_query__pb2.ServerInfoRequest.SerializeToString,
+                response_deserializer=atlas__proto_dot_v1_dot_query__pb2.ServerInfo.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -194,6 +219,36 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestAlert(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMetrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMetricSeries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetServerInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +321,31 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.Diagnose,
                     request_deserializer=atlas__proto_dot_v1_dot_query__pb2.RunRef.FromString,
                     response_serializer=atlas__proto_dot_v1_dot_query__pb2.HealthResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=atlas__proto_dot_v1_dot_query__pb2.AlertsRequest.FromString,
+                    response_serializer=atlas__proto_dot_v1_dot_query__pb2.AlertsResponse.SerializeToString,
+            ),
+            'TestAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestAlert,
+                    request_deserializer=atlas__proto_dot_v1_dot_query__pb2.TestAlertRequest.FromString,
+                    response_serializer=atlas__proto_dot_v1_dot_query__pb2.TestAlertResponse.SerializeToString,
+            ),
+            'ListMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMetrics,
+                    request_deserializer=atlas__proto_dot_v1_dot_query__pb2.RunRef.FromString,
+                    response_serializer=atlas__proto_dot_v1_dot_query__pb2.MetricsResponse.SerializeToString,
+            ),
+            'GetMetricSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetricSeries,
+                    request_deserializer=atlas__proto_dot_v1_dot_query__pb2.MetricSeriesRequest.FromString,
+                    response_serializer=atlas__proto_dot_v1_dot_query__pb2.MetricSeriesResponse.SerializeToString,
+            ),
+            'GetServerInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerInfo,
+                    request_deserializer=atlas__proto_dot_v1_dot_query__pb2.ServerInfoRequest.FromString,
+                    response_serializer=atlas__proto_dot_v1_dot_query__pb2.ServerInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -646,6 +726,141 @@ class QueryService:
             '/atlas.v1.QueryService/Diagnose',
             atlas__proto_dot_v1_dot_query__pb2.RunRef.SerializeToString,
             atlas__proto_dot_v1_dot_query__pb2.HealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlas.v1.QueryService/ListAlerts',
+            atlas__proto_dot_v1_dot_query__pb2.AlertsRequest.SerializeToString,
+            atlas__proto_dot_v1_dot_query__pb2.AlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlas.v1.QueryService/TestAlert',
+            atlas__proto_dot_v1_dot_query__pb2.TestAlertRequest.SerializeToString,
+            atlas__proto_dot_v1_dot_query__pb2.TestAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlas.v1.QueryService/ListMetrics',
+            atlas__proto_dot_v1_dot_query__pb2.RunRef.SerializeToString,
+            atlas__proto_dot_v1_dot_query__pb2.MetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetricSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlas.v1.QueryService/GetMetricSeries',
+            atlas__proto_dot_v1_dot_query__pb2.MetricSeriesRequest.SerializeToString,
+            atlas__proto_dot_v1_dot_query__pb2.MetricSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServerInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atlas.v1.QueryService/GetServerInfo',
+            atlas__proto_dot_v1_dot_query__pb2.ServerInfoRequest.SerializeToString,
+            atlas__proto_dot_v1_dot_query__pb2.ServerInfo.FromString,
             options,
             channel_credentials,
             insecure,

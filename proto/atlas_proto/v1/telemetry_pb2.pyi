@@ -29,6 +29,7 @@ class Framework(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FRAMEWORK_LIGHTNING: _ClassVar[Framework]
     FRAMEWORK_ACCELERATE: _ClassVar[Framework]
     FRAMEWORK_PYTORCH: _ClassVar[Framework]
+    FRAMEWORK_TRANSFORMERS: _ClassVar[Framework]
 
 class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -56,6 +57,7 @@ FRAMEWORK_UNSPECIFIED: Framework
 FRAMEWORK_LIGHTNING: Framework
 FRAMEWORK_ACCELERATE: Framework
 FRAMEWORK_PYTORCH: Framework
+FRAMEWORK_TRANSFORMERS: Framework
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_RUNNING: RunStatus
 RUN_STATUS_PAUSED: RunStatus
@@ -69,7 +71,7 @@ COMMAND_KIND_RESUME: CommandKind
 COMMAND_KIND_STOP: CommandKind
 
 class ClientMessage(_message.Message):
-    __slots__ = ("run_id", "rank", "seq", "session", "run_start", "model_info", "step_batch", "epoch_summary", "log_batch", "run_end", "heartbeat", "command_ack", "dropped")
+    __slots__ = ("run_id", "rank", "seq", "session", "run_start", "model_info", "step_batch", "epoch_summary", "log_batch", "run_end", "heartbeat", "command_ack", "dropped", "alert", "metric_batch")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +85,8 @@ class ClientMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     COMMAND_ACK_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    METRIC_BATCH_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     rank: int
     seq: int
@@ -96,7 +100,9 @@ class ClientMessage(_message.Message):
     heartbeat: Heartbeat
     command_ack: CommandAck
     dropped: Dropped
-    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., seq: _Optional[int] = ..., session: _Optional[str] = ..., run_start: _Optional[_Union[RunStart, _Mapping]] = ..., model_info: _Optional[_Union[ModelInfo, _Mapping]] = ..., step_batch: _Optional[_Union[StepBatch, _Mapping]] = ..., epoch_summary: _Optional[_Union[EpochSummary, _Mapping]] = ..., log_batch: _Optional[_Union[LogBatch, _Mapping]] = ..., run_end: _Optional[_Union[RunEnd, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., command_ack: _Optional[_Union[CommandAck, _Mapping]] = ..., dropped: _Optional[_Union[Dropped, _Mapping]] = ...) -> None: ...
+    alert: Alert
+    metric_batch: MetricBatch
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., seq: _Optional[int] = ..., session: _Optional[str] = ..., run_start: _Optional[_Union[RunStart, _Mapping]] = ..., model_info: _Optional[_Union[ModelInfo, _Mapping]] = ..., step_batch: _Optional[_Union[StepBatch, _Mapping]] = ..., epoch_summary: _Optional[_Union[EpochSummary, _Mapping]] = ..., log_batch: _Optional[_Union[LogBatch, _Mapping]] = ..., run_end: _Optional[_Union[RunEnd, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., command_ack: _Optional[_Union[CommandAck, _Mapping]] = ..., dropped: _Optional[_Union[Dropped, _Mapping]] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ..., metric_batch: _Optional[_Union[MetricBatch, _Mapping]] = ...) -> None: ...
 
 class Dropped(_message.Message):
     __slots__ = ("first_seq", "records", "reason")
@@ -323,6 +329,47 @@ class StepBatch(_message.Message):
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     samples: _containers.RepeatedCompositeFieldContainer[StepSample]
     def __init__(self, samples: _Optional[_Iterable[_Union[StepSample, _Mapping]]] = ...) -> None: ...
+
+class MetricPoint(_message.Message):
+    __slots__ = ("step", "epoch", "time", "values")
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    epoch: int
+    time: _timestamp_pb2.Timestamp
+    values: _containers.ScalarMap[str, float]
+    def __init__(self, step: _Optional[int] = ..., epoch: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., values: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class MetricBatch(_message.Message):
+    __slots__ = ("points",)
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[MetricPoint]
+    def __init__(self, points: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("title", "text", "level", "time", "epoch", "step")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    text: str
+    level: str
+    time: _timestamp_pb2.Timestamp
+    epoch: int
+    step: int
+    def __init__(self, title: _Optional[str] = ..., text: _Optional[str] = ..., level: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., epoch: _Optional[int] = ..., step: _Optional[int] = ...) -> None: ...
 
 class LossStats(_message.Message):
     __slots__ = ("mean", "std", "min", "max", "count", "nonfinite_count")
