@@ -2,7 +2,7 @@
 scheduler, first batches, outputs, modes; ``atlas_callback/_facts.py`` captures them, ARCHITECTURE.md lists the
 keys): missing_zero_grad, double_softmax, optimizer_not_stepping_model, lr_schedule_collapse, unnormalized_inputs,
 unshuffled_data, eval_mode_training, batchnorm_tiny_batch, unused_parameters, missing_grad_clipping,
-broadcast_loss_shapes.
+broadcast_loss_shapes, relu_output.
 
 Each names the likely line of code, in the run's framework. None of them fires without its facts: a run recorded
 by a trainer that does not send them (an older client, ``track_facts=False``) is judged by the other checks alone.
@@ -464,5 +464,34 @@ def broadcast_loss_shapes(ctx: Context) -> list[Finding] | None:
                    "`loss_fn(output, target.unsqueeze(-1))`.",
         metric_key="broadcast_warning", metric_value=1,
         evidence={"target_shape": target, "output_shape": output, "epoch": rec.epoch},  # type: ignore[union-attr]
+    )]
+
+
+_LAYERS = ("linear", "convolution", "recurrent", "attention", "activation", "normalization", "embedding")
+
+
+@rule("relu_output", severity="warning", category="loss")
+def relu_output(ctx: Context) -> list[Finding]:
+    """The model ends in a ReLU (a hidden block's `[Linear, ReLU]` copied once too often): every negative output is
+    clamped to 0 and gets no gradient, so a regression cannot go below zero and logits cannot be negative. Judged
+    from the architecture (the last layer on the model's path is a ReLU) and confirmed by the first step's output
+    (its smallest value exactly 0), so a `self.relu` registered last but used in the middle never fires."""
+    arch, out = ctx.state.architecture, _fact(ctx, "output")
+    low = _num(out, "min")
+    if arch is None or low is None or low != 0.0:
+        return []
+    path = [n for n in arch.ordered_nodes() if n.kind in _LAYERS]
+    if len(path) < 2 or path[-1].type not in ("ReLU", "ReLU6") or path[-2].kind not in ("linear", "convolution"):
+        return []
+    last, before = path[-1], path[-2]
+    return [Finding(
+        title="The model's output passes through a ReLU",
+        description=f"The last layer, {last.id} ({last.type}), follows {before.id} ({before.type}), and the first "
+                    "step's outputs had 0 as their smallest value: every negative output is clamped to 0 and gets "
+                    "no gradient, so the model cannot predict a negative value and half its outputs stop learning.",
+        suggestion=f"Remove the final activation (`{last.id}`): return the last layer's output as it is (raw "
+                   "logits for a classifier; `nn.Softplus()` if the target must be positive).",
+        metric_key="output_min", metric_value=0.0, layer=last.id,
+        evidence={"layer": last.id, "after": before.id, "output_min": low},
     )]
 

@@ -84,6 +84,13 @@ def dropout(p: float) -> Architecture:
                         nodes=nodes)
 
 
+def regression(*, last_relu: bool) -> Architecture:
+    nodes = (ArchNode("0", "Linear", in_features=10, out_features=64), ArchNode("1", "ReLU"),
+             ArchNode("2", "Linear", in_features=64, out_features=1)) + ((ArchNode("3", "ReLU"),) if last_relu else ())
+    return Architecture(total_parameters=769, layers=(ArchLayer("0", "Linear", 704), ArchLayer("2", "Linear", 65)),
+                        nodes=nodes, sequential_path=tuple(n.id for n in nodes))
+
+
 def lstm(num_layers: int) -> Architecture:
     node = ArchNode("rnn", "LSTM", input_size=32, hidden_size=64, num_layers=num_layers)
     return Architecture(total_parameters=1000, layers=(ArchLayer("rnn", "LSTM", 1000),), nodes=(node,))
@@ -293,6 +300,11 @@ CASES: dict[str, tuple[Case, Case]] = {
     "embedding_oversized": (lambda: dict(architecture=embed(1000, 1024)), lambda: dict(architecture=embed(1000, 512))),
     "rnn_too_deep": (lambda: dict(architecture=lstm(5)), lambda: dict(architecture=lstm(4))),
     "excessive_dropout": (lambda: dict(architecture=dropout(0.9)), lambda: dict(architecture=dropout(0.5))),
+    "relu_output": (
+        lambda: dict(epochs=with_facts(2, {"output": {"width": 1, "min": 0.0, "max": 2.5}}),
+                     architecture=regression(last_relu=True)),
+        lambda: dict(epochs=with_facts(2, {"output": {"width": 1, "min": -1.2, "max": 2.5}}),  # a ReLU listed last,
+                     architecture=regression(last_relu=True))),                             # used in the middle
     "broadcast_loss_shapes": (
         lambda: dict(epochs=epochs(2), logs=[LogRecord("WARNING", "train.py:41: UserWarning: Using a target size "
                                                        "(torch.Size([64])) that is different to the input size "
