@@ -17,6 +17,8 @@ log = logging.getLogger("atlas_collector")
 _FLAGS = [
     click.option("--listen", help="HOST:PORT to serve on (port 0 binds a free port). Env ATLAS_LISTEN. "
                  "[default: 127.0.0.1:50051]"),
+    click.option("--http", help="HOST:PORT for the web UI and its JSON API, or off. Env ATLAS_HTTP. Off loopback "
+                 "it needs --token. [default: 127.0.0.1:8765; a free port when --listen takes port 0]"),
     click.option("--db", help="Store URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB. Env ATLAS_DB. "
                  "[default: sqlite file atlas.db under ATLAS_HOME]"),
     click.option("--token", help="Bearer token every client must send. Env ATLAS_TOKEN. Required off loopback."),
@@ -26,6 +28,9 @@ _FLAGS = [
     click.option("--config", type=click.Path(dir_okay=False), help="TOML config file. Env ATLAS_CONFIG."),
     click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
                  help="Log level. Env ATLAS_LOG_LEVEL. [default: INFO]"),
+    click.option("--alert-webhook", metavar="URL", help="Send warnings and above (issues, failed/stopped/stalled "
+                 "runs, training-code alerts) to this generic webhook; more routes in the config's "
+                 "[[alerts.routes]]. Env ATLAS_ALERT_WEBHOOK."),
 ]
 
 
@@ -42,7 +47,7 @@ def _config(flags: dict[str, Any]) -> CollectorConfig:
         raise click.UsageError(str(exc)) from None
 
 
-def _check_port(listen: str) -> None:
+def _check_port(listen: str, flag: str = "--listen") -> None:
     """Refuse at once, in one line, an address this process cannot bind (taken, or not this machine's)."""
     import errno
     import socket
@@ -64,7 +69,7 @@ def _check_port(listen: str) -> None:
             why = ("the port is taken by another process" if exc.errno == errno.EADDRINUSE
                    else (exc.strerror or str(exc)))
             raise click.ClickException(f"cannot listen on {listen}: {why} (nothing was opened or migrated; choose "
-                                       "another --listen, or stop what holds it)") from None
+                                       f"another {flag}, or stop what holds it)") from None
 
 
 def _setup_logging(level: str) -> None:
@@ -97,6 +102,7 @@ def cli(ctx: click.Context, **flags: Any) -> None:
     config = _config(flags)
     _setup_logging(config.log_level)
     _check_port(config.listen)  # before the store is opened or migrated: a taken port changes nothing on disk
+    config = _check_http_port(config)
     from ._server import Collector
 
     try:
@@ -105,6 +111,26 @@ def cli(ctx: click.Context, **flags: Any) -> None:
         raise click.UsageError(str(exc)) from None
     except StoreUnusable as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _check_http_port(config: CollectorConfig) -> CollectorConfig:
+    """The web UI's address, like gRPC's: a chosen one that is taken is refused in one line; the default one
+    (127.0.0.1:8765) taken, by another collector say, gives way to a free port, with a warning."""
+    http = config.http_listen
+    if http is None:
+        return config
+    if config.http:
+        _check_port(http, "--http (or --http off)")
+        return config
+    try:
+        _check_port(http)
+    except click.ClickException:
+        import dataclasses
+
+        log.warning("the web UI's default address %s is taken; serving it on a free port instead (choose one with "
+                    "--http HOST:PORT, or --http off)", http)
+        return dataclasses.replace(config, http="127.0.0.1:0")
+    return config
 
 
 async def _serve(collector: Any) -> None:
@@ -117,6 +143,8 @@ async def _serve(collector: Any) -> None:
     except RuntimeError as exc:  # grpc raises RuntimeError when the port cannot be bound
         raise click.ClickException(f"cannot listen on {collector.config.listen}: {exc}") from None
     click.echo(f"listening on {collector.address}")
+    if collector.http_url:
+        click.echo(f"web UI on {collector.http_url}")
     sys.stdout.flush()
     await stop.wait()
     log.info("shutting down (signal)")

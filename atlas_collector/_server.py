@@ -18,7 +18,8 @@ from grpc_health.v1._async import HealthServicer
 
 from atlas_proto.v1 import query_pb2_grpc, telemetry_pb2 as tpb, telemetry_pb2_grpc
 
-from . import _commands, _queries, _reports, _retention
+from . import _alerts_rpc, _commands, _queries, _reports, _retention
+from ._alerts import Alerts
 from ._config import CollectorConfig
 from ._driver import DiagnosticsDriver
 from ._exceptions import CollectorError, InvalidMessage, RunEnded, grpc_status
@@ -27,6 +28,7 @@ from ._ingest import Outcome, Writer
 from ._otel import OtelExporter, chain
 from ._store import Store
 from ._validate import BodyInvalid, validate
+from ._web import EventHub
 
 log = logging.getLogger(__name__)
 
@@ -336,10 +338,24 @@ def _unary_sv(fn: Callable[[_reports.Services, Any], Any]) -> Callable[..., Any]
     return handler
 
 
+def _unary_alerts(fn: Callable[[Any, Store, Any], Any]) -> Callable[..., Any]:
+    """Like `_unary`, for the alert queries (they need the collector's `Alerts`)."""
+    async def handler(self: "QueryServicer", request: Any, context: Any) -> Any:
+        await _refuse_undecodable(request, context, fn.__name__)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, self.alerts, self._store, request)
+        except CollectorError as exc:
+            await context.abort(grpc_status(exc), str(exc))
+
+    handler.__name__ = fn.__name__
+    return handler
+
+
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
-    def __init__(self, store: Store, services: _reports.Services | None = None) -> None:
+    def __init__(self, store: Store, services: _reports.Services | None = None, alerts: Alerts | None = None) -> None:
         self._store = store
         self._services = services
+        self.alerts = alerts
 
     ListRuns = _unary(_queries.list_runs)
     GetRun = _unary(_queries.get_run)
@@ -355,6 +371,25 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     CompareRuns = _unary_sv(_reports.compare_runs)
     SendCommand = _unary_sv(_reports.command)
     Diagnose = _unary_sv(_reports.diagnose)
+    ListAlerts = _unary_alerts(_alerts_rpc.list_alerts)
+    TestAlert = _unary_alerts(_alerts_rpc.test_alert)
+    ListMetrics = _unary(_queries.list_metrics)
+    GetMetricSeries = _unary(_queries.get_metric_series)
+
+    http_url = ""  # the web UI's URL, set once it serves (`atlas ui` asks for it)
+
+    async def GetServerInfo(self, request: Any, context: Any) -> Any:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from atlas_proto.v1 import query_pb2 as qpb
+
+        await _refuse_undecodable(request, context, "GetServerInfo")
+        try:
+            ver = version("atlas-observatory")
+        except PackageNotFoundError:
+            ver = ""
+        token = bool(self._services is not None and self._services.config.token)
+        return qpb.ServerInfo(version=ver, http_url=self.http_url, token_required=token)
 
 
 class _TokenInterceptor(grpc.aio.ServerInterceptor):
@@ -393,11 +428,19 @@ class Collector:
         self._health = HealthServicer()
         self.hub = CommandHub()
         self.driver: DiagnosticsDriver | None = None
+        self.alerts = Alerts(config.alert_settings, self.store)
         self._listener: PgListener | None = None
         self.otel: OtelExporter | None = None
         self._timer: asyncio.Task[None] | None = None
         self._retention_since: float | None = None
         self._last_retention = 0.0
+        self.events = EventHub()  # live updates for the web UI: told what is committed
+        self.services: _reports.Services | None = None
+        self.web: Any = None  # the web UI's server (`_web.WebServer`), None when --http off
+
+    @property
+    def http_url(self) -> str | None:
+        return self.web.url if self.web is not None else None
 
     @property
     def address(self) -> str:
@@ -408,15 +451,21 @@ class Collector:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.create_schema)
         self.driver = DiagnosticsDriver(self.store, thresholds=self.config.thresholds,
-                                        disabled_checks=self.config.disabled_checks, act=self._policy)
+                                        disabled_checks=self.config.disabled_checks, act=self._policy,
+                                        alerts=self.alerts)
         self.otel = OtelExporter.from_config(self.config, self.store, driver=self.driver)
-        self._writer = Writer(self.store, on_commit=chain(self.driver.notify, self.otel.notify if self.otel else None))
+        self._writer = Writer(self.store, on_commit=chain(self.driver.notify, self.otel.notify if self.otel else None,
+                                                          self.alerts.after_commit, self.events.notify),
+                              alerts=self.alerts)
+        self.events.bind(loop)
+        self.driver.on_persist = lambda run_id: self.events.changed(run_id, "issues")
         self._telemetry = TelemetryServicer(self._writer, self.config.max_inflight, self.hub, self.store,
                                             self.driver)
         if self.store.dialect == "postgresql":
             self._listener = PgListener(self.store, self.hub)
             await loop.run_in_executor(None, self._listener.wait_ready, 10.0)
-        services = _reports.Services(store=self.store, hub=self.hub, driver=self.driver, config=self.config)
+        services = self.services = _reports.Services(store=self.store, hub=self.hub, driver=self.driver,
+                                                     config=self.config)
         limit = self.config.max_message_mb * 1024 * 1024
         interceptors = [_TokenInterceptor(self.config.token)] if self.config.token else []
         self._server = grpc.aio.server(
@@ -425,7 +474,8 @@ class Collector:
                      ("grpc.so_reuseport", 0)],
         )
         _add_telemetry_service(self._telemetry, self._server)
-        _add_query_service(QueryServicer(self.store, services), self._server)
+        self._query = QueryServicer(self.store, services, self.alerts)
+        _add_query_service(self._query, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if self.config.tls_cert:
             with open(self.config.tls_cert, "rb") as f_cert, open(self.config.tls_key, "rb") as f_key:
@@ -437,6 +487,19 @@ class Collector:
         for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._timer = asyncio.create_task(self._tick_forever())
+        if self.config.http_listen is not None:
+            from ._web import WebServer
+
+            web = WebServer(self, self.config.http_listen)
+            try:
+                await web.start()
+            except BaseException:
+                await self.stop(1.0)
+                raise
+            self.web = web
+            self._query.http_url = web.url
+        self.alerts.ui_url = self.alerts.ui_url or _alerts_ui_url(self)
+        self.alerts.start()  # its own thread: sending never blocks ingest or acks
         log.info("collector listening on %s store=%s tls=%s token=%s", self.address, self.store.url,
                  "on" if self.config.tls_cert else "off", "set" if self.config.token else "none")
         return self.port
@@ -449,7 +512,11 @@ class Collector:
             send_command(self.store, self.hub, run_id, kind, reason=reason, sender="policy", issue_check=check,
                          live_after=self.config.stale_after_s, record_if_ended=True)
         except RunEnded:
-            pass
+            return
+        if self.alerts.enabled:
+            with self.store.begin() as conn:
+                self.alerts.run_event(conn, run_id, "stopped" if kind == "stop" else "paused", reason, check=check)
+            self.alerts.wake()
 
     @property
     def tick_s(self) -> float:
@@ -470,8 +537,14 @@ class Collector:
         """Mark silent runs stale, drive the time-based checks, apply retention (at most once a minute)."""
         with self.store.begin() as conn:
             stale = _retention.mark_stale(conn, now=now, stale_after_s=self.config.stale_after_s)
+            for run_id in stale if self.alerts.enabled else ():
+                self.alerts.run_event(conn, run_id, "stalled", f"no data or heartbeat for "
+                                      f"{self.config.stale_after_s:.0f} s", now=now)
+        if stale and self.alerts.enabled:
+            self.alerts.wake()
         for run_id in stale:
             log.info("run=%s status=stale (no data for %.0f s)", run_id, self.config.stale_after_s)
+            self.events.changed(run_id, "status")
         with self.store.connect() as conn:
             live = _retention.live_runs(conn)
         if self.driver is not None:
@@ -497,6 +570,9 @@ class Collector:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         await self._health.enter_graceful_shutdown()
+        if self.web is not None:  # first: its event streams end, and no page sends commands any more
+            await self.web.stop(max(0.1, (deadline - loop.time()) * 0.2))
+            self.web = None
         if self._timer is not None:
             self._timer.cancel()
         if self._telemetry is not None:
@@ -513,8 +589,23 @@ class Collector:
             await loop.run_in_executor(None, self.driver.shutdown, max(0.1, deadline - loop.time()))
         if self._listener is not None:
             await loop.run_in_executor(None, self._listener.shutdown, max(0.1, deadline - loop.time()))
+        await loop.run_in_executor(None, self.alerts.shutdown, max(0.1, min(2.0, deadline - loop.time())))
         self.store.close()
         log.info("collector stopped")
+
+
+def _alerts_ui_url(collector: "Collector") -> str:
+    """The base of run links in notifications: the web UI's address (`--http`) when it is served."""
+    url = str(getattr(collector, "http_url", None) or "").rstrip("/")
+    if not url:
+        return ""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.partition("/")[0].rpartition(":")
+    if host in ("0.0.0.0", "::", "[::]"):  # served on every interface: name this machine
+        import socket
+
+        return f"{scheme}://{socket.gethostname()}:{port}"
+    return url
 
 
 class RunningCollector:
@@ -532,6 +623,11 @@ class RunningCollector:
     @property
     def port(self) -> int:
         return self.collector.port
+
+    @property
+    def http_url(self) -> str | None:
+        """The web UI's URL (None with http off)."""
+        return self.collector.http_url
 
     @property
     def store(self) -> Store:

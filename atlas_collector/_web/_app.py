@@ -1,0 +1,147 @@
+"""The Starlette application: pages (one static index.html, routed in the browser), assets, the JSON API,
+server-sent events, and the login. Routes are listed in API.md; handlers are in `_api`, live streams in
+`_streams`, security in `_auth`."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import pathlib
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from . import _auth, _streams
+from ._api import Api, HttpError, blocking, dumps, status_of
+
+STATIC = pathlib.Path(__file__).parent / "static"
+MAX_BODY = 64 * 1024
+WRONG_TOKEN_DELAY_S = 0.5
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(dumps(value), status_code=status, media_type="application/json",
+                    headers={"cache-control": "no-store"})
+
+
+def error_response(exc: BaseException) -> Response:
+    status, message = status_of(exc)
+    return json_response({"error": message}, status)
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HttpError(413, f"the request body must be at most {MAX_BODY} bytes, got {len(body)}")
+    try:
+        return json.loads(body or b"{}")
+    except ValueError as exc:
+        raise HttpError(400, f"the request body is not JSON: {exc}") from None
+
+
+class _Static(StaticFiles):
+    """Assets: a versioned URL (`?v=...`) is cached for a year; others are revalidated (ETag)."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        response = await super().get_response(path, scope)
+        versioned = b"v=" in scope.get("query_string", b"")
+        response.headers["cache-control"] = ("public, max-age=31536000, immutable" if versioned else "no-cache")
+        return response
+
+
+def build_app(api: Api, hub: Any, *, token: str, hosts: set[str]) -> Any:
+    """The ASGI app, wrapped in the security guard."""
+
+    def handler(fn: Any, *names: str, params: bool = False) -> Any:
+        """A GET route: path parameters `names` (and with `params` the query string) to `fn`, in the thread
+        pool."""
+        call = blocking(fn)
+
+        async def endpoint(request: Request) -> Response:
+            api.last_request = time.monotonic()
+            args: list[Any] = [request.path_params[n] for n in names]
+            if params:
+                args.append(request.query_params)
+            try:
+                return json_response(await call(*args))
+            except Exception as exc:  # noqa: BLE001 - every failure is one JSON line
+                return error_response(exc)
+
+        return endpoint
+
+    async def page(request: Request) -> Response:
+        index = STATIC / "index.html"
+        if not index.is_file():
+            return Response("The Atlas UI's files are missing from this installation (atlas_collector/_web/static).",
+                            status_code=503, media_type="text/plain")
+        return FileResponse(index, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"})
+
+    async def info(request: Request) -> Response:
+        return json_response(api.info)
+
+    async def login(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+        except HttpError as exc:
+            return error_response(exc)
+        sent = body.get("token") if isinstance(body, dict) else None
+        if not token:
+            return json_response({"ok": True, "token_required": False})
+        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), token.encode()):
+            await asyncio.sleep(WRONG_TOKEN_DELAY_S)  # guessing tokens over HTTP goes slowly
+            return json_response({"error": "wrong token"}, 401)
+        response = json_response({"ok": True, "token_required": True})
+        response.headers.append("set-cookie", _auth.cookie_header(
+            _auth.SESSION_COOKIE, _auth.make_session(token), http_only=True,
+            max_age=_auth.SESSION_MAX_AGE_S).decode())
+        return response
+
+    async def logout(request: Request) -> Response:
+        response = json_response({"ok": True})
+        response.headers.append("set-cookie", _auth.cookie_header(_auth.SESSION_COOKIE, "", http_only=True,
+                                                                  max_age=0).decode())
+        return response
+
+    async def command(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+            return json_response(await blocking(api.command)(request.path_params["run"], body))
+        except Exception as exc:  # noqa: BLE001
+            return error_response(exc)
+
+    async def not_found(request: Request) -> Response:
+        return json_response({"error": f"no API route {request.method} {request.url.path} (see API.md)"}, 404)
+
+    routes = [
+        Route("/", page), Route("/runs/{run}", page), Route("/compare", page), Route("/projects/{name:path}", page),
+        Route("/login", page),
+        Route("/api/info", info),
+        Route("/api/login", login, methods=["POST"]),
+        Route("/api/logout", logout, methods=["POST"]),
+        Route("/api/runs", handler(api.runs, params=True)),
+        Route("/api/events", _streams.runs_stream(api, hub)),
+        Route("/api/compare", handler(api.compare, params=True)),
+        Route("/api/projects/{name}/trend", handler(api.trend, "name")),
+        Route("/api/runs/{run}", handler(api.run, "run", params=True)),
+        Route("/api/runs/{run}/steps", handler(api.steps, "run", params=True)),
+        Route("/api/runs/{run}/epochs", handler(api.epochs, "run", params=True)),
+        Route("/api/runs/{run}/issues", handler(api.issues, "run", params=True)),
+        Route("/api/runs/{run}/health", handler(api.health, "run")),
+        Route("/api/runs/{run}/green", handler(api.green, "run")),
+        Route("/api/runs/{run}/layers", handler(api.layers, "run", params=True)),
+        Route("/api/runs/{run}/architecture", handler(api.architecture, "run")),
+        Route("/api/runs/{run}/logs", handler(api.logs, "run", params=True)),
+        Route("/api/runs/{run}/metrics", handler(api.metrics, "run", params=True)),
+        Route("/api/runs/{run}/events", _streams.run_stream(api, hub)),
+        Route("/api/runs/{run}/command", command, methods=["POST"]),
+        Route("/api/runs/{run}/ask", _streams.ask_stream(api), methods=["POST"]),
+        Route("/api/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Mount("/static", app=_Static(directory=STATIC, check_dir=False), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    return _auth.Guard(app, token=token, hosts=hosts)
