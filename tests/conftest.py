@@ -17,6 +17,59 @@ BIN = pathlib.Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("ATLAS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs the PostgreSQL server `postgres` (it asks for `pg_database`, or is the
+    "postgres" case of a store parametrization), and every test of a module listed in SLOW_MODULES `slow`, so that
+    `./scripts/test -m "not postgres and not slow"` is the fast subset that runs anywhere."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if ("pg_database" in getattr(item, "fixturenames", ())
+                or (callspec is not None and ("postgres" in callspec.params.values() or "postgres" in callspec.id))):
+            item.add_marker(pytest.mark.postgres)
+        module = item.nodeid.split("::", 1)[0]
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
+# Modules whose tests train real models or start real servers and browsers: each took 10 s or more in total in a
+# full run (`./scripts/test --durations=0`, summed per module; 2026-12-04, a loaded 2-core machine). The rest of the
+# suite, without PostgreSQL, is the fast subset: `./scripts/test -m "not postgres and not slow"`.
+SLOW_MODULES: frozenset[str] = frozenset({
+    "tests/faults/test_fault_suite.py",  # (not in that run: 31 fault programs and 26 controls, ~90 s idle)
+    "tests/alerts/test_alerts_cli_config.py",
+    "tests/alerts/test_alerts_restart.py",
+    "tests/capture/test_cap_layers.py",
+    "tests/capture/test_cap_notice.py",
+    "tests/capture/test_cap_tls.py",
+    "tests/cli/test_cli_agent.py",
+    "tests/cli/test_cli_commands.py",
+    "tests/cli/test_cli_field_order.py",
+    "tests/cli/test_cli_hostile.py",
+    "tests/cli/test_cli_poison_rows.py",
+    "tests/cli/test_cli_sync_damaged.py",
+    "tests/cli/test_cli_watch.py",
+    "tests/collector/test_coll_commands.py",
+    "tests/collector/test_coll_diagnostics.py",
+    "tests/collector/test_coll_hostile.py",
+    "tests/collector/test_coll_migrate.py",
+    "tests/integrations/test_int_transformers.py",
+    "tests/integrations/test_int_user_metrics.py",
+    "tests/integrations/test_int_wandb_compat.py",
+    "tests/otel/test_otel_export.py",
+    "tests/otel/test_otel_phoenix.py",
+    "tests/otel/test_otel_replay.py",
+    "tests/reliability/test_rel_acks.py",
+    "tests/reliability/test_rel_exit.py",
+    "tests/reliability/test_rel_fuzz.py",
+    "tests/reliability/test_rel_hostile.py",
+    "tests/reliability/test_rel_network.py",
+    "tests/test_capture_control.py",
+    "tests/test_foundation_e2e.py",
+    "tests/ui/test_ui_api.py",
+    "tests/ui/test_ui_browser.py",
+})
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the developer's ~/.atlas or inherits their ATLAS_* settings."""

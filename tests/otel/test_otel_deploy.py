@@ -61,6 +61,7 @@ def test_compose_wires_collector_postgres_otel_collector_and_jaeger(compose) -> 
     otlp = env["ATLAS_OTLP_ENDPOINT"]
     assert otlp == "http://otel-collector:4317"
     assert "50051:50051" in collector["ports"] and env["ATLAS_LISTEN"] == "0.0.0.0:50051"
+    assert "8765:8765" in collector["ports"] and env["ATLAS_HTTP"] == "0.0.0.0:8765"  # the web UI, behind the token
     # The environment the compose file gives loads in the collector (the token is required off loopback).
     config = load_config({}, env)
     assert (config.listen, config.token, config.otlp_endpoint) == ("0.0.0.0:50051", "s3cret", otlp)
@@ -175,7 +176,7 @@ def test_dockerfile_dependencies_cover_what_the_collector_imports() -> None:
             if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras)):
                 todo.append((_norm(req.name), tuple(req.extras)))
     code = ("import sys, atlas_collector, atlas_collector._otel, atlas_collector._otel_cli, atlas_collector._migrate, "
-            "psycopg, alembic.command;"
+            "atlas_collector._web._app, atlas_collector._web._downsample, uvicorn, psycopg, alembic.command;"
             "from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter;"
             "from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as H;"
             "from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as M;"
@@ -185,7 +186,8 @@ def test_dockerfile_dependencies_cover_what_the_collector_imports() -> None:
     at_startup = subprocess.run([sys.executable, "-c", "import sys; print('\\n'.join(sys.modules))"],
                                 capture_output=True, text=True, check=True).stdout.split()  # .pth hooks
     owners = md.packages_distributions()
-    optional = ("atlas-observatory", "grpcio-tools", "pygments")  # grpc and mako import these only when present
+    # grpc and mako import these only when present; starlette imports python-multipart, anyio sniffio, the same way
+    optional = ("atlas-observatory", "grpcio-tools", "pygments", "python-multipart", "sniffio")
     def dists(module: str) -> list[str]:
         """The distributions that hold `module` (for the `google` namespace: those holding its sub-package)."""
         top, _, sub = module.partition(".")
