@@ -1,8 +1,8 @@
 // Line charts on uPlot: dark axes, legends, a min/max band for downsampled data, issue markers, drag to zoom
 // (the page re-fetches full resolution for the visible range), double-click to reset.
 // Every chart is registered on window.__atlas.charts[id] so tests and the benchmark can read what it holds.
-import { h } from "./dom.js?v=0153bac8d909";
-import { num } from "./fmt.js?v=0153bac8d909";
+import { h } from "./dom.js?v=5460d1710ab2";
+import { num } from "./fmt.js?v=5460d1710ab2";
 
 export const COLORS = ["#5b9cf6", "#f2a23a", "#4cc38a", "#b07cf7", "#f0616d", "#3fc1c9", "#e5c15b", "#ef7fbf", "#8fa3bf", "#a3d16b"];
 const SEV_COLOR = { critical: "#f0616d", warning: "#f2a23a", info: "#5b9cf6" };

@@ -1,10 +1,10 @@
 // Compare: two or more runs overlaid (step loss, per-epoch metrics), hyperparameters side by side with differences marked.
-import { get } from "./api.js?v=0153bac8d909";
-import { card, h, link, replace } from "./dom.js?v=0153bac8d909";
-import { COLORS, emptyChart, lineChart, smooth } from "./chart.js?v=0153bac8d909";
-import { duration, int, mass, num, runDuration, shortId } from "./fmt.js?v=0153bac8d909";
-import { col, hasValues, metricKeys, stepColumns } from "./series.js?v=0153bac8d909";
-import { errorBox, gradePill, healthPill, statusBadge } from "./widgets.js?v=0153bac8d909";
+import { get } from "./api.js?v=5460d1710ab2";
+import { card, h, link, replace } from "./dom.js?v=5460d1710ab2";
+import { COLORS, emptyChart, lineChart, smooth } from "./chart.js?v=5460d1710ab2";
+import { duration, int, mass, num, runDuration, shortId } from "./fmt.js?v=5460d1710ab2";
+import { col, hasValues, metricKeys, stepColumns } from "./series.js?v=5460d1710ab2";
+import { errorBox, gradePill, healthPill, statusBadge } from "./widgets.js?v=5460d1710ab2";
 
 export async function render(app, { runs }) {
   document.title = "Compare · Atlas";

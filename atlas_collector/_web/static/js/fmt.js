@@ -48,7 +48,9 @@ export function equivalent(key, v) {
   }
   if (key === "tree_seedlings_grown_10_years") {
     const days = v * 3652.5;  // one seedling's ten years of growth, in seedling-days
-    return ["what a tree seedling absorbs in", days >= 1 ? `${num(days, 3)} days` : `${num(days * 24, 3)} hours`];
+    const text = days >= 1 ? `${num(days, 3)} days` : days * 24 >= 1 ? `${num(days * 24, 3)} hours`
+      : days * 1440 >= 1 ? `${num(days * 1440, 3)} minutes` : `${num(days * 86400, 3)} seconds`;
+    return ["what a tree seedling absorbs in", text];
   }
   return [key.replace(/_/g, " "), num(v, 3)];
 }

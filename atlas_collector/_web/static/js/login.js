@@ -1,6 +1,6 @@
 // The token form, shown when the collector has a token and the browser has no session yet.
-import { post } from "./api.js?v=0153bac8d909";
-import { h, replace } from "./dom.js?v=0153bac8d909";
+import { post } from "./api.js?v=5460d1710ab2";
+import { h, replace } from "./dom.js?v=5460d1710ab2";
 
 export async function render(app, { next }) {
   document.title = "Sign in · Atlas";

@@ -1,14 +1,14 @@
 // The page's router: one index.html for every path; each page module renders into #app and returns a cleanup.
-import { get, startEarly } from "./api.js?v=0153bac8d909";
-import { clear, replace } from "./dom.js?v=0153bac8d909";
-import { errorBox } from "./widgets.js?v=0153bac8d909";
+import { get, startEarly } from "./api.js?v=5460d1710ab2";
+import { clear, replace } from "./dom.js?v=5460d1710ab2";
+import { errorBox } from "./widgets.js?v=5460d1710ab2";
 
 const routes = [
-  [/^\/$/, () => import("./runs.js?v=0153bac8d909"), () => ({})],
-  [/^\/runs\/([^/]+)\/?$/, () => import("./run.js?v=0153bac8d909"), (m) => ({ id: decodeURIComponent(m[1]) })],
-  [/^\/compare\/?$/, () => import("./compare.js?v=0153bac8d909"), () => ({ runs: (new URLSearchParams(location.search).get("runs") || "").split(",").filter(Boolean) })],
-  [/^\/projects\/([^/]+)\/?$/, () => import("./project.js?v=0153bac8d909"), (m) => ({ name: decodeURIComponent(m[1]) })],
-  [/^\/login\/?$/, () => import("./login.js?v=0153bac8d909"), () => ({ next: new URLSearchParams(location.search).get("next") || "/" })],
+  [/^\/$/, () => import("./runs.js?v=5460d1710ab2"), () => ({})],
+  [/^\/runs\/([^/]+)\/?$/, () => import("./run.js?v=5460d1710ab2"), (m) => ({ id: decodeURIComponent(m[1]) })],
+  [/^\/compare\/?$/, () => import("./compare.js?v=5460d1710ab2"), () => ({ runs: (new URLSearchParams(location.search).get("runs") || "").split(",").filter(Boolean) })],
+  [/^\/projects\/([^/]+)\/?$/, () => import("./project.js?v=5460d1710ab2"), (m) => ({ name: decodeURIComponent(m[1]) })],
+  [/^\/login\/?$/, () => import("./login.js?v=5460d1710ab2"), () => ({ next: new URLSearchParams(location.search).get("next") || "/" })],
 ];
 
 let cleanup = null;

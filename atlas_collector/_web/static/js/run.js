@@ -1,13 +1,13 @@
 // One run: header with controls, live charts, issues, health, Green-AI card, and tabs for the rest.
-import { get, post, stepRequest, subscribe } from "./api.js?v=0153bac8d909";
-import { card, h, link, replace } from "./dom.js?v=0153bac8d909";
-import { COLORS, alpha, emptyChart, lineChart, smooth } from "./chart.js?v=0153bac8d909";
-import { duration, energy, equivalent, euro, int, mass, num, runDuration, shortId, when } from "./fmt.js?v=0153bac8d909";
-import { OTHER_SERIES, col, gpuColumns, hasValues, lossData, metricKeys, stepColumns, stepPoints } from "./series.js?v=0153bac8d909";
-import { errorBox, gradePill, healthPill, spinner, statusBadge } from "./widgets.js?v=0153bac8d909";
-import { issuesList, layersPanel, modelPanel, logsPanel, profilerPanel, configPanel } from "./run_panels.js?v=0153bac8d909";
-import { agentPanel } from "./agent.js?v=0153bac8d909";
-import { metricsPanel } from "./metrics.js?v=0153bac8d909";
+import { get, post, stepRequest, subscribe } from "./api.js?v=5460d1710ab2";
+import { card, h, link, replace } from "./dom.js?v=5460d1710ab2";
+import { COLORS, alpha, emptyChart, lineChart, smooth } from "./chart.js?v=5460d1710ab2";
+import { duration, energy, equivalent, euro, int, mass, num, runDuration, shortId, when } from "./fmt.js?v=5460d1710ab2";
+import { OTHER_SERIES, col, gpuColumns, hasValues, lossData, metricKeys, stepColumns, stepPoints } from "./series.js?v=5460d1710ab2";
+import { errorBox, gradePill, healthPill, spinner, statusBadge } from "./widgets.js?v=5460d1710ab2";
+import { issuesList, layersPanel, modelPanel, logsPanel, profilerPanel, configPanel } from "./run_panels.js?v=5460d1710ab2";
+import { agentPanel } from "./agent.js?v=5460d1710ab2";
+import { metricsPanel } from "./metrics.js?v=5460d1710ab2";
 
 const POINTS = 2000;
 

@@ -1,9 +1,9 @@
 // The run page's tabs: issues (ranked, symptoms folded under their cause), layer heatmap, model, logs, profiler, config.
-import { get } from "./api.js?v=0153bac8d909";
-import { card, h, kv, replace, table, valueText } from "./dom.js?v=0153bac8d909";
-import { int, num, when } from "./fmt.js?v=0153bac8d909";
-import { errorBox, severityTag, spinner } from "./widgets.js?v=0153bac8d909";
-import { heatmap } from "./heatmap.js?v=0153bac8d909";
+import { get } from "./api.js?v=5460d1710ab2";
+import { card, h, kv, replace, table, valueText } from "./dom.js?v=5460d1710ab2";
+import { int, num, when } from "./fmt.js?v=5460d1710ab2";
+import { errorBox, severityTag, spinner } from "./widgets.js?v=5460d1710ab2";
+import { heatmap } from "./heatmap.js?v=5460d1710ab2";
 
 // ---------- issues ----------
 export function issuesList(issues, opts = {}) {
