@@ -22,6 +22,7 @@ from atlas_proto.v1 import query_pb2_grpc
 from atlas_proto.v1 import telemetry_pb2 as tpb
 from _lit import TinyClassifier, loaders, trainer
 from _query import Query
+from _wait import within
 
 HERE = pathlib.Path(__file__).parent
 
@@ -40,15 +41,6 @@ def send(address: str, run_id: str, kind: int, reason: str = "") -> qpb.CommandR
             qpb.CommandRequest(run=run_id, kind=kind, reason=reason, sender="test"), timeout=10)
 
 
-def wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 class CommandAt(pl.Callback):
     """Send a command at a given step and wait until the trainer side has received it."""
 
@@ -60,7 +52,7 @@ class CommandAt(pl.Callback):
             return
         send(self.address, self.atlas.run_id, self.kind, reason="from the test")
         control = self.atlas._core.control
-        assert wait_for(lambda: any(control.decide())), "the command never reached the trainer"
+        assert within(lambda: any(control.decide())), "the command never reached the trainer"
         if self.then is not None:
             self.then()
 
@@ -81,7 +73,7 @@ def test_pause_then_resume(collector) -> None:
 
     def resume_later() -> None:
         def worker() -> None:
-            ok = wait_for(lambda: collector.query.run(atlas.run_id).summary.status == tpb.RUN_STATUS_PAUSED, 15)
+            ok = within(lambda: collector.query.run(atlas.run_id).summary.status == tpb.RUN_STATUS_PAUSED, 15)
             seen["paused_status"] = ok
             time.sleep(1.0)
             seen["resumed_at"] = time.time()
@@ -142,7 +134,7 @@ def test_non_finite_loss_fast_path_follows_the_policy(collector, policy, steps_r
                 "SELECT kind, issue_check FROM commands WHERE run_id = :r"), {"r": obs.run_id})]
 
     if policy == "stop":
-        assert wait_for(lambda: ("stop", "nan_loss") in commands(), 10), commands()
+        assert within(lambda: ("stop", "nan_loss") in commands(), 10), commands()
     else:
         assert commands() == []
 

@@ -23,11 +23,16 @@ from coll_support import Trainer, query, rows, wait_for  # noqa: E402,F401
 
 class Receiver:
     """Records every POST. `statuses`: the answers to the first requests (then 200); `delay`: seconds before each
-    answer (a slow receiver)."""
+    answer (a slow receiver); `held`: answer nothing until `release` is set (a receiver stuck for as long as the
+    test needs)."""
 
-    def __init__(self, statuses: tuple[int, ...] = (), delay: float = 0.0, port: int = 0) -> None:
+    def __init__(self, statuses: tuple[int, ...] = (), delay: float = 0.0, port: int = 0, held: bool = False) -> None:
         self.statuses = list(statuses)
         self.delay = delay
+        self.release = threading.Event()
+        if not held:
+            self.release.set()
+        self.waiting = 0  # requests being held now
         self.requests: list[dict[str, Any]] = []
         self.answered = 0
         me = self
@@ -42,6 +47,10 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if me.delay:
                     time.sleep(me.delay)
+                if not me.release.is_set():
+                    me.waiting += 1
+                    me.release.wait(60)
+                    me.waiting -= 1
                 status = me.statuses.pop(0) if me.statuses else 200
                 me.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                     "body": body, "status": status})
@@ -72,6 +81,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.release.set()  # a held request answers, so the server's threads end
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)

@@ -5,7 +5,6 @@ import math
 import pathlib
 import signal
 import sys
-import time
 
 import sqlalchemy as sa
 
@@ -15,6 +14,7 @@ from alert_support import Receiver, Trainer, alert_collector, wait_for
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from conftest import free_port, start_collector_process  # noqa: E402
+from _wait import holds_for
 
 
 def _rows(db: str) -> list[dict]:
@@ -47,8 +47,7 @@ def test_a_pending_notification_is_delivered_once_after_kill_9(db_url: str, tmp_
         second = start_collector_process(db, "--config", str(config))
         try:
             wait_for(lambda: rx.ok(), 20, "the delivery after the restart")
-            time.sleep(1.5)
-            assert len(rx.ok()) == 1
+            holds_for(lambda: len(rx.ok()) == 1, 1.5, "delivered once after the restart")
             [body] = rx.bodies()
             assert (body["event"], body["check"], body["run"]["name"]) == ("issue", "nan_loss", "killed")
             wait_for(lambda: _rows(db)[0]["state"] == "sent", 10, "the row marked sent")
@@ -60,18 +59,16 @@ def test_a_pending_notification_is_delivered_once_after_kill_9(db_url: str, tmp_
 
 def test_a_slow_receiver_never_slows_acks(tmp_path) -> None:
     db = f"sqlite:///{tmp_path / 'a.db'}"
-    with Receiver(delay=4.0) as rx, alert_collector(db, [{"name": "slow", "kind": "webhook", "url": rx.url(),
-                                                          "timeout_s": 8}]) as c:
+    with Receiver(held=True) as rx, alert_collector(db, [{"name": "slow", "kind": "webhook", "url": rx.url(),
+                                                         "timeout_s": 30}]) as c:
         trainer = Trainer(c.address).start(name="slow-receiver")
         trainer.steps([math.nan])
         trainer.wait_acked()
-        wait_for(lambda: c.collector.alerts.dispatcher._thread.is_alive() and _rows(db)
-                 and _rows(db)[0]["next_attempt_at"] > time.time() + 5, 10, "the send in flight")
-        started = time.monotonic()
+        wait_for(lambda: rx.waiting == 1, 10, "the send in flight, held by the receiver")
         for epoch in range(20):
             trainer.epoch(epoch, 1.0)
-            trainer.wait_acked(timeout=5)
-        elapsed = time.monotonic() - started
-        assert elapsed < 3.0, f"20 acks took {elapsed:.1f} s while the receiver was stuck"
+            trainer.wait_acked(timeout=20)
+        assert rx.waiting == 1 and not rx.ok(), "the 20 acks came while the receiver still held the send"
+        rx.release.set()
         wait_for(lambda: rx.ok(), 15, "the slow delivery")
         trainer.finish()

@@ -18,6 +18,7 @@ from alert_support import Receiver, alert_collector, notifications, verify, wait
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from _lit import TinyClassifier, loaders, trainer  # noqa: E402
 from conftest import BIN, cli_env  # noqa: E402
+from _wait import holds_for
 
 QUIET = AtlasConfig(track_carbon=False, track_gpu=False, quiet=True)
 
@@ -101,9 +102,11 @@ def test_lightning_run_bug_sends_one_signed_webhook_and_its_own_alert(tmp_path) 
         callback = AtlasCallback(project="lit", run_name="nan-bug", collector=c.address, config=QUIET)
         trainer([callback], max_epochs=2, limit_train_batches=8, limit_val_batches=1).fit(NanAfter(), *loaders())
         wait_for(lambda: len(rx.ok()) >= 2, 20, "the issue's and the alert's messages")
-        import time
+        def one_per_opening() -> bool:
+            checks = [b["check"] for b in rx.bodies() if b["event"] == "issue"]
+            return len(checks) == len(set(checks))
 
-        time.sleep(1.0)
+        holds_for(one_per_opening, 1.0, "one message per opening")
         bodies = rx.bodies()
         issues = [b for b in bodies if b["event"] == "issue"]
         checks = [b["check"] for b in issues]

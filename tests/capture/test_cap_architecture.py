@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -109,18 +108,13 @@ def test_exotic_modules_get_generic_info_and_never_raise() -> None:
     assert _attrs(info, "2") == {"category": "convolution"}
 
 
-def test_describe_is_fast_for_a_hundred_layers() -> None:
+def test_describe_names_every_layer_of_a_hundred() -> None:
+    """(Its time at run start is benchmarks/describe_model.py's.)"""
     model = nn.Sequential(*[nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.LayerNorm(64), nn.Dropout(0.1))
                             for _ in range(25)])
-    best = min(_timed(lambda: describe_model(model)) for _ in range(3))
-    assert len(describe_model(model).layers) == 100
-    assert best < 0.05, f"describe_model took {best * 1e3:.1f} ms for 100 layers"
-
-
-def _timed(fn: Any) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    info = describe_model(model)
+    assert len(info.layers) == 100
+    assert [x.type for x in info.layers[:4]] == ["Linear", "ReLU", "LayerNorm", "Dropout"]
 
 
 def test_shape_tracer_records_the_cnn_path_and_shapes_once() -> None:

@@ -22,6 +22,7 @@ from google.protobuf import struct_pb2
 
 from atlas_proto.v1 import telemetry_pb2 as tpb
 from atlas_proto.v1 import telemetry_pb2_grpc
+import _wait
 from conftest import BIN, CollectorProcess, cli_env, start_collector_process
 
 TESTS = pathlib.Path(__file__).resolve().parent.parent
@@ -184,14 +185,8 @@ def stop_store() -> None:
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(interval)
+    """`_wait.wait_for`, polling less often: a CLI predicate runs a command."""
+    return _wait.wait_for(predicate, timeout, interval=interval)
 
 
 __all__ = ["TESTS", "atlas", "atlas_json", "one_line_error", "free_port", "stream_run", "stored_runs", "stop_store",

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+from _wait import holds_for
 from cli_support import atlas, atlas_json, wait_for
 from conftest import BIN, CollectorProcess, cli_env
 
@@ -123,10 +124,10 @@ def test_pause_resume_and_stop_a_live_run(collector_process: CollectorProcess) -
         paused = atlas("pause", "to-stop", "--reason", "look at memory", collector=address).stdout
         assert paused.startswith("pause sent to run ") and "(delivered to the trainer)" in paused
         wait_for(lambda: status() == "paused", timeout=30)
-        time.sleep(1.5)  # samples taken before the pause are flushed within step_flush_seconds (1 s)
+        time.sleep(1.5)  # nothing to wait on: samples from before the pause arrive within step_flush_seconds (1 s)
         steps = atlas_json("runs", "show", "to-stop", collector=address)["steps"]
-        time.sleep(1.5)
-        assert atlas_json("runs", "show", "to-stop", collector=address)["steps"] == steps  # it really waits
+        holds_for(lambda: atlas_json("runs", "show", "to-stop", collector=address)["steps"] == steps, 1.5,
+                  "no new step while paused", interval=0.3)  # it really waits
         assert "resume sent to run" in atlas("resume", "to-stop", collector=address).stdout
         wait_for(lambda: status() == "running", timeout=30)
         sent = json.loads(atlas("stop", "to-stop", "--reason", "enough", "--json", collector=address).stdout)

@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -16,15 +16,7 @@ from atlas_proto.v1 import query_pb2_grpc
 from atlas_proto.v1 import telemetry_pb2 as tpb
 from atlas_proto.v1 import telemetry_pb2_grpc
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from _wait import wait_for  # noqa: F401 - re-exported to the collector tests
 
 
 class Trainer:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atlas_callback import AtlasConfig, Observer
+from _wait import wait_for
 
 
 @dataclass
@@ -41,6 +42,13 @@ class PacedTrainer(threading.Thread):
         self.flushed = False
         self.error: BaseException | None = None
         self.started_steps = threading.Event()
+        self.progress = 0  # steps handed to the Observer so far (the tests wait on it, not on the clock)
+
+    def advance(self, steps: int, timeout: float = 60.0) -> None:
+        """Return once the trainer has taken `steps` more steps than now (it is paced, so about steps / rate s)."""
+        mark = self.progress
+        wait_for(lambda: self.progress >= min(self.steps, mark + steps) or not self.is_alive(), timeout,
+                 f"the trainer's next {steps} steps")
 
     def run(self) -> None:
         try:
@@ -50,6 +58,7 @@ class PacedTrainer(threading.Thread):
                 t0 = time.monotonic()
                 for i in range(self.steps):
                     obs.step(1.0 / (i + 1), batch_size=4)
+                    self.progress = i + 1
                     if i % 200 == 199:
                         self.started_steps.set()
                         ahead = (i + 1) / self.rate - (time.monotonic() - t0)

@@ -13,7 +13,7 @@ from _query import Query
 
 
 EXIT_SCRIPT = textwrap.dedent("""
-    import os, signal, sys, time, torch
+    import os, signal, sys, torch
     from atlas_callback import AtlasConfig, Observer
     collector_pid, address = int(sys.argv[1]), sys.argv[2]
     obs = Observer(project="exit", run_name="no-close", collector=address,
@@ -21,7 +21,7 @@ EXIT_SCRIPT = textwrap.dedent("""
     for step in range(20):
         obs.step(torch.tensor(1.0 / (step + 1)))
     obs.flush()
-    time.sleep(0.5)
+    assert obs._core.transport.force_flush(20)   # the first 20 steps and the epoch are acked
     os.kill(collector_pid, signal.SIGKILL)   # the collector is gone at exit
     for step in range(20):
         obs.step(torch.tensor(0.01))

@@ -17,6 +17,7 @@ from atlas_proto.v1 import query_pb2 as qpb
 from atlas_proto.v1 import telemetry_pb2 as tpb
 from conftest import CollectorProcess
 from _query import Query
+from _wait import wait_for
 
 # flush_timeout_s: beside a flood the run's last acks may take longer than the default 10 s on a loaded machine; the
 # test asks that it completes, and prints how long it took.
@@ -147,7 +148,18 @@ def test_a_flooding_client_is_slowed_down_and_the_others_go_on(collector_process
 
     flooder = threading.Thread(target=flood, daemon=True)
     flooder.start()
-    time.sleep(0.5)  # the flood is under way
+    watching = Query(collector_process.address)
+
+    def flood_stored() -> bool:
+        try:
+            return watching.run(run_id).summary.steps > 0
+        except grpc.RpcError:  # its RunStart is not stored yet
+            return False
+
+    try:
+        wait_for(flood_stored, 60, "the flood's first stored steps")  # the flood is under way
+    finally:
+        watching.close()
     trainer = _Trainer(collector_process.address)
     started = time.monotonic()
     trainer.start()

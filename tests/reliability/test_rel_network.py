@@ -20,6 +20,7 @@ from conftest import BIN, cli_env, start_collector_process
 from _lit import TinyClassifier, loaders, trainer
 from _proxy import StallingProxy
 from _query import Query
+from _wait import wait_for
 
 QUIET = AtlasConfig(track_carbon=False, track_layer_health=False)
 
@@ -56,9 +57,7 @@ def test_network_stall_never_blocks_training_and_data_arrives_after(tmp_path) ->
             gaps = [b - a for a, b in zip(stall.step_times, stall.step_times[1:])]
             assert max(gaps) < 2.0, f"a step waited {max(gaps):.1f}s while the network was stalled"
             query = Query(collector.address)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and query.run(atlas.run_id).summary.epochs < 3:
-                time.sleep(0.2)
+            wait_for(lambda: query.run(atlas.run_id).summary.epochs >= 3, 30, "the run's 3 epochs")
             detail = query.run(atlas.run_id)
             assert (detail.summary.status, detail.summary.epochs) == (tpb.RUN_STATUS_COMPLETED, 3)
             assert len(query.steps(atlas.run_id)) == 48
@@ -93,18 +92,11 @@ def test_killed_trainer_becomes_stale_and_its_spool_syncs(tmp_path) -> None:
                             env=cli_env(ATLAS_HOME=str(home)))
     try:
         run_id = proc.stdout.readline().strip()
-        time.sleep(0.5)
+        query = Query(collector.address)
+        wait_for(lambda: len(query.steps(run_id)) > 20, 30, "steps after the first 20 (the trainer mid-run)")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        query = Query(collector.address)
-        deadline = time.monotonic() + 30
-        status = None
-        while time.monotonic() < deadline:
-            status = query.run(run_id).summary.status
-            if status == tpb.RUN_STATUS_STALE:
-                break
-            time.sleep(0.2)
-        assert status == tpb.RUN_STATUS_STALE
+        wait_for(lambda: query.run(run_id).summary.status == tpb.RUN_STATUS_STALE, 30, "the run to become stale")
         assert list((home / "spool" / run_id).glob("*.log")), "a killed trainer leaves its spool"
         done = subprocess.run([str(BIN / "atlas"), "--collector", collector.address, "sync"], capture_output=True,
                               text=True, env=cli_env(ATLAS_HOME=str(home)), timeout=60)

@@ -49,12 +49,13 @@ def test_no_collector_training_completes_and_sync_completes_the_run(tmp_path: pa
 class _KillAndRestart(pl.Callback):
     """SIGKILL the collector after epoch 2 (index 1) and start it again, same port, before epoch 4 (index 3)."""
 
-    def __init__(self, db_url: str, listen: str, first) -> None:
-        self.db_url, self.listen, self.collector = db_url, listen, first
+    def __init__(self, db_url: str, listen: str, first, atlas: AtlasCallback) -> None:
+        self.db_url, self.listen, self.collector, self.atlas = db_url, listen, first, atlas
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.current_epoch == 1:
-            time.sleep(0.5)  # let the epoch summary reach the collector first (it is acked by then usually)
+            # what was sent so far is acked (a kill between sends; the kill mid-stream is test_rel_acks's)
+            assert self.atlas._core.transport.force_flush(20), "the records before the kill were never acked"
             self.collector.stop(signal.SIGKILL)
         if trainer.current_epoch == 2:
             self.collector = start_collector_process(self.db_url, listen=self.listen)
@@ -65,8 +66,8 @@ def test_collector_killed_mid_run_every_epoch_stored_once(tmp_path: pathlib.Path
     listen = f"127.0.0.1:{port}"
     db = f"sqlite:///{tmp_path / 'killed.db'}"
     first = start_collector_process(db, listen=listen)
-    chaos = _KillAndRestart(db, listen, first)
     callback = AtlasCallback(project="chaos", run_name="sigkill", collector=listen)
+    chaos = _KillAndRestart(db, listen, first, callback)
     t = trainer([chaos, callback], max_epochs=6)
     t.fit(TinyClassifier(), *loaders())
     try:
