@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._codec import encode
+from ._issue import diverged
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -170,8 +171,6 @@ def green_insight(engine: Engine, *, eur_per_tonne: float = DEFAULT_EUR_PER_TONN
                          if total_co2 is not None else {}),
     )
     notes = _overflow_notes(figures)
-    from ._results import diverged
-
     if diverged(engine.issues()) and figures["grade"] is not None:
         figures["grade"] = "F"  # the compute went into a loss that diverged: no usable model came of it
         notes.append("grade F: the loss diverged (a non-finite loss, or an explosion past where the run started)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,3 +154,8 @@ def _fmt(value: object) -> str:
             return repr(value)
         return f"{value:.6g}"
     return str(value)
+
+
+def diverged(issues: Iterable[Issue]) -> bool:
+    """The run's loss diverged at some point: a ``nan_loss``, or a critical ``loss_explosion`` (cleared or not)."""
+    return any(i.check == "nan_loss" or (i.check == "loss_explosion" and i.severity == "critical") for i in issues)

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._ranking import rank_issues
-from ._issue import CATEGORIES, SEVERITIES, SEVERITY_WEIGHT, Issue
+from ._green import green_insight
+from ._issue import CATEGORIES, SEVERITIES, SEVERITY_WEIGHT, Issue, diverged
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -24,11 +25,6 @@ def _active(issues: Iterable[Issue]) -> list[Issue]:
 #: run started: the critical kind), active or since cleared; once it failed (crashed); once it was stopped with a
 #: critical issue open.
 DIVERGED_CAP, FAILED_CAP, STOPPED_CAP = 30, 50, 60
-
-
-def diverged(issues: Iterable[Issue]) -> bool:
-    """The run's loss diverged at some point: a ``nan_loss``, or a critical ``loss_explosion`` (cleared or not)."""
-    return any(i.check == "nan_loss" or (i.check == "loss_explosion" and i.severity == "critical") for i in issues)
 
 
 def health_score(issues: Iterable[Issue], status: str | None = None) -> int:
@@ -121,8 +117,6 @@ def health_report(issues: Sequence[Issue], *, top: int = 5, status: str | None =
 
 def run_report(engine: Engine, *, eur_per_tonne: float | None = None) -> dict[str, Any]:
     """A DiagnosticRunOut-like summary of the engine's run (without the store's id and timestamps)."""
-    from ._green import green_insight
-
     issues = engine.issues()
     arch = engine.architecture
     types = {layer.name: layer.type for layer in arch.layers} if arch is not None else {}
