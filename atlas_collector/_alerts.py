@@ -367,7 +367,7 @@ class Alerts:
             self.enqueue(conn, msg.run_id, "alert", severity=severity, title=title, explanation=text,
                          check=USER_ALERT_CHECK, issue_id=issue_id, now=now)
         elif kind == "run_end" and msg.rank == 0:
-            from ._convert import STATUS_NAMES
+            from atlas_proto.convert import STATUS_NAMES
 
             status = STATUS_NAMES.get(msg.run_end.status)
             if status == "failed":
@@ -399,7 +399,7 @@ def _evidence(issue: Any) -> dict[str, Any]:
 def store_alert(conn: Connection, msg: Any, m: Any, now: float) -> tuple[int, str, str, str]:
     """An `Alert` from training code as an issue of the run (check `user_alert`, one per alert), so `atlas issues`
     and the UI show it; returns (issue id, severity, title, text) for the notification."""
-    from ._convert import ts_to_float
+    from atlas_proto.convert import ts_to_float
 
     severity = LEVELS.get(m.level or "warning", "warning")
     when = ts_to_float(m.time) or now

@@ -9,7 +9,7 @@ from atlas_proto.v1 import query_pb2 as qpb
 
 from . import _schema as s
 from ._alerts_send import scrub
-from ._convert import float_to_ts
+from atlas_proto.convert import float_to_ts
 from ._exceptions import InvalidMessage
 
 DEFAULT_LIMIT = 50

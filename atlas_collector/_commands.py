@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from . import _schema as s
-from ._convert import COMMAND_NAMES, COMMAND_VALUES, ENDED_STATUSES, float_to_ts
+from atlas_proto.convert import COMMAND_NAMES, COMMAND_VALUES, ENDED_STATUSES, float_to_ts
 from ._exceptions import InvalidMessage, RunEnded
 
 MAX_REASON = 2000

@@ -1,10 +1,11 @@
 """The diagnostics driver: one worker thread that diagnoses runs after their data has been committed.
 
 The writer's `on_commit` hands it the outcomes (`notify`, cheap, never blocks ingest); the worker reads what is
-new for each touched run from the store (epochs, step samples, logs, architecture — by id cursors), feeds the
-run's `Engine`, persists the issues, the health score and a diagnostic run, and applies the run's `on_critical`
-policy to issues that became critical. One Engine per active run, rebuilt from the store when absent (a restart,
-or a stream that moved here from another replica); engines of ended runs are dropped.
+new for each touched run from the store (epochs, logs, architecture — by id cursors; the step samples come with
+the outcomes), feeds the run's `Engine`, persists the issues, the health score and a diagnostic run, and hands the
+issues that became critical to the `Policy` it was given (`_policy.py`: `on_critical`). One Engine per active
+run, rebuilt from the store when absent (a restart, or a stream that moved here from another replica); engines of
+ended runs are dropped.
 
 Every engine is used under one lock, so `diagnose_now` (the Diagnose RPC) and the time ticks of the stale timer
 see a consistent state."""
@@ -16,27 +17,31 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
 from atlas_diagnostics import Engine, IssueDelta, StepRecord, Thresholds, health_score
 
+from atlas_proto.v1 import telemetry_pb2 as tpb
+
 from . import _diagnostics as d
 from . import _schema as s
 from . import _steps
-from ._convert import ENDED_STATUSES
+from atlas_proto import convert
+from atlas_proto.convert import ENDED_STATUSES
 from ._exceptions import RunNotFound
+from ._ingest import Outcome
+from ._kinds import DIAGNOSED, Kind
+from ._policy import Policy
+from ._steps import CommittedSteps
+from ._store import Store
 
 log = logging.getLogger(__name__)
 
 REBUILD_STEPS = 20_000  # a rebuilt engine sees at most this many of the run's latest step samples
 STEPS_PER_UPDATE = 2_000  # step samples fed per run and update; more are thinned (notable ones always kept)
 STEP_BUFFER = 50_000  # step samples held per run while the worker is busy; beyond it they are thinned
-_DIAG_KINDS = frozenset({"run_start", "model_info", "step_batch", "epoch_summary", "log_batch", "run_end"})
-
-# (run id, kind "pause"|"stop", reason, issue check) -> None; records and delivers the command.
-PolicyAction = Callable[[str, str, str, str], None]
 
 
 @dataclass
@@ -54,19 +59,19 @@ class _RunDiag:
 class DiagnosticsDriver:
     """Diagnoses runs incrementally on its own thread. `shutdown` is bounded and safe to call twice."""
 
-    def __init__(self, store: Any, *, thresholds: Thresholds | None = None, disabled_checks: Iterable[str] = (),
-                 act: PolicyAction | None = None, max_engines: int = 256, alerts: Any = None) -> None:
+    def __init__(self, store: Store, *, thresholds: Thresholds | None = None, disabled_checks: Iterable[str] = (),
+                 policy: Policy | None = None, max_engines: int = 256, alerts: Any = None) -> None:
         self._store = store
         self._alerts = alerts  # _alerts.Alerts: an issue's opening writes its notifications in the same transaction
         self._thresholds = thresholds or Thresholds()
         self._disabled = tuple(disabled_checks)
-        self._act = act
+        self._policy = policy  # None: issues are stored and nothing acts on them (`on_critical` as if "warn")
         self._max_engines = max_engines
         self._runs: collections.OrderedDict[str, _RunDiag] = collections.OrderedDict()
         self._lock = threading.RLock()  # engines and their cursors
         self._pending_lock = threading.Condition()
-        self._pending: dict[str, set[str]] = {}
-        self._pending_steps: dict[str, list[tuple[Any, ...]]] = {}
+        self._pending: dict[str, set[Kind]] = {}
+        self._pending_steps: dict[str, list[CommittedSteps]] = {}
         self._busy: set[str] = set()  # runs taken from `_pending` and being diagnosed
         self._wake = threading.Event()
         self._stopping = False
@@ -77,15 +82,15 @@ class DiagnosticsDriver:
 
     # ------------------------------------------------------------------------------------- feeding
 
-    def notify(self, outcomes: Iterable[Any]) -> None:
+    def notify(self, outcomes: Iterable[Outcome]) -> None:
         """Writer thread, after commit: note which runs got new data (and of which kind)."""
-        touched: dict[str, set[str]] = {}
-        steps: dict[str, list[tuple[Any, ...]]] = {}
+        touched: dict[str, set[Kind]] = {}
+        steps: dict[str, list[CommittedSteps]] = {}
         for o in outcomes:
-            if o.error is None and o.applied and o.kind in _DIAG_KINDS:
+            if o.error is None and o.applied and o.kind in DIAGNOSED:
                 touched.setdefault(o.run_id, set()).add(o.kind)
-                if o.steps:
-                    steps.setdefault(o.run_id, []).extend(o.steps)
+                if o.steps is not None:
+                    steps.setdefault(o.run_id, []).append(o.steps)
         if not touched:
             return
         with self._pending_lock:
@@ -94,8 +99,8 @@ class DiagnosticsDriver:
             for run_id, new in steps.items():
                 held = self._pending_steps.setdefault(run_id, [])
                 held.extend(new)
-                if len(held) > STEP_BUFFER:
-                    self._pending_steps[run_id] = thin(held, STEP_BUFFER // 5)
+                if sum(len(b.samples) for b in held) > STEP_BUFFER:
+                    self._pending_steps[run_id] = _thin_batches(held, STEP_BUFFER // 5)
         self._wake.set()
 
     def forget(self, run_id: str) -> None:
@@ -132,9 +137,9 @@ class DiagnosticsDriver:
                 steps, self._pending_steps = self._pending_steps, {}
                 self._busy = set(work)
             for run_id, kinds in work.items():
-                trigger = "epoch" if "epoch_summary" in kinds else ("step" if "step_batch" in kinds else "data")
+                trigger = "epoch" if Kind.EPOCH_SUMMARY in kinds else ("step" if Kind.STEP_BATCH in kinds else "data")
                 try:
-                    self.update_run(run_id, trigger=trigger, ended="run_end" in kinds, steps=steps.get(run_id))
+                    self.update_run(run_id, trigger=trigger, ended=Kind.RUN_END in kinds, steps=steps.get(run_id))
                 except Exception:  # noqa: BLE001 - worker boundary: one run's failure never stops the others
                     count = self._errors[run_id] = self._errors.get(run_id, 0) + 1
                     if count <= 3:
@@ -148,18 +153,17 @@ class DiagnosticsDriver:
     # ------------------------------------------------------------------------------------ diagnosis
 
     def update_run(self, run_id: str, *, trigger: str = "data", now: float | None = None, ended: bool = False,
-                   record: bool | None = None, steps: list[tuple[Any, ...]] | None = None) -> IssueDelta:
+                   record: bool | None = None, steps: Sequence[CommittedSteps] | None = None) -> IssueDelta:
         """Feed the run's new records to its engine, persist, act on the policy. Thread-safe.
 
-        `steps`: the step samples just committed (the writer's tuples); epochs, logs and the architecture are
+        `steps`: the step samples just committed (`Outcome.steps`); epochs, logs and the architecture are
         read from the store, and so are the latest steps when the engine is rebuilt."""
         with self._lock:
             with self._store.connect() as conn:
-                run = conn.execute(sa.select(s.runs).where(s.runs.c.id == run_id)).first()
+                run = self._store.run_row(conn, run_id)
                 if run is None:
                     self._runs.pop(run_id, None)
                     raise RunNotFound(f"no run with id {run_id!r}")
-                run = dict(run._mapping)
                 rd = self._runs.get(run_id)
                 rebuilt = rd is None
                 if rd is None:
@@ -201,7 +205,7 @@ class DiagnosticsDriver:
             return rd.engine
         # An ended run is not kept: rebuild a throwaway engine for the report.
         with self._store.connect() as conn:
-            run = dict(conn.execute(sa.select(s.runs).where(s.runs.c.id == run_id)).first()._mapping)
+            run = self._store.run_row(conn, run_id)
             rd = self._new(run)
             rd.engine.update(**self._read_new(conn, run_id, rd, rebuilt=True))
         return rd.engine
@@ -212,7 +216,7 @@ class DiagnosticsDriver:
     # ------------------------------------------------------------------------------------- private
 
     def _new(self, run: dict[str, Any]) -> _RunDiag:
-        engine = Engine(thresholds=d.run_thresholds(run["thresholds"], self._thresholds), run_info=d.run_info(run),
+        engine = Engine(thresholds=d.run_thresholds(run["thresholds"], self._thresholds), run_info=convert.run_info(run),
                         disabled_checks=self._disabled)
         return _RunDiag(engine=engine, on_critical=run["on_critical"], status=run["status"])
 
@@ -225,30 +229,26 @@ class DiagnosticsDriver:
     def _read_new(self, conn: Any, run_id: str, rd: _RunDiag, rebuilt: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"epochs": [], "steps": [], "logs": [], "architecture": None}
         if not rd.arch_loaded:
-            payload = conn.execute(sa.select(s.architectures.c.payload)
-                                   .where(s.architectures.c.run_id == run_id)).scalar()
+            payload = self._store.architecture(conn, run_id)
             if payload:
-                out["architecture"] = d.architecture(payload)
+                out["architecture"] = d.architecture(payload, run_id)
                 rd.arch_loaded = True
-        e = s.epochs.c
-        for row in conn.execute(sa.select(s.epochs).where(e.run_id == run_id, e.epoch >= rd.max_epoch)
-                                .order_by(e.epoch, e.rank)):
-            key = (row.rank, row.epoch)
+        for row in self._store.epochs(conn, run_id, rank=None, from_epoch=rd.max_epoch):
+            key = (row["rank"], row["epoch"])
             if key in rd.epochs_seen:
                 continue
             rd.epochs_seen.add(key)
-            rd.max_epoch = max(rd.max_epoch, row.epoch)
-            out["epochs"].append(d.epoch_record(row._mapping))
+            rd.max_epoch = max(rd.max_epoch, row["epoch"])
+            out["epochs"].append(d.epoch_record(row))
         if rebuilt:  # the latest steps of each rank, oldest first
             for rank in _steps.ranks(conn, run_id):
                 latest = _steps.latest(conn, run_id, rank, REBUILD_STEPS)
-                out["steps"].extend(d.step_record(_steps.as_row(run_id, rank, x)) for x in latest)
+                out["steps"].extend(convert.step_record(x, rank) for x in latest)
                 if latest:
                     rd.step_hw[rank] = latest[-1].step
-        lc = s.logs.c
-        for row in conn.execute(sa.select(s.logs).where(lc.run_id == run_id, lc.id > rd.log_id).order_by(lc.id)):
-            rd.log_id = row.id
-            out["logs"].append(d.log_record(row._mapping))
+        for row in self._store.logs_after(conn, run_id, rd.log_id):
+            rd.log_id = row["id"]
+            out["logs"].append(d.log_record(row))
         return out
 
     def _persist(self, run_id: str, rd: _RunDiag, delta: IssueDelta, *, trigger: str, record: bool) -> None:
@@ -273,52 +273,72 @@ class DiagnosticsDriver:
                 log.info("run=%s issue=%s severity=%s epoch=%s %s", run_id, issue.check, issue.severity,
                          issue.epoch, issue.title)
         critical = [i for i in delta.new_critical if (i.check, d.issue_key(i)) in became_active]
-        # A run the trainer's own fast path already stopped (non-finite loss) still gets its command recorded,
-        # as for any other critical issue (ARCHITECTURE.md); other ended runs get none.
-        open_or_fast_stopped = rd.status not in ENDED_STATUSES or rd.status == "stopped"
-        if critical and rd.on_critical in ("pause", "stop") and self._act is not None \
-                and open_or_fast_stopped and not (rd.on_critical == "pause" and rd.status == "paused"):
-            first = critical[0]
-            reason = f"{first.check}: {first.title}"
-            if first.description:
-                reason += f" — {first.description}"
-            try:
-                self._act(run_id, rd.on_critical, reason, first.check)
-            except Exception:  # noqa: BLE001 - the issue is stored; a failed command is logged, not fatal
-                log.exception("run=%s on_critical=%s command failed", run_id, rd.on_critical)
+        if critical and self._policy is not None:
+            self._policy.on_critical(run_id, rd.on_critical, rd.status, critical)
 
 
-def thin(rows: list[tuple[Any, ...]], limit: int) -> list[tuple[Any, ...]]:
-    """At most about `limit` of the step tuples, evenly spaced, always keeping the notable ones: every
-    non-finite or AMP-skipped loss, the largest loss and the largest gradient norm (so a spike or an explosion
-    is never thinned away), and the last sample."""
-    n = len(rows)
+def thin(samples: Sequence[tpb.StepSample], limit: int) -> Sequence[int]:
+    """The indices (ascending) of at most about `limit` of the step samples, evenly spaced, always keeping the
+    notable ones: every non-finite or AMP-skipped loss, the largest loss and the largest gradient norm (so a spike
+    or an explosion is never thinned away), and the last sample."""
+    n = len(samples)
     if n <= limit:
-        return rows
+        return range(n)
     keep = {n - 1}
     best_loss = best_grad = None
-    for i, (_, _, _, loss, _, grad, _, amp) in enumerate(rows):
-        if loss is not None and (loss != loss or loss in (math.inf, -math.inf)) or amp:
+    top_loss = top_grad = 0.0  # the loss of `best_loss`, the gradient norm of `best_grad`, once those are set
+    for i, x in enumerate(samples):
+        has = x.HasField
+        loss = x.loss if has("loss") else None
+        if loss is not None and (loss != loss or loss in (math.inf, -math.inf)) or x.amp_skipped:
             keep.add(i)
-        elif loss is not None and (best_loss is None or loss > rows[best_loss][3]):
-            best_loss = i
-        if grad is not None and (best_grad is None or not grad <= rows[best_grad][5]):
-            best_grad = i
+        elif loss is not None and (best_loss is None or loss > top_loss):
+            best_loss, top_loss = i, loss
+        if has("grad_norm") and (best_grad is None or not x.grad_norm <= top_grad):
+            best_grad, top_grad = i, x.grad_norm
     keep.update(i for i in (best_loss, best_grad) if i is not None)
     stride = n / limit
     keep.update(int(j * stride) for j in range(limit))
-    return [rows[i] for i in sorted(keep)]
+    return sorted(keep)
 
 
-def _fresh_steps(rd: _RunDiag, steps: Iterable[tuple[Any, ...]]) -> list[Any]:
-    """The just-committed step tuples this engine has not seen (a rebuild may have read them already), thinned
+def _flatten(batches: Iterable[CommittedSteps], after: dict[int, int]) -> tuple[list[int], list[tpb.StepSample]]:
+    """The ranks and the samples of the batches, in order, without those at or below `after[rank]`."""
+    ranks: list[int] = []
+    samples: list[tpb.StepSample] = []
+    for b in batches:
+        seen = after.get(b.rank, -1)
+        fresh = [x for x in b.samples if x.step > seen]
+        samples += fresh
+        ranks += [b.rank] * len(fresh)
+    return ranks, samples
+
+
+def _thin_batches(batches: list[CommittedSteps], limit: int) -> list[CommittedSteps]:
+    """The batches held for a run, thinned to about `limit` samples (`thin`), in their order."""
+    ranks, samples = _flatten(batches, {})
+    groups: list[tuple[int, list[tpb.StepSample]]] = []
+    for i in thin(samples, limit):
+        if groups and groups[-1][0] == ranks[i]:
+            groups[-1][1].append(samples[i])
+        else:
+            groups.append((ranks[i], [samples[i]]))
+    return [CommittedSteps(rank, kept, max(x.step for x in kept)) for rank, kept in groups]
+
+
+def _fresh_steps(rd: _RunDiag, batches: Iterable[CommittedSteps]) -> list[StepRecord]:
+    """The just-committed step samples this engine has not seen (a rebuild may have read them already), thinned
     to `STEPS_PER_UPDATE`, as StepRecords."""
     hw = rd.step_hw
-    new = [t for t in steps if t[1] > hw.get(t[0], -1)]
+    ranks, samples = _flatten(batches, hw)
     out = []
-    for rank, step, epoch, loss, lr, grad, when, amp in thin(new, STEPS_PER_UPDATE):
-        out.append(StepRecord(step=step, epoch=epoch, rank=rank, loss=loss, lr=lr, grad_norm=grad, time=when,
-                              amp_skipped=amp))
-        if step > hw.get(rank, -1):
-            hw[rank] = step
+    for i in thin(samples, STEPS_PER_UPDATE):
+        x, rank = samples[i], ranks[i]
+        has = x.HasField
+        out.append(StepRecord(step=x.step, epoch=x.epoch, rank=rank, loss=x.loss if has("loss") else None,
+                              lr=x.lr if has("lr") else None, grad_norm=x.grad_norm if has("grad_norm") else None,
+                              time=x.time.seconds + x.time.nanos / 1e9 if has("time") else None,
+                              amp_skipped=x.amp_skipped))
+        if x.step > hw.get(rank, -1):
+            hw[rank] = x.step
     return out

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -29,18 +29,21 @@ from atlas_proto.v1 import telemetry_pb2 as tpb
 from . import _schema as s
 from . import _alerts, _metrics, _steps
 from ._commands import mark_delivered
-from ._convert import (
+from atlas_proto.convert import (
     ENDED_STATUSES,
     FRAMEWORK_NAMES,
     ON_CRITICAL_NAMES,
     STATUS_NAMES,
-    finite_or_none,
     message_to_dict,
     opt,
-    struct_to_dict,
+    struct_dict,
     ts_to_float,
 )
+from ._convert import finite_or_none
 from ._exceptions import InvalidMessage, RunNotStarted, SequenceGap, StoreUnavailable
+from ._kinds import UNSEQUENCED, Kind
+from ._steps import CommittedSteps
+from ._store import error_line, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +57,10 @@ class Outcome:
     session: str = ""
     ack_seq: int | None = None
     error: BaseException | None = None
-    kind: str = ""
+    kind: Kind | None = None  # REFUSED for a refused body
     applied: bool = False  # False for a duplicate that was skipped, a refusal or a declared loss
     refused: str = ""  # the reason a sequenced message was refused (recorded with the run, acked)
-    # For an applied StepBatch: (rank, step, epoch, loss, lr, grad_norm, time, amp_skipped) per sample, raw
-    # values (NaN/Inf kept), so the diagnostics driver need not read back what was just written.
-    steps: list[tuple[Any, ...]] | None = None
+    steps: CommittedSteps | None = None  # an applied StepBatch's samples, for the diagnostics driver
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: lis
 
 # ------------------------------------------------------------------------------------------- apply
 
-def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _BatchState | None = None,
+def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: Kind, state: _BatchState | None = None,
                   now: float | None = None, refusal: str = "") -> Outcome:
     """Apply one validated message inside the caller's transaction.
 
@@ -112,13 +113,13 @@ def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _B
     state = state if state is not None else _BatchState()
     now = now if now is not None else time.time()
     run_id, rank, session = msg.run_id, msg.rank, msg.session
-    if kind == "run_start":
+    if kind == Kind.RUN_START:
         _run_start(conn, msg, state, now)
         state.known_runs.add(run_id)
         return Outcome(run_id, rank, session, ack_seq=_cursor(conn, state, msg), kind=kind, applied=True)
     _require_run(conn, state, run_id, kind)
     state.touched[run_id] = now
-    if kind == "heartbeat":
+    if kind == Kind.HEARTBEAT:
         conn.execute(
             sa.update(s.runs).where(s.runs.c.id == run_id, s.runs.c.status == "stale")
             .values(status="paused" if msg.heartbeat.paused else "running")
@@ -127,35 +128,35 @@ def apply_message(conn: Connection, msg: tpb.ClientMessage, kind: str, state: _B
     current = _cursor(conn, state, msg)
     if msg.seq <= current:
         return Outcome(run_id, rank, session, ack_seq=current, kind=kind, applied=False)
-    first = msg.dropped.first_seq if kind == "dropped" else msg.seq
+    first = msg.dropped.first_seq if kind == Kind.DROPPED else msg.seq
     if first > current + 1:  # not stored; the transaction goes on for the other messages
         gap = SequenceGap(f"sequence gap on run {run_id} rank {rank}: expected seq {current + 1}, got {first}; "
                           f"nothing from {first} on is stored or acked until {current + 1} arrives (resend from "
                           f"the last ack)")
         return Outcome(run_id, rank, session, kind=kind, error=gap)
-    if refusal or kind == "dropped":
+    if refusal or kind == Kind.DROPPED:
         _record_loss(conn, msg, kind, refusal, now)
         state.cursors[(run_id, rank, session)] = msg.seq
         state.dirty.add((run_id, rank, session))
         if flush_cursor:
             _flush_cursors(conn, state)
-        return Outcome(run_id, rank, session, ack_seq=msg.seq, kind="refused" if refusal else kind, refused=refusal)
+        return Outcome(run_id, rank, session, ack_seq=msg.seq, kind=Kind.REFUSED if refusal else kind,
+                       refused=refusal)
     extra = _APPLY[kind](conn, msg, getattr(msg, kind), now)
-    if state.alerts is not None and kind in ("alert", "run_end"):
+    if state.alerts is not None and kind in (Kind.ALERT, Kind.RUN_END):
         state.alerts.on_message(conn, msg, kind, extra, now)
-    if kind == "step_batch" and rank == 0 and extra:
-        top = max(t[1] for t in extra)
-        if top > state.top_steps.get(run_id, -1):
-            state.top_steps[run_id] = top
+    if kind == Kind.STEP_BATCH and rank == 0 and extra:
+        if extra.last_step > state.top_steps.get(run_id, -1):
+            state.top_steps[run_id] = extra.last_step
     state.cursors[(run_id, rank, session)] = msg.seq
     state.dirty.add((run_id, rank, session))
     if flush_cursor:
         _flush_cursors(conn, state)
     return Outcome(run_id, rank, session, ack_seq=msg.seq, kind=kind, applied=True,
-                   steps=extra if kind == "step_batch" else None)
+                   steps=extra if kind == Kind.STEP_BATCH else None)
 
 
-def _record_loss(conn: Connection, msg: tpb.ClientMessage, kind: str, refusal: str, now: float) -> None:
+def _record_loss(conn: Connection, msg: tpb.ClientMessage, kind: Kind, refusal: str, now: float) -> None:
     """A refused message or a client's declared loss, kept with the run as an ERROR log line (never silent)."""
     if refusal:
         text, what = f"the collector refused {kind} seq {msg.seq} of rank {msg.rank}: {refusal}", "refused"
@@ -183,7 +184,7 @@ def _cursor(conn: Connection, state: _BatchState, msg: tpb.ClientMessage) -> int
     return state.cursors[key]
 
 
-def _require_run(conn: Connection, state: _BatchState, run_id: str, kind: str) -> None:
+def _require_run(conn: Connection, state: _BatchState, run_id: str, kind: Kind) -> None:
     if run_id in state.known_runs:
         return
     if conn.execute(sa.select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
@@ -205,10 +206,10 @@ def _run_start(conn: Connection, msg: tpb.ClientMessage, state: _BatchState, now
         "on_critical": ON_CRITICAL_NAMES.get(m.on_critical, "warn"),
         "world_size": max(1, m.world_size),
         "pause_timeout_s": m.pause_timeout_s or None,
-        "hyperparameters": struct_to_dict(m.hyperparameters),
+        "hyperparameters": struct_dict(m.hyperparameters),
         "versions": dict(m.versions),
         "device": message_to_dict(m.device),
-        "thresholds": struct_to_dict(m.thresholds) or None,
+        "thresholds": struct_dict(m.thresholds) or None,
         "git_commit": m.git_commit or None,
     }
     row = conn.execute(sa.select(s.runs.c.status, s.runs.c.ended_at).where(s.runs.c.id == msg.run_id)).first()
@@ -262,17 +263,11 @@ def _model_info(conn: Connection, msg: tpb.ClientMessage, m: tpb.ModelInfo, now:
             ["run_id"])
 
 
-def _step_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.StepBatch, now: float) -> list[tuple[Any, ...]]:
-    """One row for the whole batch (`_steps.insert`); returns the samples as plain tuples for the diagnostics:
-    (rank, step, epoch, loss, lr, grad_norm, time, amp_skipped)."""
-    if not m.samples:
-        return []
-    _steps.insert(conn, msg.run_id, msg.rank, m)
-    rank = msg.rank
-    return [(rank, x.step, x.epoch, x.loss if x.HasField("loss") else None, x.lr if x.HasField("lr") else None,
-             x.grad_norm if x.HasField("grad_norm") else None,
-             (x.time.seconds + x.time.nanos / 1e9) if x.HasField("time") else None, x.amp_skipped)
-            for x in m.samples]  # runs.steps advances once per batch (`_flush_cursors`), not once per message
+def _step_batch(conn: Connection, msg: tpb.ClientMessage, m: tpb.StepBatch, now: float) -> CommittedSteps | None:
+    """One row for the whole batch (`_steps.insert`); returns its samples for the diagnostics. (`runs.steps`
+    advances once per batch, in `_flush_cursors`, not once per message.)"""
+    top = _steps.insert(conn, msg.run_id, msg.rank, m)
+    return CommittedSteps(msg.rank, m.samples, top) if top is not None else None
 
 
 def _epoch_summary(conn: Connection, msg: tpb.ClientMessage, m: tpb.EpochSummary, now: float) -> None:
@@ -339,15 +334,15 @@ def _command_ack(conn: Connection, msg: tpb.ClientMessage, m: tpb.CommandAck, no
                      .values(status=new_status))
 
 
-_APPLY: dict[str, Callable[[Connection, tpb.ClientMessage, Any, float], Any]] = {
-    "model_info": _model_info,
-    "step_batch": _step_batch,
-    "epoch_summary": _epoch_summary,
-    "log_batch": _log_batch,
-    "run_end": _run_end,
-    "command_ack": _command_ack,
-    "alert": _alerts.store_alert,
-    "metric_batch": _metric_batch,
+_APPLY: dict[Kind, Callable[[Connection, tpb.ClientMessage, Any, float], Any]] = {
+    Kind.MODEL_INFO: _model_info,
+    Kind.STEP_BATCH: _step_batch,
+    Kind.EPOCH_SUMMARY: _epoch_summary,
+    Kind.LOG_BATCH: _log_batch,
+    Kind.RUN_END: _run_end,
+    Kind.COMMAND_ACK: _command_ack,
+    Kind.ALERT: _alerts.store_alert,
+    Kind.METRIC_BATCH: _metric_batch,
 }
 
 
@@ -372,33 +367,19 @@ def _flush_touched(conn: Connection, state: _BatchState) -> None:
 # ------------------------------------------------------------------------------------------ writer
 
 Callback = Callable[[Outcome], None]
+
+
+class _Work(NamedTuple):
+    """One queued message: what `submit` was given."""
+
+    msg: tpb.ClientMessage
+    kind: Kind
+    callback: Callback
+    refusal: str  # non-empty: its body was refused, the refusal is recorded in its place
+
 NEW_WORK_SLICE_S = 0.05
 MAX_BATCH_SAMPLES = 65_536
 MAX_KNOWN_RUNS = 100_000
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A store error that says nothing about the message: the disk is full, the database is locked, the server went
-    away. Retrying the same message later can succeed."""
-    import sqlite3
-
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError,
-                        sa.exc.DisconnectionError, sqlite3.OperationalError)):
-        return True
-    if isinstance(exc, sa.exc.DBAPIError) and type(exc.orig).__module__.startswith("psycopg"):
-        import psycopg
-
-        return isinstance(exc.orig, psycopg.OperationalError)
-    return isinstance(exc, OSError)
-
-
-def _reason(exc: BaseException) -> str:
-    """One line naming what the store said, without the SQL statement."""
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    return text[:300]
 
 
 class Writer:
@@ -421,8 +402,8 @@ class Writer:
         self._new_cost_s = 0.001  # seconds per new-stream message, measured (a RunStart costs several queries)
         # Established work is kept per source (a stream) and taken round-robin, one message of each in turn, so
         # a stream that floods holds another stream's next message back by one round at most.
-        self._established: dict[Any, collections.deque[Any]] = {}
-        self._new: collections.deque[Any] = collections.deque()  # (source, item)
+        self._established: dict[Any, collections.deque[_Work]] = {}
+        self._new: collections.deque[tuple[Any, _Work]] = collections.deque()  # (source, work)
         self._pending_new: dict[Any, int] = {}  # source -> its messages queued as new
         self._known_runs: dict[str, None] = {}  # runs whose RunStart this writer committed (bounded, oldest out)
         self._cond = threading.Condition()
@@ -433,47 +414,47 @@ class Writer:
         self.unavailable_batches = 0
         self._thread.start()
 
-    def submit(self, msg: tpb.ClientMessage, kind: str, callback: Callback, refusal: str = "", *,
+    def submit(self, msg: tpb.ClientMessage, kind: Kind, callback: Callback, refusal: str = "", *,
                source: Any = None) -> None:
         """Queue one message of `source` (its stream: its messages keep their order; established work of
         different sources takes turns). New work is the RunStart of a run not yet stored, and whatever its stream
         sends after it until it is stored (the order of a stream is kept); everything else is established.
         `source=None`: established (a lone caller)."""
         with self._cond:
-            item = (msg, kind, callback, refusal)
+            item = _Work(msg, kind, callback, refusal)
             if source is not None and (self._pending_new.get(source) or (
-                    kind == "run_start" and msg.run_id not in self._known_runs)):
+                    kind == Kind.RUN_START and msg.run_id not in self._known_runs)):
                 self._new.append((source, item))
                 self._pending_new[source] = self._pending_new.get(source, 0) + 1
             else:
                 self._established.setdefault(source, collections.deque()).append(item)
             self._cond.notify()
 
-    def _take_established(self) -> list[Any]:
+    def _take_established(self) -> list[_Work]:
         """Up to a batch of established work, one message of each source in turn (caller holds `_cond`); at most
         `MAX_BATCH_SAMPLES` step samples, so a round stays short under a flood of large batches."""
-        out: list[Any] = []
+        out: list[_Work] = []
         samples = 0
         while self._established and len(out) < self._max_batch and samples < MAX_BATCH_SAMPLES:
             for source in list(self._established):
                 queue_ = self._established[source]
                 item = queue_.popleft()
                 out.append(item)
-                if item[1] == "step_batch":
-                    samples += len(item[0].step_batch.samples)
+                if item.kind == Kind.STEP_BATCH:
+                    samples += len(item.msg.step_batch.samples)
                 if not queue_:
                     del self._established[source]
                 if len(out) >= self._max_batch or samples >= MAX_BATCH_SAMPLES:
                     break
         return out
 
-    def _settle(self, done: list[tuple[Any, Any]], outcomes: list[Outcome]) -> None:
+    def _settle(self, done: list[tuple[Any, _Work]], outcomes: list[Outcome]) -> None:
         """After new work is committed: its runs are known; each of its sources' messages still queued as new move,
         in order, to established work up to the next RunStart of a run not yet stored."""
         with self._cond:
             for (src, item), outcome in zip(done, outcomes):
-                if item[1] == "run_start" and outcome.error is None:
-                    self._known_runs[item[0].run_id] = None
+                if item.kind == Kind.RUN_START and outcome.error is None:
+                    self._known_runs[item.msg.run_id] = None
                     while len(self._known_runs) > MAX_KNOWN_RUNS:
                         self._known_runs.pop(next(iter(self._known_runs)))
                 self._pending_new[src] -= 1
@@ -482,7 +463,7 @@ class Writer:
             keep: collections.deque[Any] = collections.deque()
             for src, item in self._new:
                 if src in sources and src not in blocked and not (
-                        item[1] == "run_start" and item[0].run_id not in self._known_runs):
+                        item.kind == Kind.RUN_START and item.msg.run_id not in self._known_runs):
                     self._established.setdefault(src, collections.deque()).append(item)
                     self._pending_new[src] -= 1
                 else:
@@ -501,7 +482,7 @@ class Writer:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _take(self) -> tuple[list[Any], list[Any], bool]:
+    def _take(self) -> tuple[list[_Work], list[tuple[Any, _Work]], bool]:
         """The next established and new work; the new work is bounded while the established has any."""
         with self._cond:
             while not self._established and not self._new and not self._stopped:
@@ -527,7 +508,7 @@ class Writer:
             if self._backoff and not self._stopped:
                 time.sleep(self._backoff)  # the store is failing: let it breathe (the clients back off too)
 
-    def _write(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]]) -> list[Outcome]:
+    def _write(self, work: list[_Work]) -> list[Outcome]:
         try:
             outcomes = self._apply_all(work)
         except Exception as exc:  # noqa: BLE001 - every message of the batch gets an answer below
@@ -543,15 +524,15 @@ class Writer:
                 self._on_commit(outcomes)
             except Exception:  # noqa: BLE001 - post-commit work never breaks ingest
                 log.exception("post-commit hook failed")
-        for (_, _, callback, _), outcome in zip(work, outcomes):
+        for item, outcome in zip(work, outcomes):
             try:
-                callback(outcome)
+                item.callback(outcome)
             except Exception:  # noqa: BLE001 - a closed stream must not stop the writer
                 log.debug("ack callback failed", exc_info=True)
         return outcomes
 
-    def _write_one(self, item: tuple[tpb.ClientMessage, str, Callback, str]) -> Outcome:
-        msg, kind, _, refusal = item
+    def _write_one(self, item: _Work) -> Outcome:
+        msg, kind = item.msg, item.kind
         try:
             outcome = self._apply_all([item])[0]
         except Exception as exc:  # noqa: BLE001 - reported to that message's stream
@@ -559,13 +540,13 @@ class Writer:
                 return self._unavailable([item], exc)[0]
             if isinstance(exc, (RunNotStarted, SequenceGap, InvalidMessage)):
                 return Outcome(msg.run_id, msg.rank, msg.session, error=exc, kind=kind)
-            reason = f"INVALID_ARGUMENT: the store cannot hold this {kind}: {_reason(exc)}"
+            reason = f"INVALID_ARGUMENT: the store cannot hold this {kind}: {error_line(exc)}"
             log.warning("run=%s rank=%d %s seq %d refused by the store: %s", msg.run_id, msg.rank, kind, msg.seq,
-                        _reason(exc))
-            if kind in ("run_start", "heartbeat"):
+                        error_line(exc))
+            if kind in UNSEQUENCED:
                 return Outcome(msg.run_id, msg.rank, msg.session, error=InvalidMessage(reason), kind=kind)
             try:  # the refusal takes the message's place: recorded, acked, the run goes on
-                return self._apply_all([(msg, kind, item[2], reason)])[0]
+                return self._apply_all([item._replace(refusal=reason)])[0]
             except Exception as again:  # noqa: BLE001
                 if is_transient(again):
                     return self._unavailable([item], again)[0]
@@ -573,18 +554,18 @@ class Writer:
         self._available()
         return outcome
 
-    def _unavailable(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]],
+    def _unavailable(self, work: list[_Work],
                      exc: BaseException) -> list[Outcome]:
         now = time.monotonic()
         self.unavailable_batches += 1
         if self._unavailable_since is None:
             self._unavailable_since = now
             log.error("the store cannot write (%s): refusing messages with UNAVAILABLE, nothing is acked; the "
-                      "trainers keep their records and resend", _reason(exc))
+                      "trainers keep their records and resend", error_line(exc))
         self._backoff = min(max(self._backoff * 2, 0.1), 2.0)
-        error = StoreUnavailable(f"the collector's store cannot write right now ({_reason(exc)}); nothing was "
+        error = StoreUnavailable(f"the collector's store cannot write right now ({error_line(exc)}); nothing was "
                                  "acked past what is committed: resend later")
-        return [Outcome(msg.run_id, msg.rank, msg.session, error=error, kind=kind) for msg, kind, _, _ in work]
+        return [Outcome(w.msg.run_id, w.msg.rank, w.msg.session, error=error, kind=w.kind) for w in work]
 
     def _available(self) -> None:
         if self._unavailable_since is not None:
@@ -592,10 +573,10 @@ class Writer:
             self._unavailable_since = None
         self._backoff = 0.0
 
-    def _apply_all(self, work: list[tuple[tpb.ClientMessage, str, Callback, str]]) -> list[Outcome]:
+    def _apply_all(self, work: list[_Work]) -> list[Outcome]:
         state = _BatchState(alerts=self._alerts)
         now = time.time()
         with self._store.begin() as conn:
-            outcomes = [apply_message(conn, msg, kind, state, now, refusal) for msg, kind, _, refusal in work]
+            outcomes = [apply_message(conn, w.msg, w.kind, state, now, w.refusal) for w in work]
             _flush_touched(conn, state)
         return outcomes

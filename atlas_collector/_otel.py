@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-import sqlalchemy as sa
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -36,9 +35,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _otel_spans as sp
-from . import _schema as s
 from . import _metrics, _steps
+from ._diagnosed import Diagnosed
 from ._exceptions import ConfigError
+from ._ingest import Outcome
+from ._kinds import Kind
+from ._store import Store
 from ._otel_metrics import SEVERITIES, RunMetrics
 
 log = logging.getLogger(__name__)
@@ -189,8 +191,8 @@ class _CountingMetricExporter(MetricExporter):
 class OtelExporter:
     """Exports runs to OTLP from its own thread. `shutdown` is bounded and safe to call twice."""
 
-    def __init__(self, store: Any, *, span_exporter: SpanExporter | None, metric_exporter: MetricExporter | None,
-                 resource: Resource | None = None, driver: Any = None, metric_interval_s: float = 60.0,
+    def __init__(self, store: Store, *, span_exporter: SpanExporter | None, metric_exporter: MetricExporter | None,
+                 resource: Resource | None = None, driver: Diagnosed | None = None, metric_interval_s: float = 60.0,
                  max_queue: int = 10_000, settle_s: float = 3.0, steps_every_s: float = 1.0,
                  max_batch: int = 512) -> None:
         if max_queue < 1:
@@ -224,7 +226,7 @@ class OtelExporter:
         self._thread.start()
 
     @classmethod
-    def from_config(cls, config: Any, store: Any, *, driver: Any = None,
+    def from_config(cls, config: Any, store: Store, *, driver: Diagnosed | None = None,
                     env: Mapping[str, str] | None = None) -> "OtelExporter | None":
         """The exporter the collector's config and the OTEL_* environment ask for; None when export is off."""
         settings = OtelSettings.resolve(getattr(config, "otlp_endpoint", "") or "", env)
@@ -240,20 +242,20 @@ class OtelExporter:
 
     # ------------------------------------------------------------------------------------- feeding
 
-    def notify(self, outcomes: Iterable[Any]) -> None:
+    def notify(self, outcomes: Iterable[Outcome]) -> None:
         """Writer thread, after commit: note the runs that got an epoch, an end or steps. Never blocks long."""
         added = False
         with self._cond:
             for o in outcomes:
                 if o.error is not None or not o.applied:
                     continue
-                if o.kind == "epoch_summary" and o.rank == 0:
+                if o.kind == Kind.EPOCH_SUMMARY and o.rank == 0:
                     key = ("epochs", o.run_id)
-                elif o.kind == "run_end" and o.rank == 0:
+                elif o.kind == Kind.RUN_END and o.rank == 0:
                     key = ("end", o.run_id)
-                elif o.kind == "step_batch" and self._metrics is not None:
+                elif o.kind == Kind.STEP_BATCH and self._metrics is not None:
                     key = ("steps", o.run_id)
-                elif o.kind == "metric_batch" and self._metrics is not None:
+                elif o.kind == Kind.METRIC_BATCH and self._metrics is not None:
                     key = ("user_metrics", o.run_id)  # at most once per steps_every_s per run, as the steps
                 else:
                     continue
@@ -424,9 +426,9 @@ class OtelExporter:
                 if self._spans is not None:
                     issues = sp.read_issues(conn, run_id)
                     for row in rows:
-                        previous = conn.execute(sa.select(s.epochs.c.ended_at).where(
-                            s.epochs.c.run_id == run_id, s.epochs.c.rank == 0,
-                            s.epochs.c.epoch == row["epoch"] - 1)).scalar()
+                        before = self._store.epochs(conn, run_id, from_epoch=row["epoch"] - 1,
+                                                    to_epoch=row["epoch"] - 1)
+                        previous = before[0]["ended_at"] if before else None
                         spans.append(sp.epoch_span(run, row, issues, self._resource, previous))
                 if self._metrics is not None:
                     for row in rows:
@@ -438,10 +440,8 @@ class OtelExporter:
                     self._steps(run_id, conn)
                     self._metrics.on_end(attrs, run["status"])
             if self._metrics is not None:
-                active = conn.execute(sa.select(s.issues.c.severity, sa.func.count())
-                                      .where(s.issues.c.run_id == run_id, s.issues.c.active.is_(True))
-                                      .group_by(s.issues.c.severity)).all()
-                self._metrics.on_health(attrs, run.get("health_score"), {sev: n for sev, n in active
+                active = collections.Counter(i["severity"] for i in sp.read_issues(conn, run_id) if i["active"])
+                self._metrics.on_health(attrs, run.get("health_score"), {sev: n for sev, n in active.items()
                                                                          if sev in SEVERITIES})
         if kind == "end":  # the steps were read above; a steps pass still queued would count them twice
             with self._cond:

@@ -20,8 +20,12 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from atlas_proto import convert
+from atlas_proto.v1 import telemetry_pb2 as tpb
+
 from . import _schema as s
 from . import _steps
+from ._queries import fill
 
 SCOPE = InstrumentationScope("atlas_collector", "0.1.0", "https://atlas.dev/otel/v1")
 # Statuses after which the root span is exported. `stale` is not one of them: a stale run may come back.
@@ -165,50 +169,46 @@ def root_attributes(run: Mapping[str, Any], last_epoch: Mapping[str, Any] | None
     return attrs
 
 
-_LOSS = ("mean", "std", "min", "max", "count", "nonfinite_count")
-_THROUGHPUT = (("samples_per_sec", "samples_per_sec"), ("batches_per_sec", "batches_per_sec"),
-               ("tokens_per_sec", "tokens_per_sec"), ("samples_processed", "samples"), ("batches", "batches"),
-               ("step_time_p50_s", "step_time_p50"), ("step_time_p95_s", "step_time_p95"),
-               ("step_time_max_s", "step_time_max"))
-_CARBON = (("epoch_co2_kg", "co2"), ("epoch_energy_kwh", "energy"), ("cumulative_co2_kg", "co2_cumulative"),
-           ("cumulative_energy_kwh", "energy_cumulative"), ("power_draw_watts", "power"),
-           ("carbon_intensity_g_per_kwh", "intensity"), ("country_iso", "country"))
+# OTel attribute -> `convert.flat_epoch` key (deploy/OTEL.md documents the attributes)
+_LOSS_ATTRIBUTES = tuple((f"atlas.loss.{k}", f"loss.{k}") for k in ("mean", "std", "min", "max", "count",
+                                                                      "nonfinite_count"))
+_EPOCH_ATTRIBUTES = (
+    *((f"atlas.throughput.{k}", f"throughput.{k}") for k in ("samples_per_sec", "batches_per_sec",
+                                                              "tokens_per_sec")),
+    ("atlas.throughput.samples", "throughput.samples_processed"), ("atlas.throughput.batches", "throughput.batches"),
+    *((f"atlas.throughput.{k}", f"throughput.{k}_s") for k in ("step_time_p50", "step_time_p95", "step_time_max")),
+    *((f"atlas.memory.{k}", f"memory.{k}_mb") for k in ("process_rss", "cuda_allocated", "cuda_reserved",
+                                                         "cuda_peak_allocated")),
+    ("atlas.system.cpu_percent", "system.cpu_percent"), ("atlas.system.ram_percent", "system.ram_percent"),
+    ("atlas.carbon.co2", "carbon.epoch_co2_kg"), ("atlas.carbon.energy", "carbon.epoch_energy_kwh"),
+    ("atlas.carbon.co2_cumulative", "carbon.cumulative_co2_kg"),
+    ("atlas.carbon.energy_cumulative", "carbon.cumulative_energy_kwh"),
+    ("atlas.carbon.power", "carbon.power_draw_watts"), ("atlas.carbon.intensity", "carbon.carbon_intensity_g_per_kwh"),
+    ("atlas.carbon.country", "carbon.country_iso"),
+    ("atlas.optimizer.lr", "lr"), ("atlas.optimizer.grad_norm", "grad_norm"),
+)
 
 
 def epoch_attributes(run: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
-    p = row.get("payload") or {}
+    """Epoch `row`'s span attributes: the run's, the row's index, step and duration, and the epoch summary's
+    values (`convert.flat_epoch` of its payload); a value not measured is left out."""
+    flat = convert.flat_epoch(fill(row.get("payload") or {}, tpb.EpochSummary(), "epoch summary", run["id"]))
     attrs = run_attributes(run)
     _put(attrs, "atlas.epoch.index", int(row["epoch"]))
     _put(attrs, "atlas.epoch.completed", True)
     _put(attrs, "atlas.epoch.global_step", int(row["global_step"] or 0))
     _put(attrs, "atlas.epoch.duration", row.get("duration_seconds"))
-    loss = p.get("loss") or {}
-    for key in _LOSS:
-        value = _number(loss.get(key))
-        _put(attrs, f"atlas.loss.{key}", int(value) if key.endswith("count") and value is not None else value)
-    for key, value in sorted((p.get("val_metrics") or {}).items()):
-        _put(attrs, f"atlas.val.{key}", _number(value))
-    for key, value in sorted((p.get("train_metrics") or {}).items()):
-        _put(attrs, f"atlas.train.{key}", _number(value))
-    throughput = p.get("throughput") or {}
-    for src, dst in _THROUGHPUT:
-        value = throughput.get(src)
-        _put(attrs, f"atlas.throughput.{dst}", int(value) if dst in ("samples", "batches") and value else value)
-    memory = p.get("memory") or {}
-    for key in ("process_rss_mb", "cuda_allocated_mb", "cuda_reserved_mb", "cuda_peak_allocated_mb"):
-        _put(attrs, f"atlas.memory.{key.removesuffix('_mb')}", memory.get(key))
-    system = p.get("system") or {}
-    _put(attrs, "atlas.system.cpu_percent", system.get("cpu_percent"))
-    _put(attrs, "atlas.system.ram_percent", system.get("ram_percent"))
-    carbon = p.get("carbon") or {}
-    for src, dst in _CARBON:
-        _put(attrs, f"atlas.carbon.{dst}", carbon.get(src))
-    _put(attrs, "atlas.optimizer.lr", [_number(v) for v in p.get("lr") or []])
-    _put(attrs, "atlas.optimizer.grad_norm", _number(p.get("grad_norm")))
-    gpus = p.get("gpus") or []
-    utils = [g["utilization_percent"] for g in gpus if g.get("utilization_percent") is not None]
+    for name, key in _LOSS_ATTRIBUTES:  # the loss, the metrics, then the rest (deploy/OTEL.md's order)
+        _put(attrs, name, flat[key])
+    for key, value in flat.items():
+        if key.startswith(("val.", "train.")):
+            _put(attrs, f"atlas.{key}", value)
+    for name, key in _EPOCH_ATTRIBUTES:
+        _put(attrs, name, flat[key])
+    gpus = flat["gpus"]  # the busiest GPU stands for all
+    utils = [g["utilization_percent"] for g in gpus if g["utilization_percent"] is not None]
     _put(attrs, "atlas.gpu.utilization_percent", max(utils) if utils else None)
-    mem = [g["memory_used_mb"] for g in gpus if g.get("memory_used_mb") is not None]
+    mem = [g["memory_used_mb"] for g in gpus if g["memory_used_mb"] is not None]
     _put(attrs, "atlas.gpu.memory_used", max(mem) if mem else None)
     return attrs
 

@@ -12,13 +12,20 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from atlas_proto.v1 import query_pb2 as qpb
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
-from ._convert import (
+from atlas_proto.convert import (
+
     FRAMEWORK_VALUES,
+
     ON_CRITICAL_VALUES,
+
     STATUS_NAMES,
+
     STATUS_VALUES,
+
     dict_to_struct,
+
     float_to_ts,
+
 )
 from . import _metrics, _steps
 from ._exceptions import InvalidMessage

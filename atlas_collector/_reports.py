@@ -14,13 +14,21 @@ import sqlalchemy as sa
 
 from atlas_diagnostics import SEVERITIES, Issue, green_insight, health_report, rank_issues
 
+from atlas_proto.convert import (
+    COMMAND_NAMES,
+    dict_to_struct,
+    float_to_ts,
+    issue_message,
+    iso,
+    jsonable,
+    row_issue,
+)
 from atlas_proto.v1 import query_pb2 as qpb
 
 from . import _diagnostics as d
 from . import _schema as s
 from ._config import CollectorConfig
-from ._convert import COMMAND_NAMES, dict_to_struct, float_to_ts, iso, jsonable
-from ._driver import DiagnosticsDriver
+from ._diagnosed import Diagnoser
 from ._exceptions import InvalidMessage, RunNotFound
 from ._fanout import CommandHub, send_command
 from ._queries import final_metrics
@@ -37,38 +45,11 @@ class Services:
 
     store: Store
     hub: CommandHub
-    driver: DiagnosticsDriver
+    driver: Diagnoser  # `_driver.DiagnosticsDriver`; queries wait on it (`settle`) before reading issues
     config: CollectorConfig
 
 
 # ------------------------------------------------------------------------------------------- issues
-
-def issue_message(run_id: str, issue: Issue, out: qpb.Issue | None = None) -> qpb.Issue:
-    out = out if out is not None else qpb.Issue()
-    out.run, out.check, out.severity, out.category = run_id, issue.check, issue.severity, issue.category
-    out.title, out.description, out.suggestion = issue.title, issue.description, issue.suggestion
-    if issue.epoch is not None:
-        out.epoch = issue.epoch
-    if issue.step is not None:
-        out.step = issue.step
-    out.layer = issue.layer or ""
-    out.metric_key = issue.metric_key or ""
-    if isinstance(issue.metric_value, (int, float)) and not isinstance(issue.metric_value, bool):
-        out.metric_value = float(issue.metric_value)
-    elif issue.metric_value is not None:
-        out.metric_text = str(issue.metric_value)
-    dict_to_struct(dict(issue.thresholds), out.thresholds)
-    if issue.first_seen_epoch is not None:
-        out.first_seen_epoch = issue.first_seen_epoch
-    if issue.last_seen_epoch is not None:
-        out.last_seen_epoch = issue.last_seen_epoch
-    out.active = issue.active
-    out.rank = issue.rank or 0
-    out.explains.extend(issue.explains)
-    dict_to_struct(dict(issue.evidence), out.evidence)
-    return out
-
-
 
 def list_issues(sv: Services, req: qpb.IssuesRequest) -> qpb.IssuesResponse:
     if req.severity and req.severity not in SEVERITIES:
@@ -92,14 +73,14 @@ def list_issues(sv: Services, req: qpb.IssuesRequest) -> qpb.IssuesResponse:
     by_run: dict[str, list[Issue]] = {}
     insights = {(row.run_id, row.check_id, row.key or ""): row.insight for row in rows if row.insight}  # alerts
     for row in rows:
-        by_run.setdefault(row.run_id, []).append(d.row_issue(row._mapping))
+        by_run.setdefault(row.run_id, []).append(row_issue(row._mapping))
     resp = qpb.IssuesResponse()
     for run_id, issues in by_run.items():
         for issue in rank_issues(issues):
             if (req.severity and issue.severity != req.severity) or (not req.include_inactive and not issue.active):
                 continue
-            out = issue_message(run_id, issue, resp.issues.add())
-            out.insight = insights.get((run_id, issue.check, issue.key or ""), "")
+            insight = insights.get((run_id, issue.check, issue.key or ""))
+            issue_message(run_id, issue, resp.issues.add(), insight=insight)
     return resp
 
 

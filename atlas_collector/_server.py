@@ -1,418 +1,45 @@
-"""The gRPC servers (asyncio): thin servicers over `_ingest.Writer` and the functions of `_queries`.
+"""The collector's wiring: `Collector` builds the store, the diagnostics driver and its `Policy`, the writer, the
+OTel exporter, the servicers (`_servicers.py`), the timer (`_timer.py`) and the web UI, starts them in order and
+stops them under one deadline.
 
-`Collector` is the daemon's body; `run_server(config)` runs one in a background thread and yields it
-(tests, `atlas demo`)."""
+The data flow it wires: a stream's message -> `_validate.validate` (its `Kind`) -> `_ingest.Writer` (one
+transaction per batch, acks after commit) -> `on_commit`: the diagnostics driver (`_driver`, which hands new
+critical issues to `_policy.Policy`), the OTel exporter (`_otel`), the alerts and the UI's event hub.
+
+`run_server(config)` runs a collector in a background thread and yields it (tests, `atlas demo`)."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import threading
-import time
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from atlas_proto.v1 import query_pb2_grpc, telemetry_pb2 as tpb, telemetry_pb2_grpc
-
-from . import _alerts_rpc, _commands, _queries, _reports, _retention
+from . import _reports
 from ._alerts import Alerts
 from ._config import CollectorConfig
 from ._driver import DiagnosticsDriver
-from ._exceptions import CollectorError, InvalidMessage, RunEnded, grpc_status
-from ._fanout import CommandHub, PgListener, note_holder, send_command
-from ._ingest import Outcome, Writer
+from ._fanout import CommandHub, PgListener
+from ._ingest import Writer
 from ._otel import OtelExporter, chain
+from ._policy import Policy
+from ._servicers import (
+    SERVICES,
+    QueryServicer,
+    TelemetryServicer,
+    TokenInterceptor,
+    add_query_service,
+    add_telemetry_service,
+)
 from ._store import Store
-from ._validate import BodyInvalid, validate
+from ._timer import Timer
 from ._web import EventHub
 
 log = logging.getLogger(__name__)
-
-SERVICES = ("atlas.v1.TelemetryService", "atlas.v1.QueryService")
-
-
-class _Undecodable:
-    """Request bytes that are not a ClientMessage (garbage, a truncated message): `_read` refuses the stream with
-    INVALID_ARGUMENT. (gRPC's own deserialisation error would end the request stream as if the client had closed
-    it: the client would get OK and never learn its message was dropped.)"""
-
-    __slots__ = ("size", "error")
-
-    def __init__(self, size: int, error: Exception) -> None:
-        self.size, self.error = size, error
-
-
-def _decode_client_message(data: bytes) -> tpb.ClientMessage | _Undecodable:
-    try:
-        return tpb.ClientMessage.FromString(data)
-    except Exception as exc:  # noqa: BLE001 - google.protobuf.message.DecodeError and kin
-        return _Undecodable(len(data), exc)
-
-
-def _tolerant(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    def decode_or_mark(data: bytes) -> Any:
-        try:
-            return decode(data)
-        except Exception as exc:  # noqa: BLE001 - answered INVALID_ARGUMENT by the handler
-            return _Undecodable(len(data), exc)
-
-    return decode_or_mark
-
-
-class _HandlerSink:
-    """Takes the handlers a generated `add_*Servicer_to_server` registers, so they can be changed first."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, Any] = {}
-
-    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
-        pass
-
-    def add_registered_method_handlers(self, _service: str, handlers: dict[str, Any]) -> None:
-        self.handlers = handlers
-
-
-def _add_query_service(servicer: "QueryServicer", server: Any) -> None:
-    """`query_pb2_grpc.add_QueryServiceServicer_to_server` with deserialisers that never raise: undecodable bytes
-    get INVALID_ARGUMENT from the handler (gRPC's own answer is UNKNOWN with a traceback in the log)."""
-    sink = _HandlerSink()
-    query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, sink)
-    handlers = {name: h._replace(request_deserializer=_tolerant(h.request_deserializer))
-                for name, h in sink.handlers.items()}
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICES[1], handlers),))
-    server.add_registered_method_handlers(SERVICES[1], handlers)
-
-
-async def _refuse_undecodable(request: Any, context: Any, name: str) -> None:
-    if isinstance(request, _Undecodable):
-        log.info("QueryService.%s: %d request bytes are not a valid request (%s)", name, request.size, request.error)
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                            f"a request of {request.size} bytes is not a valid atlas.v1.QueryService request "
-                            f"(protobuf decoding failed: {request.error})")
-
-
-def _add_telemetry_service(servicer: "TelemetryServicer", server: Any) -> None:
-    """`telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server`, with a deserialiser that never raises."""
-    handlers = {"Stream": grpc.stream_stream_rpc_method_handler(
-        servicer.Stream, request_deserializer=_decode_client_message,
-        response_serializer=tpb.ServerMessage.SerializeToString)}
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICES[0], handlers),))
-    server.add_registered_method_handlers(SERVICES[0], handlers)
-
-
-class _StreamConn:
-    """One trainer stream: its outbound queue (acks, commands, a closing error) and its pending count.
-
-    Two bounds on what is received but not yet committed: `inflight`, over all streams, and `own`, this stream's
-    share (a sixteenth of the total): one client that floods the collector holds at most its share of the writer's
-    queue, so the other streams' messages wait behind at most that much of it; gRPC's flow control slows the
-    flooding client down to what the collector commits."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, inflight: asyncio.Semaphore, own_limit: int,
-                 on_joined: Callable[[str, "_StreamConn"], None] | None = None,
-                 new_inflight: asyncio.Semaphore | None = None) -> None:
-        self.loop = loop
-        self.out: asyncio.Queue[Any] = asyncio.Queue()
-        self.inflight = inflight
-        # Until the stream has a committed message its messages are "new" (`Writer.submit`) and count against
-        # `new_inflight`, a quarter of the bound: a flood of new runs cannot take the room of runs under way.
-        self.new_inflight = new_inflight if new_inflight is not None else inflight
-        self.established = False
-        self.pending_new = 0
-        self.own = asyncio.Semaphore(own_limit)
-        self.throttled = False
-        self.pending = 0
-        self.reading_done = False
-        self.runs: set[str] = set()
-        self.joined: set[str] = set()  # runs with a committed message on this stream (registered in the hub)
-        self.on_joined = on_joined
-        self.closed = False
-
-    def push(self, msg: tpb.ServerMessage) -> None:
-        """Queue a server message (a command) from any thread."""
-        try:
-            self.loop.call_soon_threadsafe(self._push, msg)
-        except RuntimeError:  # loop closed at shutdown; the command stays pending in the store
-            pass
-
-    def _push(self, msg: tpb.ServerMessage) -> None:
-        if not self.closed:
-            self.out.put_nowait(msg)
-
-    def writer_callback(self, outcome: Outcome) -> None:  # writer thread, for an established stream's message
-        try:
-            self.loop.call_soon_threadsafe(self._on_outcome, outcome, True)
-        except RuntimeError:  # loop closed at shutdown; the client resends what was not acked
-            pass
-
-    def new_writer_callback(self, outcome: Outcome) -> None:  # writer thread, for a message sent before that
-        try:
-            self.loop.call_soon_threadsafe(self._on_outcome, outcome, False)
-        except RuntimeError:
-            pass
-
-    async def admit(self) -> bool:
-        """Wait for room for one more message; True when it goes as an established stream's message."""
-        established = self.established and self.pending_new == 0  # all "new" ones first: the order is kept
-        await self.own.acquire()
-        await (self.inflight if established else self.new_inflight).acquire()
-        self.pending += 1
-        if not established:
-            self.pending_new += 1
-        return established
-
-    def _on_outcome(self, outcome: Outcome, established: bool) -> None:  # event loop
-        (self.inflight if established else self.new_inflight).release()
-        self.own.release()
-        self.pending -= 1
-        if not established:
-            self.pending_new -= 1
-        if outcome.error is None:
-            self.established = True
-        if outcome.error is None and outcome.run_id not in self.joined and not self.closed:
-            self.joined.add(outcome.run_id)
-            if self.on_joined is not None:
-                self.on_joined(outcome.run_id, self)
-        if outcome.error is not None:
-            self.close(outcome.error)
-        elif outcome.ack_seq is not None and not self.closed:
-            self.out.put_nowait(tpb.ServerMessage(ack=tpb.Ack(run_id=outcome.run_id, rank=outcome.rank,
-                                                             seq=outcome.ack_seq, session=outcome.session,
-                                                             refused=outcome.refused)))
-        self.maybe_finish()
-
-    def maybe_finish(self) -> None:
-        if self.reading_done and self.pending == 0:
-            self.close(None)
-
-    def close(self, error: BaseException | None) -> None:
-        if not self.closed:
-            self.closed = True
-            self.out.put_nowait(error)
-
-
-class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
-    def __init__(self, writer: Writer, max_inflight: int, hub: CommandHub | None = None,
-                 store: Store | None = None, driver: DiagnosticsDriver | None = None) -> None:
-        self._writer = writer
-        self._driver = driver
-        self._max_inflight = max_inflight
-        self._inflight: asyncio.Semaphore | None = None
-        self._new_inflight: asyncio.Semaphore | None = None
-        self._hub = hub
-        self._store = store
-        self.streams: set[_StreamConn] = set()
-        # Joins and releases of runs run on one thread, in the order the streams saw them (a release never
-        # overtakes the join it undoes).
-        self.control = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="atlas-streams")
-
-    def _joined(self, run_id: str, conn: _StreamConn) -> None:  # event loop
-        """A run's first committed message on this stream: hold it in the hub, send what is pending for it."""
-        if self._hub is None or not self._hub.register(run_id, conn):
-            return
-        log.info("run=%s stream joined (%d stream(s) open)", run_id, len(self.streams))
-        if self._store is not None:
-            self.control.submit(self._deliver_pending, run_id, conn)
-
-    def _deliver_pending(self, run_id: str, conn: _StreamConn) -> None:  # executor
-        try:
-            note_holder(self._store, run_id, self._hub.replica_id, True)  # type: ignore[union-attr]
-            with self._store.connect() as db:  # type: ignore[union-attr]
-                rows = _commands.pending_commands(db, run_id)
-        except Exception:  # noqa: BLE001 - the commands stay pending for the next connect
-            log.exception("run=%s could not read pending commands", run_id)
-            rows = []
-        for row in rows:
-            log.info("run=%s command=%s kind=%s delivered on reconnect", run_id, row["id"], row["kind"])
-            conn.push(tpb.ServerMessage(command=_commands.to_message(row)))
-        if self._driver is not None:
-            self._driver.forget(run_id)  # rebuilt from the store: it may have streamed to another replica
-
-    async def Stream(self, request_iterator: AsyncIterator[tpb.ClientMessage], context: Any) -> AsyncIterator[Any]:
-        if self._inflight is None:
-            self._inflight = asyncio.Semaphore(self._max_inflight)
-            self._new_inflight = asyncio.Semaphore(max(16, self._max_inflight // 4))
-        conn = _StreamConn(asyncio.get_running_loop(), self._inflight, max(16, self._max_inflight // 16),
-                           self._joined, self._new_inflight)
-        self.streams.add(conn)
-        reader = asyncio.create_task(self._read(request_iterator, conn))
-        try:
-            while True:
-                item = await conn.out.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    log.info("run=%s stream refused: %s", ",".join(sorted(conn.runs)) or "-", item)
-                    await context.abort(grpc_status(item), str(item))
-                yield item
-        finally:
-            reader.cancel()
-            self.streams.discard(conn)
-            if self._hub is not None:
-                released = self._hub.unregister(conn)
-                if released and self._store is not None and self._store.dialect == "postgresql":
-                    for run_id in released:
-                        self.control.submit(self._release, run_id)
-
-    def _release(self, run_id: str) -> None:  # executor
-        try:
-            note_holder(self._store, run_id, self._hub.replica_id, False)  # type: ignore[union-attr]
-        except Exception:  # noqa: BLE001 - a stale holder row only makes `delivered` optimistic for a while
-            log.debug("run=%s could not release the stream holder row", run_id, exc_info=True)
-
-    async def _read(self, request_iterator: AsyncIterator[tpb.ClientMessage], conn: _StreamConn) -> None:
-        try:
-            async for msg in request_iterator:
-                if conn.closed:
-                    return
-                if isinstance(msg, _Undecodable):
-                    conn.close(InvalidMessage(
-                        f"a message of {msg.size} bytes is not an atlas.v1.ClientMessage (protobuf decoding failed: "
-                        f"{msg.error}); the stream is closed, the messages before it were kept"))
-                    return
-                refusal = ""
-                try:
-                    kind = validate(msg)
-                except BodyInvalid as exc:  # recorded and acked in the message's place: the run goes on
-                    kind, refusal = msg.WhichOneof("body"), f"INVALID_ARGUMENT: {exc}"
-                except CollectorError as exc:
-                    conn.close(exc)
-                    return
-                conn.runs.add(msg.run_id)
-                if conn.own.locked() and not conn.throttled:
-                    conn.throttled = True
-                    log.warning("run=%s stream throttled: it sends faster than the collector commits (%d of its "
-                                "messages waiting); the client is slowed down, other streams go on",
-                                msg.run_id, conn.pending)
-                established = await conn.admit()
-                self._writer.submit(msg, kind, conn.writer_callback if established else conn.new_writer_callback,
-                                    refusal, source=conn)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the client went away; nothing to answer
-            log.debug("stream ended: %r", exc)
-        conn.reading_done = True
-        conn.maybe_finish()
-
-    async def drain(self, timeout: float) -> None:
-        """Stop reading every stream, wait (bounded) for what they queued to be committed and acked."""
-        for conn in list(self.streams):
-            conn.reading_done = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while any(c.pending for c in self.streams) and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        for conn in list(self.streams):
-            conn.maybe_finish()
-        await asyncio.sleep(0.05)  # let the last acks go out
-
-
-def _unary(fn: Callable[[Store, Any], Any]) -> Callable[..., Any]:
-    async def handler(self: "QueryServicer", request: Any, context: Any) -> Any:
-        await _refuse_undecodable(request, context, fn.__name__)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, fn, self._store, request)
-        except CollectorError as exc:
-            await context.abort(grpc_status(exc), str(exc))
-
-    handler.__name__ = fn.__name__
-    return handler
-
-
-def _unary_sv(fn: Callable[[_reports.Services, Any], Any]) -> Callable[..., Any]:
-    """Like `_unary`, for the functions that need the collector's services (driver, hub, config)."""
-    async def handler(self: "QueryServicer", request: Any, context: Any) -> Any:
-        await _refuse_undecodable(request, context, fn.__name__)
-        if self._services is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{fn.__name__} needs a full collector")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, fn, self._services, request)
-        except CollectorError as exc:
-            await context.abort(grpc_status(exc), str(exc))
-
-    handler.__name__ = fn.__name__
-    return handler
-
-
-def _unary_alerts(fn: Callable[[Any, Store, Any], Any]) -> Callable[..., Any]:
-    """Like `_unary`, for the alert queries (they need the collector's `Alerts`)."""
-    async def handler(self: "QueryServicer", request: Any, context: Any) -> Any:
-        await _refuse_undecodable(request, context, fn.__name__)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, fn, self.alerts, self._store, request)
-        except CollectorError as exc:
-            await context.abort(grpc_status(exc), str(exc))
-
-    handler.__name__ = fn.__name__
-    return handler
-
-
-class QueryServicer(query_pb2_grpc.QueryServiceServicer):
-    def __init__(self, store: Store, services: _reports.Services | None = None, alerts: Alerts | None = None) -> None:
-        self._store = store
-        self._services = services
-        self.alerts = alerts
-
-    ListRuns = _unary(_queries.list_runs)
-    GetRun = _unary(_queries.get_run)
-    DeleteRun = _unary(_queries.delete_run)
-    GetEpochs = _unary(_queries.get_epochs)
-    GetSteps = _unary(_queries.get_steps)
-    GetLogs = _unary(_queries.get_logs)
-    GetArchitecture = _unary(_queries.get_architecture)
-    ListIssues = _unary_sv(_reports.list_issues)
-    GetHealth = _unary_sv(_reports.get_health)
-    GetSustainability = _unary_sv(_reports.sustainability)
-    GetProjectTrend = _unary_sv(_reports.project_trend)
-    CompareRuns = _unary_sv(_reports.compare_runs)
-    SendCommand = _unary_sv(_reports.command)
-    Diagnose = _unary_sv(_reports.diagnose)
-    ListAlerts = _unary_alerts(_alerts_rpc.list_alerts)
-    TestAlert = _unary_alerts(_alerts_rpc.test_alert)
-    ListMetrics = _unary(_queries.list_metrics)
-    GetMetricSeries = _unary(_queries.get_metric_series)
-
-    http_url = ""  # the web UI's URL, set once it serves (`atlas ui` asks for it)
-
-    async def GetServerInfo(self, request: Any, context: Any) -> Any:
-        from importlib.metadata import PackageNotFoundError, version
-
-        from atlas_proto.v1 import query_pb2 as qpb
-
-        await _refuse_undecodable(request, context, "GetServerInfo")
-        try:
-            ver = version("atlas-observatory")
-        except PackageNotFoundError:
-            ver = ""
-        token = bool(self._services is not None and self._services.config.token)
-        return qpb.ServerInfo(version=ver, http_url=self.http_url, token_required=token)
-
-
-class _TokenInterceptor(grpc.aio.ServerInterceptor):
-    """Bearer token for every Atlas service (health stays open for probes). No detail leaked."""
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}"
-
-        async def deny(request: Any, context: Any) -> Any:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid token")
-
-        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
-        self._deny_stream = grpc.stream_stream_rpc_method_handler(deny)
-
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        if not details.method.startswith("/atlas.v1."):
-            return await continuation(details)
-        metadata = dict(details.invocation_metadata or ())
-        import hmac
-
-        if hmac.compare_digest(metadata.get("authorization", ""), self._expected):
-            return await continuation(details)
-        return self._deny_stream if details.method.endswith("/Stream") else self._deny_unary
 
 
 class Collector:
@@ -431,9 +58,8 @@ class Collector:
         self.alerts = Alerts(config.alert_settings, self.store)
         self._listener: PgListener | None = None
         self.otel: OtelExporter | None = None
-        self._timer: asyncio.Task[None] | None = None
-        self._retention_since: float | None = None
-        self._last_retention = 0.0
+        self.timer: Timer | None = None
+        self._timer_task: asyncio.Task[None] | None = None
         self.events = EventHub()  # live updates for the web UI: told what is committed
         self.services: _reports.Services | None = None
         self.web: Any = None  # the web UI's server (`_web.WebServer`), None when --http off
@@ -450,8 +76,9 @@ class Collector:
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.create_schema)
+        policy = Policy(self.store, self.hub, self.alerts, live_after=self.config.stale_after_s)
         self.driver = DiagnosticsDriver(self.store, thresholds=self.config.thresholds,
-                                        disabled_checks=self.config.disabled_checks, act=self._policy,
+                                        disabled_checks=self.config.disabled_checks, policy=policy,
                                         alerts=self.alerts)
         self.otel = OtelExporter.from_config(self.config, self.store, driver=self.driver)
         self._writer = Writer(self.store, on_commit=chain(self.driver.notify, self.otel.notify if self.otel else None,
@@ -467,15 +94,15 @@ class Collector:
         services = self.services = _reports.Services(store=self.store, hub=self.hub, driver=self.driver,
                                                      config=self.config)
         limit = self.config.max_message_mb * 1024 * 1024
-        interceptors = [_TokenInterceptor(self.config.token)] if self.config.token else []
+        interceptors = [TokenInterceptor(self.config.token)] if self.config.token else []
         self._server = grpc.aio.server(
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", 64 * 1024 * 1024),
                      ("grpc.so_reuseport", 0)],
         )
-        _add_telemetry_service(self._telemetry, self._server)
+        add_telemetry_service(self._telemetry, self._server)
         self._query = QueryServicer(self.store, services, self.alerts)
-        _add_query_service(self._query, self._server)
+        add_query_service(self._query, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if self.config.tls_cert:
             with open(self.config.tls_cert, "rb") as f_cert, open(self.config.tls_key, "rb") as f_key:
@@ -486,7 +113,8 @@ class Collector:
         await self._server.start()
         for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        self._timer = asyncio.create_task(self._tick_forever())
+        self.timer = Timer(self.config, self.store, self.driver, self.alerts, self.events)
+        self._timer_task = asyncio.create_task(self.timer.run_forever())
         if self.config.http_listen is not None:
             from ._web import WebServer
 
@@ -504,66 +132,6 @@ class Collector:
                  "on" if self.config.tls_cert else "off", "set" if self.config.token else "none")
         return self.port
 
-    # ------------------------------------------------------------------------------ policy and timer
-
-    def _policy(self, run_id: str, kind: str, reason: str, check: str) -> None:  # diagnostics thread
-        """`on_critical`: a new critical issue pauses or stops the run through its stream(s)."""
-        try:
-            send_command(self.store, self.hub, run_id, kind, reason=reason, sender="policy", issue_check=check,
-                         live_after=self.config.stale_after_s, record_if_ended=True)
-        except RunEnded:
-            return
-        if self.alerts.enabled:
-            with self.store.begin() as conn:
-                self.alerts.run_event(conn, run_id, "stopped" if kind == "stop" else "paused", reason, check=check)
-            self.alerts.wake()
-
-    @property
-    def tick_s(self) -> float:
-        return min(max(self.config.stale_after_s / 4.0, 0.05), 5.0)
-
-    async def _tick_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.tick_s)
-            try:
-                await loop.run_in_executor(None, self.tick, time.time())
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the timer outlives any one failure
-                log.exception("collector timer tick failed")
-
-    def tick(self, now: float) -> None:
-        """Mark silent runs stale, drive the time-based checks, apply retention (at most once a minute)."""
-        with self.store.begin() as conn:
-            stale = _retention.mark_stale(conn, now=now, stale_after_s=self.config.stale_after_s)
-            for run_id in stale if self.alerts.enabled else ():
-                self.alerts.run_event(conn, run_id, "stalled", f"no data or heartbeat for "
-                                      f"{self.config.stale_after_s:.0f} s", now=now)
-        if stale and self.alerts.enabled:
-            self.alerts.wake()
-        for run_id in stale:
-            log.info("run=%s status=stale (no data for %.0f s)", run_id, self.config.stale_after_s)
-            self.events.changed(run_id, "status")
-        with self.store.connect() as conn:
-            live = _retention.live_runs(conn)
-        if self.driver is not None:
-            self.driver.tick(now, live)
-        every = min(60.0, 10 * self.tick_s)
-        if (self.config.retention_steps_per_run or self.config.retention_days) and now - self._last_retention >= every:
-            self.apply_retention(now)
-
-    def apply_retention(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
-        with self.store.begin() as conn:
-            deleted = _retention.apply_retention(conn, steps_per_run=self.config.retention_steps_per_run,
-                                                 days=self.config.retention_days, now=now,
-                                                 since=self._retention_since)
-        # The next pass looks at runs seen since this one, with a margin for batches in flight right now
-        # (their last_seen_at is their start time, which may be a little older than their commit).
-        self._retention_since, self._last_retention = now - 30.0, now
-        return deleted
-
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, stop reading, commit and ack what is in flight, close the store: one deadline."""
         grace = self.config.shutdown_grace_s if grace is None else grace
@@ -573,8 +141,8 @@ class Collector:
         if self.web is not None:  # first: its event streams end, and no page sends commands any more
             await self.web.stop(max(0.1, (deadline - loop.time()) * 0.2))
             self.web = None
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._timer_task is not None:
+            self._timer_task.cancel()
         if self._telemetry is not None:
             await self._telemetry.drain(max(0.1, (deadline - loop.time()) * 0.6))
         if self._server is not None:

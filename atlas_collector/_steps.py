@@ -5,14 +5,17 @@ message as one row: the run, the rank, the range of steps, epochs and times it c
 serialized StepBatch (protobuf keeps NaN and Inf as they are, and every field of a sample). Ingest is then one
 insert per message instead of one per sample (the per-sample insert was most of the collector's CPU time), and a
 range read decodes whole batches in C. Reads go through this module: `samples` (a step range, in step order),
-`latest` (the newest samples of a rank), `as_row` (a sample as a plain dict, for the diagnostics and the OTel
+`latest` (the newest samples of a rank), `as_row` (a sample as a plain dict, for the store's readers and the OTel
 exporter), and retention trims batches at a step or time boundary by rewriting the boundary batch.
+
+`CommittedSteps` is what ingest hands the diagnostics driver for a batch it just committed (`Outcome.steps`), so
+the driver need not read back what was just written.
 """
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -23,6 +26,17 @@ from . import _schema as s
 
 _T = s.step_batches
 _C = _T.c
+
+
+class CommittedSteps(NamedTuple):
+    """A StepBatch just stored, as ingest hands it to the diagnostics driver (`Outcome.steps`): its rank and its
+    samples, the wire's `StepSample`s, read by field name (NaN and Inf kept; `HasField` tells an absent loss, lr,
+    gradient norm or time). Ingest makes no record per sample (a Python object per sample costs its allocation and
+    the garbage collector's visits on the hot path); the driver reads what it needs from the samples it keeps."""
+
+    rank: int
+    samples: Sequence[tpb.StepSample]
+    last_step: int  # the highest step of the batch
 
 
 def insert(conn: Connection, run_id: str, rank: int, batch: tpb.StepBatch) -> int | None:

@@ -1,6 +1,9 @@
-"""The store: one SQLAlchemy engine over SQLite (WAL) or PostgreSQL, and the reads the queries need.
+"""The store: one SQLAlchemy engine over SQLite (WAL) or PostgreSQL, and the reads of runs, epochs, logs and
+architectures that the queries, the diagnostics driver and the OTel exporter share (step samples: `_steps`; user
+metrics: `_metrics`; issues and diagnostic runs: `_diagnostics`; commands: `_commands`).
 
-Writes happen in `_ingest.py` (the writer thread), inside `Store.begin()` transactions."""
+Writes happen in `_ingest.py` (the writer thread), inside `Store.begin()` transactions; `is_transient` tells the
+writer which store errors say nothing about the message (resend later) and which refuse it."""
 from __future__ import annotations
 
 import difflib
@@ -189,6 +192,11 @@ class Store:
         self._attach_tags(conn, out)
         return out, total
 
+    def run_row(self, conn: Connection, run_id: str) -> dict[str, Any] | None:
+        """The run's own row, without its project or tags (the diagnostics read it on every update)."""
+        row = conn.execute(sa.select(s.runs).where(s.runs.c.id == run_id)).first()
+        return dict(row._mapping) if row is not None else None
+
     def get_run(self, conn: Connection, run_id: str) -> dict[str, Any]:
         row = conn.execute(
             sa.select(s.runs, s.projects.c.name.label("project"))
@@ -267,6 +275,38 @@ class Store:
         rows = conn.execute(q.order_by(s.logs.c.id.desc()).limit(limit))
         return [dict(r._mapping) for r in reversed(list(rows))]
 
+    def logs_after(self, conn: Connection, run_id: str, after_id: int) -> list[dict[str, Any]]:
+        """The run's log records stored after the one with id `after_id`, oldest first (an id cursor)."""
+        c = s.logs.c
+        return [dict(r._mapping) for r in conn.execute(sa.select(s.logs).where(c.run_id == run_id, c.id > after_id)
+                                                       .order_by(c.id))]
+
     def architecture(self, conn: Connection, run_id: str) -> dict[str, Any] | None:
         row = conn.execute(sa.select(s.architectures.c.payload).where(s.architectures.c.run_id == run_id)).first()
         return row[0] if row is not None else None
+
+
+# ------------------------------------------------------------------------------------------- store errors
+
+def is_transient(exc: BaseException) -> bool:
+    """A store error that says nothing about the message: the disk is full, the database is locked, the server went
+    away. Retrying the same message later can succeed."""
+    import sqlite3
+
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError,
+                        sa.exc.DisconnectionError, sqlite3.OperationalError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and type(exc.orig).__module__.startswith("psycopg"):
+        import psycopg
+
+        return isinstance(exc.orig, psycopg.OperationalError)
+    return isinstance(exc, OSError)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line naming what the store said, without the SQL statement."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return text[:300]

@@ -24,9 +24,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from ._exceptions import InvalidMessage, ProtocolMismatch
+from ._kinds import BODY_KINDS, UNSEQUENCED, Kind
 
 PROTOCOL_VERSION = tpb.PROTOCOL_VERSION_1
-UNSEQUENCED = frozenset({"run_start", "heartbeat"})
 MAX_NAME = 200
 MAX_TAG = 200
 MAX_TAGS = 256
@@ -43,7 +43,7 @@ class BodyInvalid(InvalidMessage):
     """The body of a sequenced message is refused; the writer records the refusal and acks it (`Ack.refused`)."""
 
 
-def validate(msg: tpb.ClientMessage) -> str:
+def validate(msg: tpb.ClientMessage) -> Kind:
     """Raise `InvalidMessage`/`ProtocolMismatch` for a malformed message; return its kind."""
     if not msg.run_id:
         raise InvalidMessage("ClientMessage.run_id is empty: every message must name its run (a UUID)")
@@ -56,12 +56,10 @@ def validate(msg: tpb.ClientMessage) -> str:
             uuid.UUID(msg.session)
         except ValueError:
             raise InvalidMessage(f"ClientMessage.session must be a UUID, got {msg.session[:64]!r}") from None
-    kind = msg.WhichOneof("body")
+    kind = Kind.of(msg)
     if kind is None:
-        raise InvalidMessage(
-            "ClientMessage has no body or an unknown kind: expected one of run_start, model_info, step_batch, "
-            "epoch_summary, log_batch, run_end, heartbeat, command_ack, dropped, metric_batch, alert"
-        )
+        raise InvalidMessage("ClientMessage has no body or an unknown kind: expected one of "
+                             + ", ".join(BODY_KINDS))
     if msg.rank > MAX_RANK:
         raise InvalidMessage(f"ClientMessage.rank must be between 0 and {MAX_RANK}, got {msg.rank}")
     if kind not in UNSEQUENCED and not 1 <= msg.seq <= INT64_MAX:
@@ -70,13 +68,13 @@ def validate(msg: tpb.ClientMessage) -> str:
     if kind not in UNSEQUENCED and not msg.session:
         raise InvalidMessage(f"ClientMessage.session is empty for {kind} (run {msg.run_id}): sequenced messages "
                              "must name their session (a UUID per trainer process)")
-    if kind == "dropped" and not 1 <= msg.dropped.first_seq <= msg.seq:
+    if kind is Kind.DROPPED and not 1 <= msg.dropped.first_seq <= msg.seq:
         raise InvalidMessage(f"Dropped.first_seq must be between 1 and the message's seq ({msg.seq}), "
                              f"got {msg.dropped.first_seq}")
     body = getattr(msg, kind)
     try:
         _CHECKS[kind](body)
-        if kind != "step_batch":  # a step batch is checked sample by sample in `_step_batch` (the hot path)
+        if kind is not Kind.STEP_BATCH:  # a step batch is checked sample by sample in `_step_batch` (the hot path)
             _fit(body, type(body).__name__)
     except InvalidMessage as exc:
         if kind in UNSEQUENCED or isinstance(exc, ProtocolMismatch):
@@ -300,15 +298,15 @@ def _nothing(_m: object) -> None:
 
 
 _CHECKS = {
-    "run_start": _run_start,
-    "model_info": _nothing,
-    "step_batch": _step_batch,
-    "epoch_summary": _epoch_summary,
-    "log_batch": _log_batch,
-    "run_end": _run_end,
-    "heartbeat": _nothing,
-    "command_ack": _command_ack,
-    "dropped": _nothing,
-    "alert": _alert,
-    "metric_batch": _metric_batch,
+    Kind.RUN_START: _run_start,
+    Kind.MODEL_INFO: _nothing,
+    Kind.STEP_BATCH: _step_batch,
+    Kind.EPOCH_SUMMARY: _epoch_summary,
+    Kind.LOG_BATCH: _log_batch,
+    Kind.RUN_END: _run_end,
+    Kind.HEARTBEAT: _nothing,
+    Kind.COMMAND_ACK: _command_ack,
+    Kind.DROPPED: _nothing,
+    Kind.ALERT: _alert,
+    Kind.METRIC_BATCH: _metric_batch,
 }

@@ -193,7 +193,7 @@ def test_accelerate_tracker_sends_optimizer_facts(collector) -> None:
 def _issues(collector: Any, run_id: str) -> list[dict[str, Any]]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from atlas_cli._client import issue_dict
+    from atlas_proto.convert import issue_dict
 
     resp = collector.query.stub.ListIssues(qpb.IssuesRequest(run=run_id, include_inactive=True), timeout=10)
     return [issue_dict(i) for i in resp.issues]

@@ -7,24 +7,25 @@ import pytest
 
 from atlas_collector import ConfigError, load_config
 from atlas_collector._driver import thin
+from atlas_proto.v1 import telemetry_pb2 as tpb
 
 
-def _steps(n: int) -> list[tuple]:
-    return [(0, i, 0, 1.0, 0.01, 1.0, None, False) for i in range(n)]
+def _sample(step: int, loss: float = 1.0, grad_norm: float = 1.0, amp_skipped: bool = False) -> tpb.StepSample:
+    return tpb.StepSample(step=step, epoch=0, loss=loss, lr=0.01, grad_norm=grad_norm, amp_skipped=amp_skipped)
 
 
 def test_thinning_keeps_every_notable_step() -> None:
-    rows = _steps(10_000)
-    rows[1234] = (0, 1234, 0, math.nan, 0.01, 1.0, None, False)
-    rows[4321] = (0, 4321, 0, 50.0, 0.01, 1.0, None, False)  # a loss spike
-    rows[777] = (0, 777, 0, 1.0, 0.01, 1e9, None, False)  # an exploding gradient
-    rows[555] = (0, 555, 0, math.inf, 0.01, 1.0, None, True)  # AMP skipped
-    kept = thin(rows, 100)
-    steps = {r[1] for r in kept}
+    rows = [_sample(i) for i in range(10_000)]
+    rows[1234] = _sample(1234, loss=math.nan)
+    rows[4321] = _sample(4321, loss=50.0)  # a loss spike
+    rows[777] = _sample(777, grad_norm=1e9)  # an exploding gradient
+    rows[555] = _sample(555, loss=math.inf, amp_skipped=True)  # AMP skipped
+    kept = [rows[i] for i in thin(rows, 100)]
+    steps = {r.step for r in kept}
     assert {1234, 4321, 777, 555, 9_999} <= steps
     assert 100 <= len(kept) <= 106
-    assert [r[1] for r in kept] == sorted(steps)  # still in order
-    assert thin(rows[:50], 100) == rows[:50]  # below the limit nothing is dropped
+    assert [r.step for r in kept] == sorted(steps)  # still in order
+    assert list(thin(rows[:50], 100)) == list(range(50))  # below the limit nothing is dropped
 
 
 @pytest.mark.parametrize(("table", "message"), [
