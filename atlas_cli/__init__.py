@@ -33,7 +33,7 @@ def main() -> None:
             raise
         import click
 
-        from ._app import safe
+        from ._terminal import safe
 
         first = safe(str(exc).splitlines()[0]) if str(exc) else ""
         click.echo(f"Error: internal error: {type(exc).__name__}: {first} "

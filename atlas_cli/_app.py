@@ -1,4 +1,4 @@
-"""The `atlas` click group, its context object and the one output decorator for `--json`.
+"""The `atlas` click group, its context object and the one output path (`output`, `Result`) for text and `--json`.
 
 Import-light on purpose: `atlas --help` loads click only; gRPC, protobuf and rich load when a command
 runs. Nothing here (or anywhere in the CLI) imports torch."""
@@ -7,28 +7,54 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import click
+
+from ._terminal import safe
+
+if TYPE_CHECKING:
+    from ._client import CollectorClient
 
 DEFAULT_COLLECTOR = "localhost:50051"
 
 
 @dataclass
 class Ctx:
+    """The click context object of every command: the global flags and the collector client."""
     collector: str
     token: str | None
     tls_ca: str | None
-    json: bool
+    json: bool  # --json was given, before or after the command
     _client: Any = None
 
-    def client(self) -> Any:
+    def __post_init__(self) -> None:
+        if self._client is not None and not hasattr(self._client, "get_run"):
+            self._client = _typed(self._client)
+
+    def client(self) -> CollectorClient:
+        """The `CollectorClient` (typed QueryService calls), opened on first use."""
         if self._client is None:
             from ._client import CollectorClient
 
             self._client = CollectorClient(self.collector, self.token, self.tls_ca)
         return self._client
+
+
+def _typed(by_name: Any) -> Any:
+    """Transitional, until atlas_collector/_web/_local.py passes `CollectorClient(target, stub=...)` itself: a
+    `CollectorClient` over the web UI's in-process client, which answers `call(method, request)`. Its `call` stays
+    reachable because atlas_collector/_web/_api.py still calls GetEpochs and SendCommand by name."""
+    from ._client import CollectorClient
+
+    class ByName:  # QueryServiceStub's shape: each RPC a method taking the request, a timeout and metadata
+        def __getattr__(self, method: str) -> Callable[..., Any]:
+            return lambda request, timeout=None, metadata=None: by_name.call(method, request)
+
+    client = CollectorClient(by_name.target, stub=ByName())
+    client.call = by_name.call  # type: ignore[attr-defined]
+    return client
 
 
 def _check_collector(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -75,61 +101,79 @@ def cli(ctx: click.Context, collector: str, token: str | None, tls_ca: str | Non
 
 Column = tuple[str, str]  # (key in the row, header)
 
-# Bidi controls reorder what a terminal shows (the "Trojan Source" trick); shown as escapes like control characters.
-_BIDI = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
-
-
-def safe(text: str, *, lines: bool = True) -> str:
-    """`text` (a run name, a log line: anything a trainer sent) as it may reach a terminal: control characters (the
-    ESC that starts a terminal sequence such as an OSC 8 hyperlink, CR, BEL, ...) and bidi controls are shown as
-    escapes (``\\x1b``), never sent. Tabs are kept, and newlines when `lines` (else shown as ``\\n``). Rich
-    markup needs nothing here: tables print cells as `rich.text.Text`, never parsed for markup."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch == "\t" or (ch == "\n" and lines):
-            out.append(ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif code < 0x20 or 0x7F <= code < 0xA0:
-            out.append(f"\\x{code:02x}")
-        elif code in _BIDI:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def echo(message: Any = None, **kwargs: Any) -> None:
     """`click.echo` of text that may hold what a trainer sent: see `safe`."""
     click.echo(safe(message) if isinstance(message, str) else message, **kwargs)
 
 
-def output(columns: list[Column] | None = None, *, kv: bool = False,
-           text: Callable[[Any], None] | None = None) -> Callable[[Callable[..., Any]], Any]:
-    """Decorate a command that returns rows (list of dicts) or one dict; render as a table or JSON.
+@dataclass
+class Result:
+    """What a command returns when its output needs more than the data: `text` prints it for people (instead of
+    the command's renderer), `notes` go to stderr after it, and `fail` makes the command exit 1 with that message
+    after everything is printed (a sync that left files behind, an alert route that refused the test)."""
+    data: Any
+    text: Callable[[], None] | None = None
+    notes: list[str] = field(default_factory=list)
+    fail: str | None = None
 
-    `text`, when given, renders the result for people instead of the default table or key-value list.
-    Adds `--json` to the command, so it is accepted before or after the command name."""
+
+def output(columns: list[Column] | None = None, *, kv: bool = False, text: Callable[[Any], None] | None = None,
+           stream: bool = False, clean_numbers: bool = True,
+           json_help: str = "Print JSON instead of a table.") -> Callable[[Callable[..., Any]], Any]:
+    """The one output path of the CLI: decorate a command that returns its data (rows: a list of dicts; or one
+    dict; or a `Result`); it prints them as JSON with `--json`, else with `text` (for people), else as a table or a
+    key-value list. A command that drew its output itself (a live view) returns None: nothing more is printed.
+
+    `stream`: the command yields its results as they come; each is printed at once (with `--json` as one line of
+    JSON: JSON Lines), and Ctrl-C ends the command with exit status 130. `clean_numbers`: NaN/Inf print as null and
+    whole floats as integers (`clean_number`); without it the JSON holds the values as the command built them.
+
+    Adds `--json` (help: `json_help`) to the command, so it is accepted before or after the command name; the
+    command sees it as `obj.json`. On a group the flag is kept for the subcommand (`atlas runs --json show RUN`)."""
+
+    def render(result: Any, as_json: bool) -> None:
+        reply = result if isinstance(result, Result) else Result(result)
+        if as_json:
+            data = reply.data
+            if clean_numbers:
+                from atlas_proto.convert import clean_number
+
+                data = clean_number(data)  # JSON has no NaN/Inf: null
+            click.echo(json.dumps(data, default=str) if stream else json.dumps(data, indent=2, default=str))
+        elif reply.text is not None:
+            reply.text()
+        elif reply.data is None:
+            pass  # the command drew its output itself
+        elif text is not None:
+            text(reply.data)
+        elif kv or isinstance(reply.data, dict):
+            render_kv(reply.data)
+        else:
+            render_table(reply.data, columns or [(k, k) for k in (reply.data[0] if reply.data else {})])
+        if stream:
+            sys.stdout.flush()
+        for note in reply.notes:
+            click.echo(note, err=True)
+        if reply.fail is not None:
+            raise click.ClickException(reply.fail)
 
     def decorate(fn: Callable[..., Any]) -> Any:
-        @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+        @click.option("--json", "as_json", is_flag=True, help=json_help)
         @click.pass_obj
         @functools.wraps(fn)
         def wrapper(obj: Ctx, *args: Any, as_json: bool = False, **kwargs: Any) -> None:
-            result = fn(obj, *args, **kwargs)
-            if as_json or obj.json:
-                from ._client import clean_number
-
-                click.echo(json.dumps(clean_number(result), indent=2, default=str))  # JSON has no NaN/Inf: null
-            elif text is not None:
-                text(result)
-            elif kv or isinstance(result, dict):
-                render_kv(result)
-            else:
-                render_table(result, columns or [(k, k) for k in (result[0] if result else {})])
+            obj.json = obj.json or as_json
+            ctx = click.get_current_context()
+            if isinstance(ctx.command, click.Group) and ctx.invoked_subcommand is not None:
+                return  # the subcommand prints (`obj.json` carries the flag to it)
+            if not stream:
+                render(fn(obj, *args, **kwargs), obj.json)
+                return
+            try:
+                for result in fn(obj, *args, **kwargs):
+                    render(result, obj.json)
+            except KeyboardInterrupt:
+                raise SystemExit(130) from None
 
         return wrapper
 

@@ -1,13 +1,13 @@
 """`atlas ask` (the agent) and `atlas mcp` (the same read-only tools over the Model Context Protocol)."""
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from ._app import Ctx, cli, echo, safe
+from ._app import Ctx, Result, cli, echo, output
+from ._terminal import safe
 
 
 def _resolve(obj: Ctx, run: str | None) -> dict[str, Any] | None:
@@ -29,10 +29,9 @@ def _resolve(obj: Ctx, run: str | None) -> dict[str, Any] | None:
               help="Try this provider first. Env ATLAS_LLM_PROVIDER.")
 @click.option("--model", envvar="ATLAS_LLM_MODEL", help="Model of the first provider. Env ATLAS_LLM_MODEL.")
 @click.option("--allow-actions", is_flag=True, help="Let the agent stop or pause the run itself.")
-@click.option("--json", "as_json", is_flag=True, help="Print the answer, belief and tool calls as JSON.")
-@click.pass_obj
+@output(clean_numbers=False, json_help="Print the answer, belief and tool calls as JSON.")
 def ask(obj: Ctx, question: str | None, run_ref: str | None, provider: str | None, model: str | None,
-        allow_actions: bool, as_json: bool) -> None:
+        allow_actions: bool) -> Result | None:
     """Ask the Atlas agent about a run; without QUESTION, start a conversation (exit with Ctrl-D or `exit`).
 
     The agent reads the run through tools (epochs, health, issues, logs, architecture, green report), keeps a
@@ -50,62 +49,73 @@ def ask(obj: Ctx, question: str | None, run_ref: str | None, provider: str | Non
     from .agent._fallback import diagnostics_answer
     from .agent._loop import stdout_writer
 
-    as_json = as_json or obj.json
     run = _resolve(obj, run_ref)
     providers = configured(provider, model)
     if not providers:
-        _print_fallback(diagnostics_answer(obj, run), as_json)
-        return
+        return _fallback(diagnostics_answer(obj, run))
     runner = ToolRunner(obj, allow_actions=allow_actions)
-    agent = Agent(providers, runner, run, stream=None if as_json else stdout_writer)
-    questions = [question] if question else None
-    if questions is None and as_json:
+    agent = Agent(providers, runner, run, stream=None if obj.json else stdout_writer)  # text: the answer as it comes
+    if not question and obj.json:
         raise click.UsageError("--json needs a QUESTION (the interactive mode prints text)")
-    if questions is None:
-        echo(f"Atlas agent ({providers[0].label()}) on run "
-             f"{run['name'] + ' ' + run['id'][:8] if run else '(none yet)'}. Ctrl-D or `exit` to leave.")
+    if not question:
+        return _converse(obj, agent, run, providers[0].label())
+    try:
+        answer = agent.ask(question)
+    except AllProvidersFailed as exc:
+        return _llms_failed(obj, run, exc)
+    return Result({"answer": answer.text, "run": run["id"] if run else None, "provider": answer.provider,
+                   "rounds": answer.rounds, "hit_round_limit": answer.hit_round_limit,
+                   "tool_calls": [{"name": n, "arguments": a} for n, a in answer.tool_calls],
+                   "belief": answer.belief.to_dict(), "revised": answer.revised},
+                  text=lambda: _print_belief(answer))
+
+
+def _converse(obj: Ctx, agent: Any, run: dict[str, Any] | None, label: str) -> Result | None:
+    """The interactive conversation, printed as it goes; the diagnostics' answer (a `Result`) when every LLM
+    failed."""
+    from .agent import AllProvidersFailed
+
+    echo(f"Atlas agent ({label}) on run {run['name'] + ' ' + run['id'][:8] if run else '(none yet)'}. "
+         "Ctrl-D or `exit` to leave.")
     while True:
-        if questions is not None:
-            if not questions:
-                return
-            q = questions.pop()
-        else:
-            try:
-                q = input("\nyou> ").strip()
-            except (EOFError, KeyboardInterrupt):
-                echo("")
-                return
-            if q in ("exit", "quit"):
-                return
-            if not q:
-                continue
-            echo("atlas> ", nl=False)
+        try:
+            q = input("\nyou> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            echo("")
+            return None
+        if q in ("exit", "quit"):
+            return None
+        if not q:
+            continue
+        echo("atlas> ", nl=False)
         try:
             answer = agent.ask(q)
         except AllProvidersFailed as exc:
-            _print_fallback(diagnostics_answer(obj, run, f"Every configured LLM failed ({exc}); this answer comes "
-                                                         "from the diagnostics alone."), as_json)
-            return
-        if as_json:
-            echo(json.dumps({"answer": answer.text, "run": run["id"] if run else None,
-                             "provider": answer.provider, "rounds": answer.rounds,
-                             "hit_round_limit": answer.hit_round_limit,
-                             "tool_calls": [{"name": n, "arguments": a} for n, a in answer.tool_calls],
-                             "belief": answer.belief.to_dict(), "revised": answer.revised}, indent=2))
-            continue
-        if answer.hit_round_limit:
-            echo(answer.text)
-        echo("")
-        prefix = "belief revised -> " if answer.revised else ""
-        click.echo(click.style(safe(prefix + answer.belief.summary()), dim=True), err=False)
+            return _llms_failed(obj, run, exc)
+        _print_belief(answer)
 
 
-def _print_fallback(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        echo(json.dumps({"answer": result["text"], "run": result["run"], "provider": None,
-                         "health": result["health"], "green": result["green"]}, indent=2))
-    else:
-        echo(result["text"])
+def _print_belief(answer: Any) -> None:
+    """After an answer streamed to the terminal: its text again when the agent hit the round limit, then the
+    belief it holds now."""
+    if answer.hit_round_limit:
+        echo(answer.text)
+    echo("")
+    prefix = "belief revised -> " if answer.revised else ""
+    click.echo(click.style(safe(prefix + answer.belief.summary()), dim=True), err=False)
+
+
+def _llms_failed(obj: Ctx, run: dict[str, Any] | None, exc: Exception) -> Result:
+    from .agent._fallback import diagnostics_answer
+
+    return _fallback(diagnostics_answer(obj, run, f"Every configured LLM failed ({exc}); this answer comes from the "
+                                                  "diagnostics alone."))
+
+
+def _fallback(result: dict[str, Any]) -> Result:
+    """The answer from the diagnostics alone (no LLM configured, or every one failed)."""
+    return Result({"answer": result["text"], "run": result["run"], "provider": None, "health": result["health"],
+                   "green": result["green"]}, text=lambda: echo(result["text"]))
 
 
 @cli.command()

@@ -1,32 +1,33 @@
-"""The CLI's only way to the data: the collector's QueryService over gRPC.
+"""The CLI's only way to the data: the collector's QueryService over gRPC, one typed method per RPC
+(`CollectorClient`).
 
 gRPC failures become one-line `click.ClickException`s (exit 1, no traceback) that say what to do."""
 from __future__ import annotations
 
-import datetime as _dt
-import math
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, TypeVar
 
 import click
 import grpc
 from google.protobuf import json_format
 
+# The conversions and JSON helpers the CLI's commands import from here live in the one conversion layer.
+from atlas_proto.convert import (
+    FRAMEWORK_NAMES,
+    ON_CRITICAL_NAMES,
+    STATUS_NAMES,
+    clean_number,
+    issue_dict,
+    iso,
+    opt,
+    ordered,
+    struct_json,
+)
 from atlas_proto.v1 import query_pb2 as qpb
 from atlas_proto.v1 import query_pb2_grpc
 from atlas_proto.v1 import telemetry_pb2 as tpb
 
 TIMEOUT_S = 15.0
-
-STATUS = {v: k for k, v in {
-    "running": tpb.RUN_STATUS_RUNNING, "paused": tpb.RUN_STATUS_PAUSED, "stopped": tpb.RUN_STATUS_STOPPED,
-    "completed": tpb.RUN_STATUS_COMPLETED, "failed": tpb.RUN_STATUS_FAILED, "stale": tpb.RUN_STATUS_STALE,
-}.items()}
-STATUS_VALUES = {v: k for k, v in STATUS.items()}
-FRAMEWORK = {tpb.FRAMEWORK_LIGHTNING: "lightning", tpb.FRAMEWORK_ACCELERATE: "accelerate",
-             tpb.FRAMEWORK_PYTORCH: "pytorch", tpb.FRAMEWORK_TRANSFORMERS: "transformers"}
-ON_CRITICAL = {tpb.ON_CRITICAL_UNSPECIFIED: "warn", tpb.ON_CRITICAL_WARN: "warn", tpb.ON_CRITICAL_PAUSE: "pause",
-               tpb.ON_CRITICAL_STOP: "stop"}
 
 
 # The collector sends answers up to 64 MiB (its max_send_message_length); gRPC's default receive limit is 4 MiB.
@@ -37,40 +38,133 @@ class NotFound(click.ClickException):
     """The collector answered NOT_FOUND (an unknown run or project); the message suggests close names."""
 
 
+class Unimplemented(click.ClickException):
+    """The collector does not implement the RPC (it is older than this CLI); `CollectorClient.if_served` makes that
+    None where the CLI can do without the answer."""
+
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
 class CollectorClient:
-    def __init__(self, target: str, token: str | None = None, tls_ca: str | None = None) -> None:
+    """The QueryService as the CLI calls it: one typed method per RPC. Every call goes through `_unary`, where a gRPC
+    failure becomes a one-line `click.ClickException` (exit 1, no traceback) that says what to do: `NotFound`,
+    `Unimplemented`, the collector unreachable, a missing token.
+
+    By default it opens a gRPC channel to `target`; `stub`, an object shaped like `QueryServiceStub` (its methods
+    take a request, `timeout` and `metadata`), answers in process instead (the collector's web UI)."""
+
+    def __init__(self, target: str, token: str | None = None, tls_ca: str | None = None, *,
+                 stub: Any = None) -> None:
         self.target = target
+        self._channel: grpc.Channel | None = None
+        self._metadata = [("authorization", f"Bearer {token}")] if token else None
+        if stub is not None:
+            self.stub = stub
+            return
         if tls_ca:
             with open(tls_ca, "rb") as f:
                 creds = grpc.ssl_channel_credentials(root_certificates=f.read())
             self._channel = grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
         else:
             self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self._metadata = [("authorization", f"Bearer {token}")] if token else None
         self.stub = query_pb2_grpc.QueryServiceStub(self._channel)
 
     def close(self) -> None:
-        self._channel.close()
+        if self._channel is not None:
+            self._channel.close()
 
-    def call(self, method: str, request: Any) -> Any:
-        fn: Callable[..., Any] = getattr(self.stub, method)
+    # -------------------------------------------------------------------- runs
+    def list_runs(self, request: qpb.ListRunsRequest) -> qpb.ListRunsResponse:
+        return self._unary(self.stub.ListRuns, request)
+
+    def get_run(self, request: qpb.RunRef) -> qpb.RunDetail:
+        return self._unary(self.stub.GetRun, request)
+
+    def delete_run(self, request: qpb.RunRef) -> qpb.DeleteRunResponse:
+        return self._unary(self.stub.DeleteRun, request)
+
+    # --------------------------------------------------------------- telemetry
+    def get_epochs(self, request: qpb.EpochsRequest) -> qpb.EpochsResponse:
+        return self._unary(self.stub.GetEpochs, request)
+
+    def get_steps(self, request: qpb.StepsRequest) -> qpb.StepsResponse:
+        return self._unary(self.stub.GetSteps, request)
+
+    def get_logs(self, request: qpb.LogsRequest) -> qpb.LogsResponse:
+        return self._unary(self.stub.GetLogs, request)
+
+    def get_architecture(self, request: qpb.RunRef) -> tpb.ModelInfo:
+        return self._unary(self.stub.GetArchitecture, request)
+
+    def list_metrics(self, request: qpb.RunRef) -> qpb.MetricsResponse:
+        return self._unary(self.stub.ListMetrics, request)
+
+    def get_metric_series(self, request: qpb.MetricSeriesRequest) -> qpb.MetricSeriesResponse:
+        return self._unary(self.stub.GetMetricSeries, request)
+
+    # ------------------------------------------------------------- diagnostics
+    def list_issues(self, request: qpb.IssuesRequest) -> qpb.IssuesResponse:
+        return self._unary(self.stub.ListIssues, request)
+
+    def get_health(self, request: qpb.RunRef) -> qpb.HealthResponse:
+        return self._unary(self.stub.GetHealth, request)
+
+    def diagnose(self, request: qpb.RunRef) -> qpb.HealthResponse:
+        """Like `get_health`, after the collector has diagnosed everything the run has sent."""
+        return self._unary(self.stub.Diagnose, request)
+
+    def get_sustainability(self, request: qpb.RunRef) -> qpb.ReportResponse:
+        return self._unary(self.stub.GetSustainability, request)
+
+    def get_project_trend(self, request: qpb.ProjectRef) -> qpb.ReportResponse:
+        return self._unary(self.stub.GetProjectTrend, request)
+
+    def compare_runs(self, request: qpb.CompareRequest) -> qpb.ReportResponse:
+        return self._unary(self.stub.CompareRuns, request)
+
+    # ------------------------------------------------------ control and alerts
+    def send_command(self, request: qpb.CommandRequest) -> qpb.CommandResponse:
+        return self._unary(self.stub.SendCommand, request)
+
+    def list_alerts(self, request: qpb.AlertsRequest) -> qpb.AlertsResponse:
+        return self._unary(self.stub.ListAlerts, request)
+
+    def test_alert(self, request: qpb.TestAlertRequest) -> qpb.TestAlertResponse:
+        return self._unary(self.stub.TestAlert, request)
+
+    def get_server_info(self, request: qpb.ServerInfoRequest) -> qpb.ServerInfo:
+        return self._unary(self.stub.GetServerInfo, request)
+
+    # --------------------------------------------------------------- plumbing
+    @staticmethod
+    def if_served(rpc: Callable[[_Req], _Resp], request: _Req) -> _Resp | None:
+        """`rpc(request)` (one of the methods above), or None when the collector does not implement that RPC (an
+        older collector), for answers the CLI can do without."""
         try:
-            return fn(request, timeout=TIMEOUT_S, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise self._explain(exc) from None
+            return rpc(request)
+        except Unimplemented:
+            return None
 
-    def try_call(self, method: str, request: Any) -> Any:
-        """Like `call`, but None when this collector does not implement `method` (an older collector)."""
-        fn: Callable[..., Any] = getattr(self.stub, method)
+    def stream_telemetry(self, requests: Iterator[tpb.ClientMessage]) -> Any:
+        """TelemetryService.Stream on this client's channel (`atlas sync`, which reads the acks and handles the
+        stream's own failures itself; `explain` words the others)."""
+        from atlas_proto.v1 import telemetry_pb2_grpc
+
+        if self._channel is None:
+            raise click.ClickException(f"{self.target} takes no telemetry stream")
+        return telemetry_pb2_grpc.TelemetryServiceStub(self._channel).Stream(requests, metadata=self._metadata)
+
+    def _unary(self, rpc: Callable[..., Any], request: Any) -> Any:
         try:
-            return fn(request, timeout=TIMEOUT_S, metadata=self._metadata)
+            return rpc(request, timeout=TIMEOUT_S, metadata=self._metadata)
         except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                return None
-            raise self._explain(exc) from None
+            raise self.explain(exc) from None
 
-    def _explain(self, exc: grpc.RpcError) -> click.ClickException:
-        from ._app import safe
+    def explain(self, exc: grpc.RpcError) -> click.ClickException:
+        """A gRPC failure as the one-line error the CLI prints."""
+        from ._terminal import safe
 
         code = exc.code()
         details = safe(exc.details() or code.name, lines=False)  # may quote run names a trainer chose
@@ -91,12 +185,11 @@ class CollectorClient:
                     grpc.StatusCode.FAILED_PRECONDITION):
             return click.ClickException(details)
         if code == grpc.StatusCode.UNIMPLEMENTED:
-            return click.ClickException(
+            return Unimplemented(
                 f"the collector at {self.target} does not answer this query (UNIMPLEMENTED); "
                 "upgrade atlas-collector to the version of this CLI"
             )
         return click.ClickException(f"the collector at {self.target} failed: {code.name}: {_short(details)}")
-
 
 def _short(details: str) -> str:
     for hint in ("Connection refused", "Deadline Exceeded", "Name resolution failure", "No route to host"):
@@ -106,30 +199,7 @@ def _short(details: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ JSON
-
-def iso(ts: Any) -> str | None:
-    """ISO 8601 in UTC; None for an unset timestamp or one no date can show (outside years 1970-9999)."""
-    if ts.seconds == 0 and ts.nanos == 0:
-        return None
-    value = ts.seconds + ts.nanos / 1e9
-    try:
-        return _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def clean_number(value: Any) -> Any:
-    """JSON has no NaN/Inf: they print as null (the value is then shown in text output)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    if isinstance(value, dict):
-        return {k: clean_number(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean_number(v) for v in value]
-    return value
-
+# (issues, epochs and the helpers come from atlas_proto.convert, imported above)
 
 def run_row(s: qpb.RunSummary) -> dict[str, Any]:
     """A run as `atlas runs --json` prints it (ARCHITECTURE.md)."""
@@ -137,13 +207,13 @@ def run_row(s: qpb.RunSummary) -> dict[str, Any]:
         "id": s.id,
         "name": s.name,
         "project": s.project,
-        "status": STATUS.get(s.status, "unknown"),
+        "status": STATUS_NAMES.get(s.status, "unknown"),
         "started_at": iso(s.started_at),
         "ended_at": iso(s.ended_at),
         "epochs": s.epochs,
         "steps": s.steps,
         "health_score": s.health_score if s.HasField("health_score") else None,
-        "framework": FRAMEWORK.get(s.framework, "pytorch"),
+        "framework": FRAMEWORK_NAMES.get(s.framework, "pytorch"),
         "tags": list(s.tags),
     }
 
@@ -156,8 +226,8 @@ def run_detail(d: qpb.RunDetail) -> dict[str, Any]:
         "device": json_format.MessageToDict(d.device, preserving_proto_field_name=True,
                                             always_print_fields_with_no_presence=True),
         "world_size": d.world_size,
-        "on_critical": ON_CRITICAL.get(d.on_critical, "warn"),
-        "final_metrics": ordered(clean_number(_numbers(json_format.MessageToDict(d.final_metrics)))),
+        "on_critical": ON_CRITICAL_NAMES.get(d.on_critical, "warn"),
+        "final_metrics": struct_json(d.final_metrics),
         "error": ({"type": d.error.type, "message": d.error.message, "traceback": d.error.traceback}
                   if d.HasField("error") else None),
         "git_commit": d.git_commit or None,
@@ -165,65 +235,6 @@ def run_detail(d: qpb.RunDetail) -> dict[str, Any]:
     })
     row["thresholds"] = ordered(clean_number(json_format.MessageToDict(d.thresholds))) or None  # the run's overrides
     return row
-
-
-def _numbers(d: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        out[key] = value
-    return out
-
-
-def opt(msg: Any, field: str) -> Any:
-    """An `optional` scalar field's value, or None when unset."""
-    return getattr(msg, field) if msg.HasField(field) else None
-
-
-def ordered(value: Any) -> Any:
-    """`value` with every mapping's keys sorted, at every depth. A protobuf Struct or map comes back in an order
-    that depends on its key set, so two runs' final metrics, trends or attributes would print in different
-    orders; sorted, the same field always stands in the same place."""
-    if isinstance(value, dict):
-        return {k: ordered(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [ordered(v) for v in value]
-    return value
-
-
-def struct_dict(s: Any) -> dict[str, Any]:
-    return ordered(clean_number(_numbers(json_format.MessageToDict(s))))
-
-
-def issue_dict(i: qpb.Issue) -> dict[str, Any]:
-    """An issue as `atlas issues --json` prints it (ARCHITECTURE.md)."""
-    value = opt(i, "metric_value")
-    return {
-        "run": i.run,
-        "check": i.check,
-        "severity": i.severity,
-        "category": i.category,
-        "title": i.title,
-        "description": i.description,
-        "epoch": opt(i, "epoch"),
-        "step": opt(i, "step"),
-        "layer": i.layer or None,
-        "metric_key": i.metric_key or None,
-        "metric_value": clean_number(value) if value is not None else None,
-        "thresholds": struct_dict(i.thresholds),
-        "suggestion": i.suggestion,
-        "first_seen_epoch": opt(i, "first_seen_epoch"),
-        "last_seen_epoch": opt(i, "last_seen_epoch"),
-        "active": i.active,
-        "rank": i.rank or None,
-        "explains": list(i.explains),
-        "evidence": struct_dict(i.evidence),
-        "insight": i.insight or None,
-    }
 
 
 def health_dict(h: qpb.HealthResponse) -> dict[str, Any]:
@@ -261,46 +272,3 @@ def _int64_fields(value: Any, key: str = "") -> Any:
     if key in _INT64 and isinstance(value, str) and _INT.fullmatch(value):
         return int(value)
     return value
-
-
-def epoch_row(summary: Any, rank: int = 0) -> dict[str, Any]:
-    """One epoch, flattened for `atlas epochs` and scalars.csv."""
-    s = summary
-    loss, tp = s.loss, s.throughput
-    carbon = s.carbon if s.HasField("carbon") else None
-    gpu = s.gpus[0] if s.gpus else None
-    row: dict[str, Any] = {
-        "epoch": s.epoch,
-        "rank": rank,
-        "started_at": iso(s.started_at),
-        "ended_at": iso(s.ended_at),
-        "duration_seconds": s.duration_seconds,
-        "global_step": s.global_step,
-        "loss_mean": opt(loss, "mean"),
-        "loss_std": opt(loss, "std"),
-        "loss_min": opt(loss, "min"),
-        "loss_max": opt(loss, "max"),
-        "loss_count": loss.count,
-        "loss_nonfinite": loss.nonfinite_count,
-    }
-    row.update({k: v for k, v in sorted(s.val_metrics.items())})
-    row.update({k: v for k, v in sorted(s.train_metrics.items()) if k not in row})
-    row.update({
-        "samples_per_sec": opt(tp, "samples_per_sec"),
-        "batches_per_sec": opt(tp, "batches_per_sec"),
-        "tokens_per_sec": opt(tp, "tokens_per_sec"),
-        "step_time_p50_s": opt(tp, "step_time_p50_s"),
-        "step_time_p95_s": opt(tp, "step_time_p95_s"),
-        "lr": s.lr[0] if s.lr else None,
-        "grad_norm": opt(s, "grad_norm"),
-        "process_rss_mb": opt(s.memory, "process_rss_mb"),
-        "cuda_allocated_mb": opt(s.memory, "cuda_allocated_mb"),
-        "cpu_percent": opt(s.system, "cpu_percent"),
-        "gpu_utilization_percent": opt(gpu, "utilization_percent") if gpu is not None else None,
-        "gpu_memory_used_mb": opt(gpu, "memory_used_mb") if gpu is not None else None,
-        "gpu_power_watts": opt(gpu, "power_watts") if gpu is not None else None,
-        "epoch_co2_kg": carbon.epoch_co2_kg if carbon is not None else None,
-        "cumulative_co2_kg": carbon.cumulative_co2_kg if carbon is not None else None,
-        "cumulative_energy_kwh": carbon.cumulative_energy_kwh if carbon is not None else None,
-    })
-    return row

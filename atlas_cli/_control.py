@@ -5,7 +5,8 @@ from typing import Any
 
 import click
 
-from ._app import Ctx, cli, echo, output, safe
+from ._app import Ctx, cli, echo, output
+from ._terminal import safe
 
 ENDED = ("completed", "stopped", "failed")
 
@@ -15,7 +16,7 @@ def send_command(obj: Ctx, run: str, kind: str, reason: str = "", sender: str | 
     from atlas_proto.v1 import query_pb2 as qpb
     from atlas_proto.v1 import telemetry_pb2 as tpb
 
-    from ._client import iso
+    from atlas_proto.convert import iso
     from ._runs import get_run
 
     detail = get_run(obj, run)
@@ -32,8 +33,7 @@ def send_command(obj: Ctx, run: str, kind: str, reason: str = "", sender: str | 
             sender = f"atlas-cli:{getpass.getuser()}@{socket.gethostname()}"
         except Exception:  # noqa: BLE001 - no user name in some containers
             sender = "atlas-cli"
-    resp = obj.client().call("SendCommand", qpb.CommandRequest(run=run, kind=kinds[kind], reason=reason,
-                                                               sender=sender))
+    resp = obj.client().send_command(qpb.CommandRequest(run=run, kind=kinds[kind], reason=reason, sender=sender))
     return {"command_id": resp.command_id, "run_id": resp.run_id, "kind": kind, "reason": reason or None,
             "delivered": resp.delivered, "issued_at": iso(resp.issued_at)}
 

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from ._app import Ctx, cli, render_kv, render_table
+from ._app import Ctx, cli, render_table
 
 
 @cli.command()

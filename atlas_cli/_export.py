@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import click
 
-from ._app import Ctx, cli, echo
+from ._app import Ctx, Result, cli, echo, output
 
 STEP_PAGE = 10_000
 PHASE = {"step": 0, "log": 0, "epoch": 1}
@@ -81,7 +81,7 @@ def _ts(ts: Any) -> float:
 def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]] | None, list[Any]]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import issue_dict
+    from atlas_proto.convert import issue_dict
     from ._runs import get_run
 
     client = obj.client()
@@ -93,7 +93,7 @@ def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], l
     # 2^31 would mean 2^31 round trips).
     for rank in range(max(1, detail.get("world_size") or 1)):
         found = 0
-        resp = client.call("GetEpochs", qpb.EpochsRequest(run=run_id, rank=rank))
+        resp = client.get_epochs(qpb.EpochsRequest(run=run_id, rank=rank))
         for e in resp.epochs:
             found += 1
             body.append(((e.summary.epoch, PHASE["epoch"], e.rank, _ts(e.summary.ended_at)),
@@ -105,7 +105,7 @@ def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], l
             req = qpb.StepsRequest(run=run_id, rank=rank, limit=STEP_PAGE)
             if next_step is not None:
                 req.from_step = next_step
-            samples = client.call("GetSteps", req).samples
+            samples = client.get_steps(req).samples
             found += len(samples)
             for x in samples:
                 body.append(((x.epoch, PHASE["step"], _ts(x.time), x.step), _event("step", x, rank)))
@@ -114,20 +114,20 @@ def _events(obj: Ctx, run: str) -> tuple[dict[str, Any], list[dict[str, Any]], l
             next_step = samples[-1].step + 1
         if rank > 0 and not found:
             break
-    for r in client.call("GetLogs", qpb.LogsRequest(run=run_id, limit=1_000_000)).records:
+    for r in client.get_logs(qpb.LogsRequest(run=run_id, limit=1_000_000)).records:
         body.append(((r.epoch, PHASE["log"], _ts(r.time), 0), _event("log", r, 0)))
     body.sort(key=lambda item: item[0])
-    arch = client.call("GetArchitecture", qpb.RunRef(run=run_id))
+    arch = client.get_architecture(qpb.RunRef(run=run_id))
     events = [{"type": "run", "data": detail}, _event("architecture", arch)]
     events += [e for _, e in body]
     events.append({"type": "end", "data": {k: detail.get(k) for k in ("status", "ended_at", "epochs", "steps",
                                                                          "error")}})
-    issues = client.try_call("ListIssues", qpb.IssuesRequest(run=run_id, include_inactive=True))
+    issues = client.if_served(client.list_issues, qpb.IssuesRequest(run=run_id, include_inactive=True))
     return detail, events, ([issue_dict(i) for i in issues.issues] if issues is not None else None), epochs
 
 
 def write_export(obj: Ctx, run: str, out: pathlib.Path) -> dict[str, Any]:
-    from ._client import clean_number, epoch_row
+    from atlas_proto.convert import clean_number, epoch_row
 
     detail, events, issues, epochs = _events(obj, run)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,10 +161,10 @@ def write_metrics(obj: Ctx, run_id: str, path: pathlib.Path) -> int | None:
     Returns how many points; None (no file) when the collector keeps no user metrics (an older one)."""
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import iso
+    from atlas_proto.convert import iso
 
     client = obj.client()
-    keys = client.try_call("ListMetrics", qpb.RunRef(run=run_id))
+    keys = client.if_served(client.list_metrics, qpb.RunRef(run=run_id))
     if keys is None:
         return None
     n = 0
@@ -172,20 +172,27 @@ def write_metrics(obj: Ctx, run_id: str, path: pathlib.Path) -> int | None:
         writer = csv.writer(f)
         writer.writerow(["key", "step", "epoch", "value", "time"])
         for m in keys.metrics:
-            series = client.call("GetMetricSeries", qpb.MetricSeriesRequest(run=run_id, key=m.key, limit=1_000_000))
+            series = client.get_metric_series(qpb.MetricSeriesRequest(run=run_id, key=m.key, limit=1_000_000))
             for p in series.points:
                 writer.writerow([m.key, p.step, p.epoch, repr(p.value), iso(p.time) or ""])
                 n += 1
     return n
 
 
+def _print_export(summary: dict[str, Any]) -> None:
+    echo(f"exported run {summary['run']} ({summary['name']}) to {summary['dir']}: {summary['epochs']} "
+         f"epochs, {summary['steps']} steps, {summary['logs']} log records, "
+         f"{summary['metric_points'] or 0} metric points "
+         f"({', '.join(summary['files'])})")
+
+
 @cli.command()
 @click.argument("run")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Directory to write (created). [default: atlas-export-<id prefix>]")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of what was written.")
-@click.pass_obj
-def export(obj: Ctx, run: str, out: pathlib.Path | None, as_json: bool) -> None:
+@output(text=_print_export, clean_numbers=False,
+        json_help="Print a JSON summary of what was written.")
+def export(obj: Ctx, run: str, out: pathlib.Path | None) -> dict[str, Any]:
     """Export a run as facts: events.jsonl (every record, in order) and scalars.csv (one row per epoch).
 
     The export is enough to re-diagnose the run offline: `atlas diagnose DIR`.
@@ -200,16 +207,9 @@ def export(obj: Ctx, run: str, out: pathlib.Path | None, as_json: bool) -> None:
 
         out = pathlib.Path(f"atlas-export-{get_run(obj, run)['id'][:8]}")
     try:
-        summary = write_export(obj, run, out)
+        return write_export(obj, run, out)
     except OSError as exc:
         raise click.ClickException(f"cannot write the export to {out}: {exc.strerror or exc}") from None
-    if as_json or obj.json:
-        echo(json.dumps(summary, indent=2))
-    else:
-        echo(f"exported run {summary['run']} ({summary['name']}) to {summary['dir']}: {summary['epochs']} "
-             f"epochs, {summary['steps']} steps, {summary['logs']} log records, "
-             f"{summary['metric_points'] or 0} metric points "
-             f"({', '.join(summary['files'])})")
 
 
 # ------------------------------------------------------------------------------------------ offline diagnose
@@ -236,9 +236,8 @@ def diagnose_dir(directory: pathlib.Path) -> tuple[dict[str, Any], Any]:
     from google.protobuf import json_format
 
     import atlas_diagnostics as d
+    from atlas_proto import convert as r
     from atlas_proto.v1 import telemetry_pb2 as tpb
-
-    from . import _records as r
 
     detail: dict[str, Any] = {}
     arch = None
@@ -272,9 +271,8 @@ def diagnose_dir(directory: pathlib.Path) -> tuple[dict[str, Any], Any]:
 @cli.command("diagnose")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=pathlib.Path))
 @click.option("--report", is_flag=True, help="Print the whole diagnostic report (issues, trends, layers, green).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (the issues, as `atlas issues --json`).")
-@click.pass_obj
-def diagnose_cmd(obj: Ctx, directory: pathlib.Path, report: bool, as_json: bool) -> None:
+@output(clean_numbers=False, json_help="Print JSON (the issues, as `atlas issues --json`).")
+def diagnose_cmd(obj: Ctx, directory: pathlib.Path, report: bool) -> Result:
     """Re-diagnose an exported run offline with atlas_diagnostics (no collector needed).
 
     \b
@@ -284,17 +282,22 @@ def diagnose_cmd(obj: Ctx, directory: pathlib.Path, report: bool, as_json: bool)
     """
     import atlas_diagnostics as d
 
-    from ._issues import print_green, print_issues
-
     detail, engine = diagnose_dir(directory)
     run_id = detail.get("id")
     issues = [{"run": run_id, **i.to_dict()} for i in engine.issues()]
-    if report:
-        echo(json.dumps({"run": run_id, **d.run_report(engine)}, indent=2))
-        return
-    if as_json or obj.json:
-        echo(json.dumps(issues, indent=2))
-        return
+    if report:  # JSON, with or without --json
+        whole = {"run": run_id, **d.run_report(engine)}
+        return Result(whole, text=lambda: echo(json.dumps(whole, indent=2)))
+    return Result(issues, text=lambda: _print_diagnosis(directory, detail, engine, issues))
+
+
+def _print_diagnosis(directory: pathlib.Path, detail: dict[str, Any], engine: Any,
+                     issues: list[dict[str, Any]]) -> None:
+    import atlas_diagnostics as d
+
+    from ._issues import print_green, print_issues
+
+    run_id = detail.get("id")
     health = d.health_report(engine.issues(), status=detail.get("status"))
     counts = health["severity_counts"]
     echo(f"run {run_id} ({detail.get('name')}), {engine.state.epochs_seen} epochs: health score "

@@ -27,7 +27,7 @@ def get_epochs(obj: Ctx, run: str, *, from_epoch: int | None = None, to_epoch: i
                rank: int | None = None) -> tuple[str, list[dict[str, Any]]]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import epoch_row
+    from atlas_proto.convert import epoch_row
 
     req = qpb.EpochsRequest(run=run)
     if from_epoch is not None:
@@ -36,7 +36,7 @@ def get_epochs(obj: Ctx, run: str, *, from_epoch: int | None = None, to_epoch: i
         req.to_epoch = to_epoch
     if rank is not None:
         req.rank = rank
-    resp = obj.client().call("GetEpochs", req)
+    resp = obj.client().get_epochs(req)
     # raw numbers: a non-finite loss shows as nan/inf in the table (JSON prints it as null)
     return resp.run_id, [epoch_row(e.summary, e.rank) for e in resp.epochs]
 
@@ -67,9 +67,9 @@ def epochs(obj: Ctx, run: str, from_epoch: int | None, to_epoch: int | None, ran
 def get_logs(obj: Ctx, run: str, *, errors_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import iso
+    from atlas_proto.convert import iso
 
-    resp = obj.client().call("GetLogs", qpb.LogsRequest(run=run, errors_only=errors_only, limit=limit))
+    resp = obj.client().get_logs(qpb.LogsRequest(run=run, errors_only=errors_only, limit=limit))
     return [{"time": iso(r.time), "level": r.level, "logger": r.logger or None, "epoch": r.epoch, "rank": r.rank,
              "kind": r.kind or None, "message": r.message} for r in resp.records]
 
@@ -103,9 +103,11 @@ def logs(obj: Ctx, run: str, errors: bool, limit: int) -> Any:
 def get_arch(obj: Ctx, run: str) -> dict[str, Any]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import clean_number, message_dict, ordered
+    from atlas_proto.convert import clean_number, ordered
 
-    info = obj.client().call("GetArchitecture", qpb.RunRef(run=run))
+    from ._client import message_dict
+
+    info = obj.client().get_architecture(qpb.RunRef(run=run))
     d = message_dict(info)
     layers = [{"name": x.get("name"), "type": x.get("type"), "parameters": x.get("parameters", 0),
                "pct_of_total": x.get("pct_of_total", 0.0),
@@ -178,9 +180,9 @@ def arch(obj: Ctx, run: str) -> Any:
 def get_trend(obj: Ctx, project: str) -> dict[str, Any]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import struct_dict
+    from atlas_proto.convert import struct_json
 
-    return struct_dict(obj.client().call("GetProjectTrend", qpb.ProjectRef(project=project)).report)
+    return struct_json(obj.client().get_project_trend(qpb.ProjectRef(project=project)).report)
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -220,9 +222,9 @@ def get_comparison(obj: Ctx, run_a: str, run_b: str) -> dict[str, Any]:
     """The collector's comparison: `run_a`, `run_b` (facts of each) and `diff` (what differs)."""
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import struct_dict
+    from atlas_proto.convert import struct_json
 
-    return struct_dict(obj.client().call("CompareRuns", qpb.CompareRequest(run_a=run_a, run_b=run_b)).report)
+    return struct_json(obj.client().compare_runs(qpb.CompareRequest(run_a=run_a, run_b=run_b)).report)
 
 
 _FACTS = ("name", "status", "epochs", "steps", "health_score", "best_val_loss", "best_train_loss", "training_seconds",

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._app import Ctx, cli, echo, output, render_kv, render_table
+from ._app import Ctx, Result, cli, echo, output, render_table
 
 SEVERITIES = ("critical", "warning", "info")
 ISSUE_COLUMNS = [("run", "RUN"), ("rank", "#"), ("severity", "SEVERITY"), ("check", "CHECK"),
@@ -24,11 +24,11 @@ def list_issues(obj: Ctx, run: str | None, *, severity: str = "", all_runs: bool
                 include_inactive: bool = False, project: str = "") -> list[dict[str, Any]]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import issue_dict
+    from atlas_proto.convert import issue_dict
 
     req = qpb.IssuesRequest(run="" if all_runs else (run or "latest"), severity=severity or "", all_runs=all_runs,
                             include_inactive=include_inactive, project=project or "")
-    return [issue_dict(i) for i in obj.client().call("ListIssues", req).issues]
+    return [issue_dict(i) for i in obj.client().list_issues(req).issues]
 
 
 def get_health(obj: Ctx, run: str) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def get_health(obj: Ctx, run: str) -> dict[str, Any]:
 
     from ._client import health_dict
 
-    return health_dict(obj.client().call("GetHealth", qpb.RunRef(run=run)))
+    return health_dict(obj.client().get_health(qpb.RunRef(run=run)))
 
 
 def get_green(obj: Ctx, run: str, *, raw: bool = False) -> dict[str, Any]:
@@ -48,9 +48,9 @@ def get_green(obj: Ctx, run: str, *, raw: bool = False) -> dict[str, Any]:
 
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import clean_number, ordered
+    from atlas_proto.convert import clean_number, ordered
 
-    report = obj.client().call("GetSustainability", qpb.RunRef(run=run)).report
+    report = obj.client().get_sustainability(qpb.RunRef(run=run)).report
     green = ordered(_numbers_deep(loads(json_format.MessageToJson(report))))
     green.setdefault("notes", [])
     return green if raw else clean_number(green)
@@ -141,10 +141,9 @@ def print_issues(issues: list[dict[str, Any]], *, suggestions: bool = True) -> N
 @click.option("--project", help="With --all-runs: only runs of this project.")
 @click.option("--active-only", is_flag=True, help="Hide issues whose condition has cleared.")
 @click.option("--include-cleared", is_flag=True, hidden=True, help="Kept for old scripts: cleared issues are shown.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_obj
+@output(clean_numbers=False)
 def issues(obj: Ctx, run: str | None, severity: str | None, all_runs: bool, project: str | None,
-           active_only: bool, include_cleared: bool, as_json: bool) -> None:
+           active_only: bool, include_cleared: bool) -> Result:
     """List the issues the diagnostics found in a run (default: the latest run), the most likely root cause
     first (`#` is the rank), each cause's symptoms folded under it. Issues whose condition has cleared stay as
     history, marked "(cleared)"; --active-only hides them.
@@ -160,15 +159,14 @@ def issues(obj: Ctx, run: str | None, severity: str | None, all_runs: bool, proj
         raise click.UsageError("give either RUN or --all-runs, not both")
     rows = list_issues(obj, run, severity=severity or "", all_runs=all_runs, include_inactive=not active_only,
                        project=project or "")
-    if as_json or obj.json:
-        import json
 
-        echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        echo("no issues" + (f" of severity {severity}" if severity else "") + " found")
-        return
-    print_issues(rows)
+    def text() -> None:
+        if not rows:
+            echo("no issues" + (f" of severity {severity}" if severity else "") + " found")
+        else:
+            print_issues(rows)
+
+    return Result(rows, text=text)
 
 
 @cli.command()
@@ -265,9 +263,8 @@ def print_green(g: dict[str, Any]) -> None:
 
 @cli.command()
 @click.argument("run")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.pass_obj
-def green(obj: Ctx, run: str, as_json: bool) -> None:
+@output(text=print_green, json_help="Print JSON instead of text.")
+def green(obj: Ctx, run: str) -> Any:
     """The run's Green-AI account: grade, wasted epochs, CO2, energy, cost in EUR and CO2 equivalents.
 
     Grade bands, on the share of compute spent after the optimal stopping epoch: A < 5 %, B < 15 %,
@@ -278,9 +275,4 @@ def green(obj: Ctx, run: str, as_json: bool) -> None:
     Example:
       atlas green latest --json | jq .grade
     """
-    if as_json or obj.json:
-        import json
-
-        echo(json.dumps(get_green(obj, run), indent=2))
-    else:  # a figure that overflowed shows as inf here; it is null in JSON
-        print_green(get_green(obj, run, raw=True))
+    return get_green(obj, run, raw=True)  # a figure that overflowed shows as inf in text; JSON prints it as null

@@ -1,12 +1,12 @@
 """`atlas runs`, `atlas runs show`, `atlas runs delete`."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from ._app import Ctx, cli, echo, output, render_table, safe
+from ._app import Ctx, Result, cli, echo, output, render_table
+from ._terminal import safe
 
 RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("project", "PROJECT"), ("status", "STATUS"), ("epochs", "EPOCHS"),
                ("steps", "STEPS"), ("health_score", "HEALTH"), ("framework", "FRAMEWORK"),
@@ -58,14 +58,16 @@ STATUSES = ("running", "paused", "stopped", "completed", "failed", "stale")
 def list_runs(obj: Ctx, *, project: str = "", status: str = "", tag: str = "", limit: int = 50) -> list[dict[str, Any]]:
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import STATUS_VALUES, run_row
+    from atlas_proto.convert import STATUS_VALUES
+
+    from ._client import run_row
 
     rows: list[dict[str, Any]] = []
     page_token = ""
     while len(rows) < limit:  # the collector pages a large answer (many runs, or big ones): follow its pages
         req = qpb.ListRunsRequest(project=project or "", tag=tag or "", limit=limit - len(rows), page_token=page_token,
                                   status=STATUS_VALUES[status] if status else 0)
-        resp = obj.client().call("ListRuns", req)
+        resp = obj.client().list_runs(req)
         rows += [run_row(r) for r in resp.runs]
         page_token = resp.next_page_token
         if not page_token or not resp.runs:
@@ -78,10 +80,8 @@ def list_runs(obj: Ctx, *, project: str = "", status: str = "", tag: str = "", l
 @click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--tag", help="Only runs with this tag.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="At most this many runs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_context
-def runs(ctx: click.Context, project: str | None, status: str | None, tag: str | None, limit: int,
-         as_json: bool) -> None:
+@output(clean_numbers=False)
+def runs(obj: Ctx, project: str | None, status: str | None, tag: str | None, limit: int) -> Result:
     """List runs, newest first.
 
     \b
@@ -89,15 +89,8 @@ def runs(ctx: click.Context, project: str | None, status: str | None, tag: str |
       atlas runs --project mnist --status running
       atlas runs --json | jq '.[0].id'
     """
-    if ctx.invoked_subcommand is not None:
-        if as_json:
-            ctx.obj.json = True
-        return
-    rows = list_runs(ctx.obj, project=project or "", status=status or "", tag=tag or "", limit=limit)
-    if as_json or ctx.obj.json:
-        echo(json.dumps(rows, indent=2))
-    else:
-        render_table(table_rows(rows), RUN_COLUMNS)
+    rows = list_runs(obj, project=project or "", status=status or "", tag=tag or "", limit=limit)
+    return Result(rows, text=lambda: render_table(table_rows(rows), RUN_COLUMNS))
 
 
 def get_run(obj: Ctx, run: str, project: str = "") -> dict[str, Any]:
@@ -105,7 +98,7 @@ def get_run(obj: Ctx, run: str, project: str = "") -> dict[str, Any]:
 
     from ._client import run_detail
 
-    return run_detail(obj.client().call("GetRun", qpb.RunRef(run=run, project=project or "")))
+    return run_detail(obj.client().get_run(qpb.RunRef(run=run, project=project or "")))
 
 
 @runs.command("show")
@@ -148,5 +141,5 @@ def delete(obj: Ctx, run: str, yes: bool) -> None:
         except click.ClickException as exc:
             what = f"run {run} (it cannot be read: {exc.format_message()})"
         click.confirm(safe(f"Delete {what}?", lines=False), abort=True)
-    deleted = obj.client().call("DeleteRun", qpb.RunRef(run=run))  # the collector resolves RUN as everywhere
+    deleted = obj.client().delete_run(qpb.RunRef(run=run))  # the collector resolves RUN as everywhere
     echo(f"deleted run {deleted.id}")

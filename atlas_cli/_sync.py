@@ -14,7 +14,6 @@ bytes but every record read, "damaged": moved aside, "failed": kept in place), t
 file went."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import queue
@@ -24,7 +23,7 @@ from typing import Any
 
 import click
 
-from ._app import Ctx, cli
+from ._app import Ctx, Result, cli, output
 
 ACK_TIMEOUT_S = 60.0  # no acknowledgement for this long while records are outstanding: the upload failed
 DAMAGED_DIR = "damaged"
@@ -65,14 +64,8 @@ def _send(obj: Ctx, stream: Any, outgoing: list[Any]) -> tuple[int, list[tuple[i
     """Stream `outgoing`; wait until its last sequence is acked. Returns (the highest ack, the refusals)."""
     import grpc
 
-    from atlas_proto.v1 import telemetry_pb2_grpc
-
-    from ._client import CollectorClient
-
     last = max((m.seq for m in outgoing), default=0)
     client = obj.client()
-    assert isinstance(client, CollectorClient)
-    stub = telemetry_pb2_grpc.TelemetryServiceStub(client._channel)
     outbox: queue.Queue[Any] = queue.Queue()
     for m in outgoing:
         outbox.put(m)
@@ -88,7 +81,7 @@ def _send(obj: Ctx, stream: Any, outgoing: list[Any]) -> tuple[int, list[tuple[i
                 return
             yield item
 
-    call = stub.Stream(requests(), metadata=client._metadata)
+    call = client.stream_telemetry(requests())
 
     def watchdog() -> None:  # a collector that stops acknowledging must not hold `atlas sync` forever
         while not finished.wait(max(0.0, progress[0] + ACK_TIMEOUT_S - time.monotonic())):
@@ -118,7 +111,7 @@ def _send(obj: Ctx, stream: Any, outgoing: list[Any]) -> tuple[int, list[tuple[i
         if timed_out.is_set():
             raise click.ClickException(f"the collector at {client.target} acknowledged nothing for "
                                        f"{ACK_TIMEOUT_S:.0f} s; run `atlas sync` again") from None
-        raise client._explain(exc) from None
+        raise client.explain(exc) from None
     finally:
         finished.set()
         outbox.put(None)
@@ -202,7 +195,7 @@ def _sync_one(obj: Ctx, root: pathlib.Path, stream: Any, keep: bool, row: dict[s
     elif scanned.damage:
         row["error"] = "no intact frame: none of its records can be uploaded"
     if row["refused"]:
-        from ._app import safe  # the collector's reason may quote what a trainer sent
+        from ._terminal import safe  # the collector's reason may quote what a trainer sent
 
         seqs = ", ".join(str(r["seq"]) for r in row["refusals"][:5]) + (", ..." if row["refused"] > 5 else "")
         why = safe(row["refusals"][0]["reason"], lines=False)
@@ -233,9 +226,8 @@ def _sync_one(obj: Ctx, root: pathlib.Path, stream: Any, keep: bool, row: dict[s
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--keep", is_flag=True, help="Keep the spool files after a successful upload.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.pass_obj
-def sync(obj: Ctx, directory: pathlib.Path | None, keep: bool, as_json: bool) -> None:
+@output(clean_numbers=False, json_help="Print JSON instead of text.")
+def sync(obj: Ctx, directory: pathlib.Path | None, keep: bool) -> Result:
     """Upload spooled runs to the collector, then remove their spool files.
 
     DIRECTORY defaults to ATLAS_HOME/spool (~/.atlas/spool). Uploading twice is harmless: the collector
@@ -263,26 +255,31 @@ def sync(obj: Ctx, directory: pathlib.Path | None, keep: bool, as_json: bool) ->
                                "status": "synced"}
         rows.append(row)
         messages += _sync_one(obj, root, stream, keep, row)
-    if as_json or obj.json:
-        click.echo(json.dumps(rows, indent=2))
-    elif not rows:
+    return Result(rows, text=lambda: _print_synced(rows, root), notes=messages, fail=_failure(rows, root))
+
+
+def _print_synced(rows: list[dict[str, Any]], root: pathlib.Path) -> None:
+    if not rows:
         click.echo(f"nothing to sync in {root}")
-    for row in rows if not (as_json or obj.json) else []:
+    for row in rows:
         if row["error"] is None and row["moved_to"] is None:
             refused = (f" ({row['refused']} refused by the collector, see `atlas logs {row['run']}`)"
                        if row["refused"] else "")
             click.echo(f"synced run {row['run']} rank {row['rank']}: {row['records']} records{refused}")
-    for line in messages:
-        click.echo(line, err=True)
+
+
+def _failure(rows: list[dict[str, Any]], root: pathlib.Path) -> str | None:
+    """What the command exits 1 with when a file could not be uploaded whole; None when every one was."""
     failed = [row for row in rows if row["error"] is not None or row["moved_to"] is not None]
-    if failed:
-        moved = sum(1 for row in failed if row["moved_to"] is not None)
-        text = f"{len(failed)} of {len(rows)} spool file(s) could not be uploaded whole"
-        if moved:
-            text += f"; {moved} damaged file(s) kept in {root if root.name == DAMAGED_DIR else root / DAMAGED_DIR}"
-        if moved < len(failed):
-            text += f"; {'the others stay' if moved else 'they stay'} where they are: run `atlas sync` again"
-        refused = sum(row["refused"] for row in rows)
-        if refused:
-            text += f"; {refused} record(s) refused by the collector"
-        raise click.ClickException(text)
+    if not failed:
+        return None
+    moved = sum(1 for row in failed if row["moved_to"] is not None)
+    text = f"{len(failed)} of {len(rows)} spool file(s) could not be uploaded whole"
+    if moved:
+        text += f"; {moved} damaged file(s) kept in {root if root.name == DAMAGED_DIR else root / DAMAGED_DIR}"
+    if moved < len(failed):
+        text += f"; {'the others stay' if moved else 'they stay'} where they are: run `atlas sync` again"
+    refused = sum(row["refused"] for row in rows)
+    if refused:
+        text += f"; {refused} record(s) refused by the collector"
+    return text

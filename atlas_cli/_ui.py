@@ -22,7 +22,8 @@ def ui_url(obj: Ctx, run: str | None) -> tuple[str, bool]:
 
     from atlas_proto.v1 import query_pb2 as qpb
 
-    info = obj.client().try_call("GetServerInfo", qpb.ServerInfoRequest())
+    client = obj.client()
+    info = client.if_served(client.get_server_info, qpb.ServerInfoRequest())
     if info is None:
         raise click.ClickException(f"the collector at {obj.collector} is older than this CLI and serves no web UI; "
                                    "upgrade atlas-collector")

@@ -10,11 +10,12 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
-from ._app import Ctx, cli, echo, safe
+from ._app import Ctx, Result, cli, echo, output
+from ._terminal import safe
 
 ENDED = ("completed", "stopped", "failed", "stale")
 MARKS = {"loss": "●", "val_loss": "◆"}
@@ -131,7 +132,7 @@ def poll(obj: Ctx, state: WatchState, run_ref: str) -> tuple[list[dict[str, Any]
     """One round: the run, epochs after the last one seen, issues. Returns new epochs, new issues, status changed."""
     from atlas_proto.v1 import query_pb2 as qpb
 
-    from ._client import clean_number, epoch_row, issue_dict
+    from atlas_proto.convert import clean_number, epoch_row, issue_dict
     from ._runs import get_run
 
     client = obj.client()
@@ -139,10 +140,10 @@ def poll(obj: Ctx, state: WatchState, run_ref: str) -> tuple[list[dict[str, Any]
     req = qpb.EpochsRequest(run=state.run["id"])
     if state.epochs:
         req.from_epoch = state.epochs[-1]["epoch"] + 1
-    new_epochs = [clean_number(epoch_row(e.summary, e.rank)) for e in client.call("GetEpochs", req).epochs]
+    new_epochs = [clean_number(epoch_row(e.summary, e.rank)) for e in client.get_epochs(req).epochs]
     state.epochs += new_epochs
     new_issues = []
-    resp = client.try_call("ListIssues", qpb.IssuesRequest(run=state.run["id"]))
+    resp = client.if_served(client.list_issues, qpb.IssuesRequest(run=state.run["id"]))
     for i in resp.issues if resp is not None else ():
         issue = issue_dict(i)
         key = (issue["check"], issue["layer"])
@@ -184,7 +185,7 @@ def poll_metrics(obj: Ctx, state: WatchState) -> None:
     from atlas_proto.v1 import query_pb2 as qpb
 
     client = obj.client()
-    resp = client.try_call("ListMetrics", qpb.RunRef(run=state.run["id"]))
+    resp = client.if_served(client.list_metrics, qpb.RunRef(run=state.run["id"]))
     state.new_metrics = {}
     if resp is None:
         return
@@ -196,8 +197,8 @@ def poll_metrics(obj: Ctx, state: WatchState) -> None:
     for key in pick_metrics(sorted(last), state.wanted):
         if key not in state.new_metrics and key in state.metrics:
             continue
-        series = client.try_call("GetMetricSeries", qpb.MetricSeriesRequest(run=state.run["id"], key=key,
-                                                                            limit=SERIES_POINTS))
+        series = client.if_served(client.get_metric_series,
+                                  qpb.MetricSeriesRequest(run=state.run["id"], key=key, limit=SERIES_POINTS))
         if series is not None:
             state.metrics[key] = [(float(p.step), p.value) for p in series.points]
 
@@ -276,11 +277,10 @@ def _screen(state: WatchState) -> Any:
               help="A user metric to chart (repeatable; default: up to 3 the run logged, validation ones first).")
 @click.option("--scale", type=click.Choice(["auto", "log", "linear"]), default="auto", show_default=True,
               help="The charts' y axis: auto is logarithmic where the values span two decades or more.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object per line (event: status, epoch, metrics, issue, end) instead of a view.")
-@click.pass_obj
-def watch(obj: Ctx, run: str, interval: float, wait: float, as_json: bool, metrics: tuple[str, ...] = (),
-          scale: str = "auto") -> None:
+@output(stream=True, clean_numbers=False,
+        json_help="Print one JSON object per line (event: status, epoch, metrics, issue, end) instead of a view.")
+def watch(obj: Ctx, run: str, interval: float, wait: float, metrics: tuple[str, ...] = (),
+          scale: str = "auto") -> Iterator[Result]:
     """Follow a run live until it ends: loss and validation curves, throughput, GPU, CO2, new issues, status.
 
     Piped (not a terminal), prints one line per new epoch, issue and status change; with --json, one JSON
@@ -305,15 +305,10 @@ def watch(obj: Ctx, run: str, interval: float, wait: float, as_json: bool, metri
             if time.monotonic() >= deadline:
                 raise
             time.sleep(min(interval, 0.5))
-    try:
-        if as_json or obj.json:
-            _watch_plain(obj, state, run, interval, as_json=True)
-        elif sys.stdout.isatty():
-            _watch_live(obj, state, run, interval)
-        else:
-            _watch_plain(obj, state, run, interval)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+    if obj.json or not sys.stdout.isatty():
+        yield from _events(obj, state, run, interval)
+    else:
+        _watch_live(obj, state, run, interval)
     status = state.run.get("status")
     if status in ("failed", "stale"):
         error = (state.run.get("error") or {}).get("message")
@@ -321,50 +316,31 @@ def watch(obj: Ctx, run: str, interval: float, wait: float, as_json: bool, metri
                                         lines=False))
 
 
-def _watch_plain(obj: Ctx, state: WatchState, run: str, interval: float, *, as_json: bool = False) -> None:
-    if as_json:
-        return _watch_jsonl(obj, state, run, interval)
+def _events(obj: Ctx, state: WatchState, run: str, interval: float) -> Iterator[Result]:
+    """What changed in each poll until the run ends, as events: their JSON (`{"event": ..., ...}`) and the plain
+    line each prints piped."""
     while True:
         new_epochs, new_issues, changed = poll(obj, state, run)
+        run_id = state.run["id"]
         if changed and not state.ended:
-            echo(f"run {state.run['id']} ({state.run['name']}) {state.status}")
+            line = f"run {run_id} ({state.run['name']}) {state.status}"
+            yield Result({"event": "status", "run": run_id, "status": state.status}, text=lambda line=line: echo(line))
         for e in new_epochs:
-            echo(epoch_line(e))
-        line = metrics_line(state)
-        if line is not None:
-            echo(line)
-        for i in new_issues:
-            echo(issue_line(i))
-        if state.ended:
-            echo(f"run {state.run['id']} ended: {state.status} after {state.run['epochs']} epochs, "
-                 f"{state.run['steps']} steps")
-            return
-        sys.stdout.flush()
-        time.sleep(interval)
-
-
-def _watch_jsonl(obj: Ctx, state: WatchState, run: str, interval: float) -> None:
-    import json
-
-    def emit(event: str, data: dict[str, Any]) -> None:
-        echo(json.dumps({"event": event, **data}))
-        sys.stdout.flush()
-
-    while True:
-        new_epochs, new_issues, changed = poll(obj, state, run)
-        if changed and not state.ended:
-            emit("status", {"run": state.run["id"], "status": state.status})
-        for e in new_epochs:
-            emit("epoch", {"run": state.run["id"], **e})
+            yield Result({"event": "epoch", "run": run_id, **e}, text=lambda e=e: echo(epoch_line(e)))
         if state.new_metrics:
-            from ._client import clean_number
+            from atlas_proto.convert import clean_number
 
-            emit("metrics", {"run": state.run["id"], "metrics": {k: {"step": s, "value": clean_number(v)}
-                                                                 for k, (s, v) in sorted(state.new_metrics.items())}})
+            line = metrics_line(state)  # piped, only the charted (or asked-for) keys that moved are printed
+            yield Result({"event": "metrics", "run": run_id,
+                          "metrics": {k: {"step": s, "value": clean_number(v)}
+                                      for k, (s, v) in sorted(state.new_metrics.items())}},
+                         text=lambda line=line: None if line is None else echo(line))
         for i in new_issues:
-            emit("issue", i)
+            yield Result({"event": "issue", **i}, text=lambda i=i: echo(issue_line(i)))
         if state.ended:
-            emit("end", state.run)
+            line = (f"run {run_id} ended: {state.status} after {state.run['epochs']} epochs, "
+                    f"{state.run['steps']} steps")
+            yield Result({"event": "end", **state.run}, text=lambda line=line: echo(line))
             return
         time.sleep(interval)
 

@@ -192,7 +192,7 @@ class Agent:
 
 
 def stdout_writer(text: str) -> None:
-    from .._app import safe  # the answer may quote what a trainer sent (a log line with terminal sequences)
+    from .._terminal import safe  # the answer may quote what a trainer sent (a log line with terminal sequences)
 
     sys.stdout.write(safe(text))
     sys.stdout.flush()

@@ -91,10 +91,10 @@ def _handlers(obj: Any) -> dict[str, Callable[..., Any]]:
 
         from .._client import health_dict
 
-        return health_dict(obj.client().call("Diagnose", qpb.RunRef(run=run)))
+        return health_dict(obj.client().diagnose(qpb.RunRef(run=run)))
 
     def epochs(run: str, from_epoch: int | None = None, to_epoch: int | None = None) -> Any:
-        from .._client import clean_number
+        from atlas_proto.convert import clean_number
 
         run_id, rows = _inspect.get_epochs(obj, run, from_epoch=from_epoch, to_epoch=to_epoch)
         return {"run": run_id, "epochs": clean_number(rows)}
