@@ -29,10 +29,6 @@ class Ctx:
     json: bool  # --json was given, before or after the command
     _client: Any = None
 
-    def __post_init__(self) -> None:
-        if self._client is not None and not hasattr(self._client, "get_run"):
-            self._client = _typed(self._client)
-
     def client(self) -> CollectorClient:
         """The `CollectorClient` (typed QueryService calls), opened on first use."""
         if self._client is None:
@@ -40,21 +36,6 @@ class Ctx:
 
             self._client = CollectorClient(self.collector, self.token, self.tls_ca)
         return self._client
-
-
-def _typed(by_name: Any) -> Any:
-    """Transitional, until atlas_collector/_web/_local.py passes `CollectorClient(target, stub=...)` itself: a
-    `CollectorClient` over the web UI's in-process client, which answers `call(method, request)`. Its `call` stays
-    reachable because atlas_collector/_web/_api.py still calls GetEpochs and SendCommand by name."""
-    from ._client import CollectorClient
-
-    class ByName:  # QueryServiceStub's shape: each RPC a method taking the request, a timeout and metadata
-        def __getattr__(self, method: str) -> Callable[..., Any]:
-            return lambda request, timeout=None, metadata=None: by_name.call(method, request)
-
-    client = CollectorClient(by_name.target, stub=ByName())
-    client.call = by_name.call  # type: ignore[attr-defined]
-    return client
 
 
 def _check_collector(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,13 +40,19 @@ from atlas_proto.convert import (
     struct_dict,
     ts_to_float,
 )
-from ._convert import finite_or_none
 from ._exceptions import InvalidMessage, RunNotStarted, SequenceGap, StoreUnavailable
 from ._kinds import UNSEQUENCED, Kind
 from ._steps import CommittedSteps
 from ._store import error_line, is_transient
 
 log = logging.getLogger(__name__)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """Store NaN/Inf as NULL in columns that are averaged or plotted; the payload keeps the real value."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
 
 
 @dataclass

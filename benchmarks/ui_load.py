@@ -7,8 +7,9 @@ Playwright). Each uPlot chart records when it first painted (`performance.now()`
 start); a page load is done when every chart of the page has painted. Measured:
 
 - cold: the first open after the collector started (the server reads and decodes the million samples);
-- warm: --repeat more opens, each in a fresh browser profile (the server's column cache is filled), median and
-  worst; and --repeat opens in new tabs of one profile (the browser's cache holds the page's files too);
+- warm: --repeat more opens, each in a fresh browser profile (the server's column cache is filled, and the cold
+  page's slower cards have arrived, so the server is idle), median and worst, and where their time goes; and
+  --repeat opens in new tabs of one profile (the browser's cache holds the page's files too);
 - the runs list with --runs more runs: the first page of 50 drawn, and pages far into the list;
 - zoom: a drag-zoom to a 800-step range, until the charts hold that range at full resolution;
 - the /steps answers (min/max buckets of about a pixel each: the loss, then the other series) as the browser
@@ -19,7 +20,6 @@ start); a page load is done when every chart of the page has painted. Measured:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import pathlib
@@ -45,6 +45,20 @@ ALL_DRAWN = """() => {
 }"""
 STEPS_TIMING = """() => performance.getEntriesByType('resource').filter((e) => e.name.includes('/steps'))
   .map((e) => ({ms: e.duration, bytes: e.encodedBodySize, loss: e.name.includes('series=loss&')}))"""
+# Where a page load's time goes (ms from navigation start): the page, its script, the first data requests.
+PHASES = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const res = performance.getEntriesByType('resource');
+  const end = (test) => { const e = res.filter(test); return e.length ? Math.max(...e.map((x) => x.responseEnd)) : null; };
+  const start = (test) => { const e = res.filter(test); return e.length ? Math.min(...e.map((x) => x.startTime)) : null; };
+  const server = (test) => { const e = res.filter(test).flatMap((x) => x.serverTiming.map((s) => s.duration));
+    return e.length ? Math.max(...e) : null; };
+  const api = (e) => e.name.includes('/api/runs/');
+  return {server_max: server(api), html: nav.responseEnd, scripts: end((e) => e.initiatorType === 'script'),
+          dcl: nav.domContentLoadedEventEnd, api_sent: start(api),
+          loss_data: end((e) => e.name.includes('series=loss&')), other_data: end((e) => e.name.includes('/steps') &&
+          !e.name.includes('series=loss&')), epochs_data: end((e) => e.name.includes('/epochs'))};
+}"""
 
 
 def fill(url: str, steps: int, epochs: int = 20) -> str:
@@ -180,8 +194,18 @@ def open_run(browser, url: str, timeout: float = 60.0, context=None) -> dict:
            "loss_ms": page.evaluate("window.__atlas.charts.loss.readyAt"),
            "charts": page.evaluate("Object.keys(window.__atlas.charts).length"),
            "steps_fetch": page.evaluate(f"({STEPS_TIMING})()"),
-           "dcl_ms": page.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")}
+           "dcl_ms": page.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"),
+           "phases": page.evaluate(f"({PHASES})()")}
     return out
+
+
+def settle(page) -> None:
+    """Wait (up to 30 s) until every card of the run page has its data: the slower ones (the Green-AI report,
+    computed once per run on the server) arrive after the charts."""
+    for _ in range(300):
+        if not page.evaluate("document.querySelectorAll('.overview-aside .loading').length"):
+            return
+        page.wait_for_timeout(100)
 
 
 def zoom(page, lo: int, hi: int, timeout: float = 30.0) -> float:
@@ -230,6 +254,7 @@ def main() -> None:
             say(f"cold open (server cache empty): all {cold['charts']} charts drawn at {cold['drawn_ms']:.0f} ms "
                 f"(loss chart {cold['loss_ms']:.0f} ms, {cold['loss_points']:,} points); /steps answers "
                 + ", ".join(f"{f['ms']:.0f} ms" for f in cold['steps_fetch']))
+            settle(cold["page"])  # the warm opens start once the server has finished the cold page's work
             cold["context"].close()
             warm = []
             for _ in range(args.repeat):
@@ -248,6 +273,12 @@ def main() -> None:
             say(f"  DOMContentLoaded median {statistics.median(r['dcl_ms'] for r in warm):.0f} ms; /steps answers "
                 f"(median, as the browser timed them): loss {statistics.median(loss_fetch):.0f} ms, the other four "
                 f"series {statistics.median(other_fetch):.0f} ms; {size:.0f} KiB together")
+            phases = {k: statistics.median(r["phases"][k] for r in warm if r["phases"][k] is not None)
+                      for k in warm[0]["phases"]}
+            say("  where the time goes (median ms from navigation start): the page {html:.0f}, its scripts loaded "
+                "{scripts:.0f}, DOMContentLoaded {dcl:.0f}, first API request sent {api_sent:.0f}; loss data in "
+                "{loss_data:.0f}, the other step series {other_data:.0f}, epochs {epochs_data:.0f}; the slowest of the run's "
+                "API requests spent {server_max:.0f} ms in the server (its Server-Timing)".format(**phases))
             shared = browser.new_context(viewport={"width": 1440, "height": 900})
             open_run(browser, page_url, context=shared)["page"].close()
             cached = []
@@ -260,10 +291,7 @@ def main() -> None:
                 f"at median {statistics.median(cached):.0f} ms, worst {max(cached):.0f} ms")
             last = warm[-1]
             page = last["page"]
-            for _ in range(300):  # the screenshot waits for the slower cards (Green AI) too
-                if not page.evaluate("document.querySelectorAll('.overview-aside .loading').length"):
-                    break
-                page.wait_for_timeout(100)
+            settle(page)  # the screenshot waits for the slower cards (Green AI) too
             pathlib.Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=args.screenshot, full_page=False)
             zooms = [zoom(page, int(args.steps * f), int(args.steps * f) + 800) for f in (0.5, 0.1, 0.9)]

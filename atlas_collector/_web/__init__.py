@@ -29,6 +29,26 @@ def _hosts(host: str, port: int) -> set[str]:
     return {f"{n}:{port}".lower() for n in names} | ({"localhost", "127.0.0.1"} if port == 80 else set())
 
 
+class _QuietShutdown(logging.Filter):
+    """uvicorn's log at shutdown, for the requests still running after its grace period (a page's event stream
+    reading its baseline, a Green-AI report being computed): it cancels them and logs an ERROR with a traceback
+    for each. A collector stopped with a page open is not an error: those become one INFO line."""
+
+    def __init__(self, server: Any) -> None:
+        super().__init__()
+        self.server = server
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.server.should_exit:
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            return False  # a request cancelled by the shutdown: the line below has said so
+        if record.msg == "Cancel %s running task(s), timeout graceful shutdown exceeded":
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "web UI: %s request(s) still running at shutdown were cancelled"
+        return True
+
+
 class WebServer:
     """uvicorn serving the UI app on a socket bound here (so port 0 works and the URL is known at once)."""
 
@@ -96,6 +116,8 @@ class WebServer:
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
                                 server_header=False, timeout_graceful_shutdown=1, log_level="warning")
         self._server = _Server(config)
+        self._quiet = _QuietShutdown(self._server)
+        logging.getLogger("uvicorn.error").addFilter(self._quiet)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         while not self._server.started:
             if self._task.done():
@@ -151,4 +173,5 @@ class WebServer:
             self._task.cancel()
         if self._sock is not None:
             self._sock.close()
+        logging.getLogger("uvicorn.error").removeFilter(self._quiet)
         self._server = None

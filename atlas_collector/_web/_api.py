@@ -129,7 +129,7 @@ class Api:
             return self.sv.store.resolve_run(conn, ref)
 
     def runs(self, params: Any) -> dict[str, Any]:
-        from .._convert import STATUS_NAMES
+        from atlas_proto.convert import STATUS_NAMES
         from .._queries import run_summary
         from atlas_cli._client import run_row
 
@@ -231,6 +231,18 @@ class Api:
 
     # ----------------------------------------------------------------------------------------- series
 
+    def prefetch_ref(self, ref: str) -> None:
+        """`prefetch` for a run named as a page URL names it (an id or its prefix), resolved in the thread pool;
+        a reference that matches no run does nothing (the page's requests report that)."""
+
+        def start() -> None:
+            try:
+                self.prefetch(self.resolve(ref))
+            except Exception:  # noqa: BLE001 - an optimisation: the page's own requests report any error
+                log.debug("run=%s page prefetch failed", ref, exc_info=True)
+
+        POOL.submit(start)
+
     def prefetch(self, run_id: str) -> None:
         """Start decoding the run's step series in the background (a run page asks for the run before its
         steps: the steps request then waits for this fill instead of starting its own)."""
@@ -289,7 +301,7 @@ class Api:
 
         metric = choice_param(params, "metric", tuple(LAYER_METRICS), "grad_norm")
         field = LAYER_METRICS[metric]
-        resp = self.ctx.client().call("GetEpochs", qpb.EpochsRequest(run=ref))
+        resp = self.ctx.client().get_epochs(qpb.EpochsRequest(run=ref))
         names: list[str] = []
         index: dict[str, int] = {}
         x: list[int] = []
@@ -355,7 +367,7 @@ class Api:
         return get_arch(self.ctx, ref)
 
     def logs(self, ref: str, params: Any) -> dict[str, Any]:
-        from .._convert import iso
+        from atlas_proto.convert import iso
 
         run_id = self.resolve(ref)
         limit = int_param(params, "limit", 500, 1, MAX_LOGS)
@@ -429,9 +441,9 @@ class Api:
         run_id, status, _ = self._state(ref)  # no grade or detail: a Stop must not wait on the diagnostics
         if status in ("completed", "stopped", "failed"):
             raise HttpError(409, f"run {run_id} has already ended ({status}); there is nothing to {action}")
-        resp = self.ctx.client().call("SendCommand", qpb.CommandRequest(run=run_id, kind=kinds[action],
-                                                                         reason=reason, sender="atlas-ui"))
-        from atlas_cli._client import iso
+        resp = self.ctx.client().send_command(qpb.CommandRequest(run=run_id, kind=kinds[action], reason=reason,
+                                                                  sender="atlas-ui"))
+        from atlas_proto.convert import iso
 
         return {"command_id": resp.command_id, "run_id": resp.run_id, "kind": action, "reason": reason or None,
                 "delivered": resp.delivered, "issued_at": iso(resp.issued_at)}

@@ -4,17 +4,18 @@ server-sent events, and the login. Routes are listed in API.md; handlers are in 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
+import mimetypes
 import pathlib
 import time
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.routing import Route
 
 from . import _auth, _streams
 from ._api import Api, HttpError, blocking, dumps, status_of
@@ -44,14 +45,53 @@ async def read_json(request: Request) -> Any:
         raise HttpError(400, f"the request body is not JSON: {exc}") from None
 
 
-class _Static(StaticFiles):
-    """Assets: a versioned URL (`?v=...`) is cached for a year; others are revalidated (ETag)."""
+class Assets:
+    """The page's files, answered from memory in the event loop: a first visit asks for its scripts and styles
+    while its data requests keep the thread pool busy, and a thread-pool hop and a file read per request (what
+    Starlette's StaticFiles does) made them wait behind those. A file is read once, and again when its size
+    or modification time changes (an edited file is served without a restart). A versioned URL (`?v=...`) is
+    cached for a year; others are revalidated (ETag)."""
 
-    async def get_response(self, path: str, scope: Any) -> Response:
-        response = await super().get_response(path, scope)
-        versioned = b"v=" in scope.get("query_string", b"")
-        response.headers["cache-control"] = ("public, max-age=31536000, immutable" if versioned else "no-cache")
-        return response
+    def __init__(self, directory: pathlib.Path) -> None:
+        self.directory = directory.resolve()
+        self._files: dict[str, tuple[tuple[int, int], bytes, str, str]] = {}
+
+    def get(self, name: str) -> tuple[bytes, str, str] | None:
+        """(content, media type, ETag) of static/`name`, or None when there is no such file."""
+        path = (self.directory / name).resolve()
+        if not path.is_relative_to(self.directory):
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if not path.is_file():
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        known = self._files.get(name)
+        if known is None or known[0] != stamp:
+            body = path.read_bytes()
+            media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            if media.startswith("text/") or media in ("application/javascript", "image/svg+xml"):
+                media += "; charset=utf-8"
+            known = self._files[name] = (stamp, body, media, f'"{hashlib.sha256(body).hexdigest()[:20]}"')
+        return known[1], known[2], known[3]
+
+    def response(self, name: str, request: Request, cache: str | None = None) -> Response:
+        found = self.get(name)
+        if found is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        body, media, etag = found
+        versioned = "v" in request.query_params
+        headers = {"etag": etag, "cache-control": cache or (
+            "public, max-age=31536000, immutable" if versioned else "no-cache")}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(b"" if request.method == "HEAD" else body, media_type=media, headers=headers)
+
+    async def endpoint(self, request: Request) -> Response:
+        """GET /static/{name:path}."""
+        return self.response(request.path_params["name"], request)
 
 
 def build_app(api: Api, hub: Any, *, token: str, hosts: set[str]) -> Any:
@@ -63,23 +103,36 @@ def build_app(api: Api, hub: Any, *, token: str, hosts: set[str]) -> Any:
         call = blocking(fn)
 
         async def endpoint(request: Request) -> Response:
-            api.last_request = time.monotonic()
+            api.last_request = start = time.monotonic()
             args: list[Any] = [request.path_params[n] for n in names]
             if params:
                 args.append(request.query_params)
             try:
-                return json_response(await call(*args))
+                response = json_response(await call(*args))
             except Exception as exc:  # noqa: BLE001 - every failure is one JSON line
-                return error_response(exc)
+                response = error_response(exc)
+            # the server's share of the request's time, as the browser's developer tools (and the load benchmark)
+            # read it: the rest is the network and the browser
+            response.headers["server-timing"] = f"app;dur={(time.monotonic() - start) * 1000:.1f}"
+            return response
 
         return endpoint
 
+    assets = Assets(STATIC)
+
     async def page(request: Request) -> Response:
-        index = STATIC / "index.html"
-        if not index.is_file():
+        if assets.get("index.html") is None:
             return Response("The Atlas UI's files are missing from this installation (atlas_collector/_web/static).",
                             status_code=503, media_type="text/plain")
-        return FileResponse(index, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"})
+        return assets.response("index.html", request, cache="no-cache")
+
+    async def run_page(request: Request) -> Response:
+        """A run's page: its step series start decoding now (a million stored samples take the server about half
+        a second the first time), while the browser loads the page's scripts, rather than when they ask. Only for
+        a browser the API would answer: the page itself is public, and no one else makes the server decode."""
+        if not token or _auth.session_ok(token, _auth.cookies(request.scope).get(_auth.SESSION_COOKIE, "")):
+            api.prefetch_ref(request.path_params["run"])
+        return await page(request)
 
     async def info(request: Request) -> Response:
         return json_response(api.info)
@@ -118,7 +171,7 @@ def build_app(api: Api, hub: Any, *, token: str, hosts: set[str]) -> Any:
         return json_response({"error": f"no API route {request.method} {request.url.path} (see API.md)"}, 404)
 
     routes = [
-        Route("/", page), Route("/runs/{run}", page), Route("/compare", page), Route("/projects/{name:path}", page),
+        Route("/", page), Route("/runs/{run}", run_page), Route("/compare", page), Route("/projects/{name:path}", page),
         Route("/login", page),
         Route("/api/info", info),
         Route("/api/login", login, methods=["POST"]),
@@ -141,7 +194,7 @@ def build_app(api: Api, hub: Any, *, token: str, hosts: set[str]) -> Any:
         Route("/api/runs/{run}/command", command, methods=["POST"]),
         Route("/api/runs/{run}/ask", _streams.ask_stream(api), methods=["POST"]),
         Route("/api/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
-        Mount("/static", app=_Static(directory=STATIC, check_dir=False), name="static"),
+        Route("/static/{name:path}", assets.endpoint),
     ]
     app = Starlette(routes=routes)
     return _auth.Guard(app, token=token, hosts=hosts)

@@ -4,7 +4,7 @@ The server caches a `/static/...?v=` URL for a year (`immutable`), so an open of
 over the network once the browser has it. The version is a hash of the files' contents (with the version strings
 themselves left out), stamped into index.html's links and scripts and into the modules' imports; a changed file
 changes every URL. The stamp is committed (no build step for users); tests/ui/test_ui_browser_assets.py checks it is
-current, and after editing a file under static/ one runs:
+current, and after editing a file under static/ one runs (it first rebuilds the page's one script, `_bundle`):
 
     .venv/bin/python -m atlas_collector._web._assets
 """
@@ -47,4 +47,7 @@ def stamp() -> str:
 
 
 if __name__ == "__main__":
-    print(f"static assets stamped with v={stamp()}")
+    from . import _bundle
+
+    print(f"{_bundle.BUNDLE.name} {'rebuilt' if _bundle.write() else 'unchanged'}; static assets stamped with "
+          f"v={stamp()}")

@@ -2,8 +2,9 @@
 
 The JSON API answers exactly what `atlas ... --json` prints because it runs the same code: `atlas_cli`'s
 `get_run`, `list_issues`, `get_health`, `get_green`, `get_epochs`, `get_arch`, `get_trend`, `get_comparison` and
-the agent take a `Ctx` and call `ctx.client().call(method, request)`; here that call goes to the plain functions
-the QueryService servicer dispatches to (`_queries`, `_reports`), with no gRPC in between."""
+the agent take a `Ctx` and call typed `CollectorClient` methods; here the client's stub is `LocalStub`, which hands
+each call to the plain function the QueryService servicer dispatches to (`_queries`, `_reports`), with no gRPC in
+between."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -25,36 +26,36 @@ _SERVICE_FNS: dict[str, Callable[..., Any]] = {
 }
 
 
-class LocalClient:
-    """`atlas_cli._client.CollectorClient`'s `call`/`try_call`, answered in process (thread-safe)."""
-
-    target = "this collector"
+class LocalStub:
+    """`QueryServiceStub`'s shape (each RPC a method taking the request, a timeout and metadata), answered in process
+    (thread-safe)."""
 
     def __init__(self, services: _reports.Services) -> None:
         self._services = services
 
-    def call(self, method: str, request: Any) -> Any:
+    def __getattr__(self, method: str) -> Callable[..., Any]:
         if method in _STORE_FNS:
             fn, arg = _STORE_FNS[method], self._services.store
         elif method in _SERVICE_FNS:
             fn, arg = _SERVICE_FNS[method], self._services
         else:
             raise NotImplementedError(f"QueryService.{method} is not served in process")
-        try:
-            return fn(arg, request)
-        except RunNotFound as exc:  # the CLI's readers (and the agent) catch NotFound by its class
-            from atlas_cli._client import NotFound
 
-            raise NotFound(str(exc)) from exc
+        def call(request: Any, timeout: float | None = None, metadata: Any = None) -> Any:
+            try:
+                return fn(arg, request)
+            except RunNotFound as exc:  # the CLI's readers (and the agent) catch NotFound by its class
+                from atlas_cli._client import NotFound
 
-    try_call = call
+                raise NotFound(str(exc)) from exc
 
-    def close(self) -> None:
-        pass
+        return call
 
 
 def local_ctx(services: _reports.Services) -> Any:
     """An `atlas_cli` context object bound to this collector."""
     from atlas_cli._app import Ctx
+    from atlas_cli._client import CollectorClient
 
-    return Ctx(collector="in-process", token=None, tls_ca=None, json=True, _client=LocalClient(services))
+    return Ctx(collector="in-process", token=None, tls_ca=None, json=True,
+               _client=CollectorClient("this collector", stub=LocalStub(services)))

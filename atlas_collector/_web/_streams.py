@@ -109,7 +109,7 @@ class RunCursor:
 
     def read_issues(self) -> list[dict[str, Any]]:
         """The run's ranked issues that are new or changed since the last read (no waiting on diagnostics)."""
-        from atlas_cli._client import issue_dict
+        from atlas_proto.convert import issue_dict
         from atlas_diagnostics import rank_issues
 
         from .. import _diagnostics as d

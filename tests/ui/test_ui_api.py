@@ -498,3 +498,58 @@ def test_the_agent_streams_tokens_and_tool_calls_from_an_openai_compatible_endpo
     assert kinds[-1] == "done", events
     assert "healthy" in "".join(d["text"] for k, d in events if k == "token")
     assert events[-1][1]["answer"].startswith("The run is healthy") and events[-1][1]["provider"]
+
+
+def test_requests_cancelled_by_a_shutdown_log_one_info_line_and_no_traceback(caplog) -> None:
+    """A collector stopped while a page's request is still running (an event stream reading its baseline, a
+    Green-AI report): uvicorn cancels it after its grace period and logs an ERROR with a traceback per request.
+    The web server's filter turns that into one INFO line; before the shutdown, and for any other exception, the
+    errors stay as they are."""
+    import asyncio
+    import logging
+    import types
+
+    from atlas_collector._web import _QuietShutdown
+
+    server = types.SimpleNamespace(should_exit=False)
+    quiet = _QuietShutdown(server)
+    log = logging.getLogger("uvicorn.error")
+    log.addFilter(quiet)
+    cancelled = asyncio.CancelledError("Task cancelled, timeout graceful shutdown exceeded")
+    try:
+        with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+            log.error("Exception in ASGI application\n", exc_info=cancelled)  # while serving: kept
+            server.should_exit = True
+            log.error("Cancel %s running task(s), timeout graceful shutdown exceeded", 2)
+            log.error("Exception in ASGI application\n", exc_info=cancelled)
+            log.error("Exception in ASGI application\n", exc_info=ValueError("a real failure"))
+    finally:
+        log.removeFilter(quiet)
+    got = [(r.levelname, r.getMessage(), r.exc_info[0].__name__ if r.exc_info else None) for r in caplog.records
+           if r.name == "uvicorn.error"]
+    assert got == [("ERROR", "Exception in ASGI application\n", "CancelledError"),
+                   ("INFO", "web UI: 2 request(s) still running at shutdown were cancelled", None),
+                   ("ERROR", "Exception in ASGI application\n", "ValueError")]
+
+
+def test_a_run_page_starts_decoding_its_steps_only_for_a_browser_the_api_would_answer() -> None:
+    """GET /runs/{id} (the HTML) starts the run's step series decoding while the browser loads the scripts; with a
+    token, only for a browser that has logged in (the page is public: no one else makes the server work)."""
+    from unittest import mock
+
+    from starlette.testclient import TestClient
+
+    from atlas_collector._web._app import build_app
+
+    for token in ("", "s3cret"):
+        api = mock.Mock(info={"version": "test"})
+        client = TestClient(build_app(api, mock.Mock(), token=token, hosts={"testserver"}))
+        page = client.get("/runs/abc123")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        if not token:
+            api.prefetch_ref.assert_called_once_with("abc123")
+            continue
+        api.prefetch_ref.assert_not_called()
+        assert client.post("/api/login", json={"token": token}).status_code == 200
+        client.get("/runs/abc123")
+        api.prefetch_ref.assert_called_once_with("abc123")

@@ -213,7 +213,9 @@ def test_run_page_draws_the_runs_points_and_lists_its_issues(served, page: Page,
     xs = p.evaluate("window.__atlas.charts.loss.u.data[0]")
     assert xs[0] <= 1 and xs[-1] >= detail["steps"] - 1
     until(p, f"({LINE_PIXELS})('loss') > 100")
-    # per-epoch charts: one point per epoch, with the validation loss the run logged
+    # per-epoch charts: one point per epoch, with the validation loss the run logged (they are built once the
+    # epochs have arrived, which may be after the loss chart has painted)
+    until(p, "window.__atlas.runReady")
     assert p.evaluate(f"({POINTS})('epoch_loss')") == len(epochs)
     series = p.evaluate("window.__atlas.charts.epoch_loss.u.series.map((s) => s.label)")
     assert "val_loss" in series

@@ -1,6 +1,6 @@
 // The agent side panel: ask a question about the run; the answer streams in (POST /api/runs/{id}/ask, SSE).
-import { postStream } from "./api.js?v=5460d1710ab2";
-import { h } from "./dom.js?v=5460d1710ab2";
+import { postStream } from "./api.js?v=f638f1197216";
+import { h } from "./dom.js?v=f638f1197216";
 
 export function agentPanel(base) {
   const log = h("div", { class: "agent-log" }, h("div", { class: "muted small" }, "Ask about this run: why the loss plateaued, what to change, which layer is dead…"));

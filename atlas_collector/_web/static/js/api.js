@@ -41,8 +41,16 @@ async function handle(resp) {
   return body;
 }
 
+// A GET of the JSON API. The first requests of a run page were sent by early.js before this script ran: the first
+// get() of one of those URLs takes its answer; any later one asks again.
 export async function get(path, params, opts = {}) {
-  const resp = await fetch(url(path, params), { credentials: "same-origin", headers: { Accept: "application/json" }, signal: opts.signal });
+  const target = url(path, params);
+  const early = window.__atlas.early.get(target);
+  if (early) {
+    window.__atlas.early.delete(target);
+    return handle(await early);
+  }
+  const resp = await fetch(target, { credentials: "same-origin", headers: { Accept: "application/json" }, signal: opts.signal });
   return handle(resp);
 }
 
@@ -106,31 +114,7 @@ export function subscribe(path, handlers) {
   return () => { es.close(); dot && dot.classList.remove("on"); };
 }
 
-// The run page's two step requests (the loss; the other step series, as series.js's OTHER_SERIES), with min/max
-// buckets of about a pixel each: the wide loss chart and the half-width ones. main.js starts them for the page it
-// opens on, before run.js and its modules load, so the first view of a run does not wait on the module graph.
-const EARLY = new Map();
-const RUN_PATH = /^\/runs\/([^/]+)\/?$/;
-
+// The run page's step requests (the loss; the other step series, as series.js's OTHER_SERIES), sized by early.js.
 export function stepRequest(id, kind, from, to) {
-  if (from === undefined && to === undefined) {
-    const early = EARLY.get(`${id}\n${kind}`);
-    if (early) { EARLY.delete(`${id}\n${kind}`); return early; }
-  }
-  const plotWidth = Math.max(600, Math.min(window.innerWidth, 1680) - 440);
-  const params = kind === "loss"
-    ? { series: "loss", points: Math.min(2000, plotWidth) }
-    : { series: "lr,grad_norm,step_time,samples_per_sec", points: Math.min(2000, Math.ceil(plotWidth / 2)) };
-  return get(`/api/runs/${encodeURIComponent(id)}/steps`, { ...params, from, to });
-}
-
-export function startEarly(pathname) {
-  const m = pathname.match(RUN_PATH);
-  if (!m) return;
-  const id = decodeURIComponent(m[1]);
-  for (const kind of ["loss", "other"]) {
-    const p = stepRequest(id, kind);
-    p.catch(() => {});
-    EARLY.set(`${id}\n${kind}`, p);
-  }
+  return get(`/api/runs/${encodeURIComponent(id)}/steps`, { ...window.__atlas.stepParams(kind), from, to });
 }

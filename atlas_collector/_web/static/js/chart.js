@@ -1,8 +1,8 @@
 // Line charts on uPlot: dark axes, legends, a min/max band for downsampled data, issue markers, drag to zoom
 // (the page re-fetches full resolution for the visible range), double-click to reset.
 // Every chart is registered on window.__atlas.charts[id] so tests and the benchmark can read what it holds.
-import { h } from "./dom.js?v=5460d1710ab2";
-import { num } from "./fmt.js?v=5460d1710ab2";
+import { h } from "./dom.js?v=f638f1197216";
+import { num } from "./fmt.js?v=f638f1197216";
 
 export const COLORS = ["#5b9cf6", "#f2a23a", "#4cc38a", "#b07cf7", "#f0616d", "#3fc1c9", "#e5c15b", "#ef7fbf", "#8fa3bf", "#a3d16b"];
 const SEV_COLOR = { critical: "#f0616d", warning: "#f2a23a", info: "#5b9cf6" };
@@ -35,7 +35,9 @@ function tickLabels(vals, incr) {
   const big = vals.reduce((m, v) => Math.max(m, Math.abs(v ?? 0)), 0);
   if (big >= 1e6 || (big > 0 && big < 1e-3)) return vals.map((v) => (v === null ? "" : v === 0 ? "0" : v.toExponential(Math.max(0, Math.min(3, Math.ceil(-Math.log10(incr / big) - 1))))));
   const decimals = incr > 0 ? Math.max(0, Math.min(8, Math.ceil(-Math.log10(incr) - 1e-9))) : 0;
-  return vals.map((v) => (v === null ? "" : v.toLocaleString("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals })));
+  // one formatter for the axis (toLocaleString with options builds a new one per number: slow over 11 charts)
+  const format = new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  return vals.map((v) => (v === null ? "" : format.format(v)));
 }
 
 const AXIS = { stroke: "#8b93a3", grid: { stroke: "rgba(140,150,170,0.12)", width: 1 }, ticks: { stroke: "rgba(140,150,170,0.2)", width: 1, size: 4 }, font: "11px ui-sans-serif, system-ui, sans-serif", labelFont: "11px ui-sans-serif, system-ui, sans-serif" };
@@ -80,7 +82,7 @@ function markersPlugin(chart) {
         chart.markerEls = [];
         for (const m of chart.markers) {
           const x = u.valToPos(m.x, "x");
-          if (!(x >= 0 && x <= u.over.clientWidth)) continue;
+          if (!(x >= 0 && x <= u.bbox.width / dpr)) continue;  // the plot's CSS width (clientWidth would force a layout)
           const el = h("div", { class: `marker-hit sev-${m.severity || "info"}`, title: m.label });
           el.style.left = `${x - 6}px`;
           u.over.appendChild(el);

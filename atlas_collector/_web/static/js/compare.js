@@ -1,10 +1,10 @@
 // Compare: two or more runs overlaid (step loss, per-epoch metrics), hyperparameters side by side with differences marked.
-import { get } from "./api.js?v=5460d1710ab2";
-import { card, h, link, replace } from "./dom.js?v=5460d1710ab2";
-import { COLORS, emptyChart, lineChart, smooth } from "./chart.js?v=5460d1710ab2";
-import { duration, int, mass, num, runDuration, shortId } from "./fmt.js?v=5460d1710ab2";
-import { col, hasValues, metricKeys, stepColumns } from "./series.js?v=5460d1710ab2";
-import { errorBox, gradePill, healthPill, statusBadge } from "./widgets.js?v=5460d1710ab2";
+import { get } from "./api.js?v=f638f1197216";
+import { card, h, link, replace } from "./dom.js?v=f638f1197216";
+import { COLORS, emptyChart, lineChart, smooth } from "./chart.js?v=f638f1197216";
+import { duration, int, mass, num, runDuration, shortId } from "./fmt.js?v=f638f1197216";
+import { col, hasValues, metricKeys, stepColumns } from "./series.js?v=f638f1197216";
+import { errorBox, gradePill, healthPill, statusBadge } from "./widgets.js?v=f638f1197216";
 
 export async function render(app, { runs }) {
   document.title = "Compare · Atlas";

@@ -1,6 +1,6 @@
 // The layer-health heatmap on a canvas: layers down, sampled steps or epochs across, value as colour.
-import { h } from "./dom.js?v=5460d1710ab2";
-import { num } from "./fmt.js?v=5460d1710ab2";
+import { h } from "./dom.js?v=f638f1197216";
+import { num } from "./fmt.js?v=f638f1197216";
 
 // viridis, 9 stops
 const STOPS = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141], [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];

@@ -1,6 +1,6 @@
 // The token form, shown when the collector has a token and the browser has no session yet.
-import { post } from "./api.js?v=5460d1710ab2";
-import { h, replace } from "./dom.js?v=5460d1710ab2";
+import { post } from "./api.js?v=f638f1197216";
+import { h, replace } from "./dom.js?v=f638f1197216";
 
 export async function render(app, { next }) {
   document.title = "Sign in · Atlas";

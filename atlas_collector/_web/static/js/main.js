@@ -1,14 +1,14 @@
 // The page's router: one index.html for every path; each page module renders into #app and returns a cleanup.
-import { get, startEarly } from "./api.js?v=5460d1710ab2";
-import { clear, replace } from "./dom.js?v=5460d1710ab2";
-import { errorBox } from "./widgets.js?v=5460d1710ab2";
+import { get } from "./api.js?v=f638f1197216";
+import { clear, replace } from "./dom.js?v=f638f1197216";
+import { errorBox } from "./widgets.js?v=f638f1197216";
 
 const routes = [
-  [/^\/$/, () => import("./runs.js?v=5460d1710ab2"), () => ({})],
-  [/^\/runs\/([^/]+)\/?$/, () => import("./run.js?v=5460d1710ab2"), (m) => ({ id: decodeURIComponent(m[1]) })],
-  [/^\/compare\/?$/, () => import("./compare.js?v=5460d1710ab2"), () => ({ runs: (new URLSearchParams(location.search).get("runs") || "").split(",").filter(Boolean) })],
-  [/^\/projects\/([^/]+)\/?$/, () => import("./project.js?v=5460d1710ab2"), (m) => ({ name: decodeURIComponent(m[1]) })],
-  [/^\/login\/?$/, () => import("./login.js?v=5460d1710ab2"), () => ({ next: new URLSearchParams(location.search).get("next") || "/" })],
+  [/^\/$/, () => import("./runs.js?v=f638f1197216"), () => ({})],
+  [/^\/runs\/([^/]+)\/?$/, () => import("./run.js?v=f638f1197216"), (m) => ({ id: decodeURIComponent(m[1]) })],
+  [/^\/compare\/?$/, () => import("./compare.js?v=f638f1197216"), () => ({ runs: (new URLSearchParams(location.search).get("runs") || "").split(",").filter(Boolean) })],
+  [/^\/projects\/([^/]+)\/?$/, () => import("./project.js?v=f638f1197216"), (m) => ({ name: decodeURIComponent(m[1]) })],
+  [/^\/login\/?$/, () => import("./login.js?v=f638f1197216"), () => ({ next: new URLSearchParams(location.search).get("next") || "/" })],
 ];
 
 let cleanup = null;
@@ -56,8 +56,7 @@ document.addEventListener("click", (ev) => {
 });
 window.addEventListener("popstate", render);
 
-startEarly(location.pathname);  // a run page's step series, requested before its modules load
-get("/api/info").then((info) => {
+// the version label after the page's own data: its request would take a connection and server time from them
+render().finally(() => get("/api/info").then((info) => {
   if (info && info.version) document.getElementById("version").textContent = `v${info.version}`;
-}).catch(() => {});
-render();
+}).catch(() => {}));

@@ -1,10 +1,10 @@
 // The Metrics tab: every scalar the training code logged (observer.log, AtlasLogger, the Transformers Trainer's
 // logs, wandb_compat.log), one chart per key over steps, and a table of the keys with their last values.
-import { get } from "./api.js?v=5460d1710ab2";
-import { card, h, replace, table } from "./dom.js?v=5460d1710ab2";
-import { COLORS, lineChart } from "./chart.js?v=5460d1710ab2";
-import { int, num, when } from "./fmt.js?v=5460d1710ab2";
-import { errorBox, spinner } from "./widgets.js?v=5460d1710ab2";
+import { get } from "./api.js?v=f638f1197216";
+import { card, h, replace, table } from "./dom.js?v=f638f1197216";
+import { COLORS, lineChart } from "./chart.js?v=f638f1197216";
+import { int, num, when } from "./fmt.js?v=f638f1197216";
+import { errorBox, spinner } from "./widgets.js?v=f638f1197216";
 
 const MAX_CHARTS = 24;
 const POINTS = 5000;  // the newest points of each key

@@ -1,9 +1,9 @@
 // A project's trend across runs: health, best validation loss and carbon per run (as `atlas trend --json`).
-import { get } from "./api.js?v=5460d1710ab2";
-import { card, h, link, replace, table } from "./dom.js?v=5460d1710ab2";
-import { COLORS, lineChart } from "./chart.js?v=5460d1710ab2";
-import { int, mass, num, shortId, when } from "./fmt.js?v=5460d1710ab2";
-import { gradePill, healthPill, statusBadge } from "./widgets.js?v=5460d1710ab2";
+import { get } from "./api.js?v=f638f1197216";
+import { card, h, link, replace, table } from "./dom.js?v=f638f1197216";
+import { COLORS, lineChart } from "./chart.js?v=f638f1197216";
+import { int, mass, num, shortId, when } from "./fmt.js?v=f638f1197216";
+import { gradePill, healthPill, statusBadge } from "./widgets.js?v=f638f1197216";
 
 export async function render(app, { name }) {
   document.title = `${name} · Atlas`;

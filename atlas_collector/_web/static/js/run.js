@@ -1,13 +1,13 @@
 // One run: header with controls, live charts, issues, health, Green-AI card, and tabs for the rest.
-import { get, post, stepRequest, subscribe } from "./api.js?v=5460d1710ab2";
-import { card, h, link, replace } from "./dom.js?v=5460d1710ab2";
-import { COLORS, alpha, emptyChart, lineChart, smooth } from "./chart.js?v=5460d1710ab2";
-import { duration, energy, equivalent, euro, int, mass, num, runDuration, shortId, when } from "./fmt.js?v=5460d1710ab2";
-import { OTHER_SERIES, col, gpuColumns, hasValues, lossData, metricKeys, stepColumns, stepPoints } from "./series.js?v=5460d1710ab2";
-import { errorBox, gradePill, healthPill, spinner, statusBadge } from "./widgets.js?v=5460d1710ab2";
-import { issuesList, layersPanel, modelPanel, logsPanel, profilerPanel, configPanel } from "./run_panels.js?v=5460d1710ab2";
-import { agentPanel } from "./agent.js?v=5460d1710ab2";
-import { metricsPanel } from "./metrics.js?v=5460d1710ab2";
+import { get, post, stepRequest, subscribe } from "./api.js?v=f638f1197216";
+import { card, h, link, replace } from "./dom.js?v=f638f1197216";
+import { COLORS, alpha, emptyChart, lineChart, smooth } from "./chart.js?v=f638f1197216";
+import { duration, energy, equivalent, euro, int, mass, num, runDuration, shortId, when } from "./fmt.js?v=f638f1197216";
+import { OTHER_SERIES, col, gpuColumns, hasValues, lossData, metricKeys, stepColumns, stepPoints } from "./series.js?v=f638f1197216";
+import { errorBox, gradePill, healthPill, spinner, statusBadge } from "./widgets.js?v=f638f1197216";
+import { issuesList, layersPanel, modelPanel, logsPanel, profilerPanel, configPanel } from "./run_panels.js?v=f638f1197216";
+import { agentPanel } from "./agent.js?v=f638f1197216";
+import { metricsPanel } from "./metrics.js?v=f638f1197216";
 
 const POINTS = 2000;
 
@@ -19,7 +19,7 @@ export async function render(app, { id }) {
   // every request at once: the charts draw as soon as steps and epochs are in; the cards fill as theirs arrive
   // The loss alone first (its chart draws at once), the other step series beside it; min/max buckets of about a
   // pixel each: the wide loss chart and the half-width ones.
-  // (api.js's stepRequest; the first two were started by main.js when the page opened on this run)
+  // (api.js's stepRequest; these first ones, and the requests below, were sent by early.js as the page opened)
   const fetchLoss = (from, to) => stepRequest(id, "loss", from, to).then(stepColumns);
   const fetchOther = (from, to) => stepRequest(id, "other", from, to).then(stepColumns);
   const loading = { loss: fetchLoss(), other: fetchOther(), epochs: get(`${base}/epochs`), issues: get(`${base}/issues`), health: get(`${base}/health`) };

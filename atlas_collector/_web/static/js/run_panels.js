@@ -1,9 +1,9 @@
 // The run page's tabs: issues (ranked, symptoms folded under their cause), layer heatmap, model, logs, profiler, config.
-import { get } from "./api.js?v=5460d1710ab2";
-import { card, h, kv, replace, table, valueText } from "./dom.js?v=5460d1710ab2";
-import { int, num, when } from "./fmt.js?v=5460d1710ab2";
-import { errorBox, severityTag, spinner } from "./widgets.js?v=5460d1710ab2";
-import { heatmap } from "./heatmap.js?v=5460d1710ab2";
+import { get } from "./api.js?v=f638f1197216";
+import { card, h, kv, replace, table, valueText } from "./dom.js?v=f638f1197216";
+import { int, num, when } from "./fmt.js?v=f638f1197216";
+import { errorBox, severityTag, spinner } from "./widgets.js?v=f638f1197216";
+import { heatmap } from "./heatmap.js?v=f638f1197216";
 
 // ---------- issues ----------
 export function issuesList(issues, opts = {}) {

@@ -1,9 +1,9 @@
 // The runs list: filters, server-side sort and paging (10,000 runs stay fast), live updates from /api/events.
-import { get, subscribe } from "./api.js?v=5460d1710ab2";
-import { h, link, replace, table } from "./dom.js?v=5460d1710ab2";
-import { duration, int, runDuration, when, shortId } from "./fmt.js?v=5460d1710ab2";
-import { errorBox, gradePill, healthPill, statusBadge } from "./widgets.js?v=5460d1710ab2";
-import { navigate } from "./main.js?v=5460d1710ab2";
+import { get, subscribe } from "./api.js?v=f638f1197216";
+import { h, link, replace, table } from "./dom.js?v=f638f1197216";
+import { duration, int, runDuration, when, shortId } from "./fmt.js?v=f638f1197216";
+import { errorBox, gradePill, healthPill, statusBadge } from "./widgets.js?v=f638f1197216";
+import { navigate } from "./main.js?v=f638f1197216";
 
 const PAGE = 50;
 const STATUSES = ["", "running", "paused", "completed", "failed", "stopped", "crashed"];

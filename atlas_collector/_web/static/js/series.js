@@ -1,5 +1,5 @@
 // Turning API answers into chart columns: step series (downsampled with min/max), epoch rows, live step events.
-import { smooth } from "./chart.js?v=5460d1710ab2";
+import { smooth } from "./chart.js?v=f638f1197216";
 
 export const STEP_SERIES = ["loss", "lr", "grad_norm", "step_time", "samples_per_sec"];
 export const OTHER_SERIES = STEP_SERIES.slice(1);

@@ -1,5 +1,5 @@
 // Small pieces shared by the pages: status badges, health and grade pills, severity tags.
-import { h } from "./dom.js?v=5460d1710ab2";
+import { h } from "./dom.js?v=f638f1197216";
 
 export function statusBadge(status) {
   const s = String(status || "unknown").toLowerCase();
