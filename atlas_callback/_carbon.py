@@ -121,6 +121,12 @@ class CarbonMeter:
             out.carbon_intensity_g_per_kwh = intensity
         return out
 
+    def contribute(self, summary: tpb.EpochSummary) -> None:
+        """The `Channel` epoch contribution: this epoch's carbon, once a measurement has landed."""
+        carbon = self.epoch_carbon()
+        if carbon is not None:
+            summary.carbon.CopyFrom(carbon)
+
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()

@@ -26,7 +26,6 @@ from atlas_proto.v1 import telemetry_pb2 as tpb
 
 from . import _notice
 from ._config import (
-    ON_CRITICAL,
     TLS_UNUSABLE,
     AtlasConfig,
     env_home,
@@ -36,9 +35,11 @@ from ._config import (
     resolve_collector,
     resolve_tls_ca,
 )
+from ._channel import REGISTRY, SPECS, Channel
 from ._control import Control
+from ._options import RunOptions
 from ._spool import SpoolWriter, spool_root
-from ._stats import EpochAccumulator, system_snapshot
+from ._stats import EpochAccumulator
 from ._transport import Transport, _RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -65,32 +66,6 @@ def never_raises(fn: F) -> F:
             return None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _validate_identity(project: str, run_name: str | None, run_id: str | None, tags: Any, on_critical: str,
-                       pause_timeout: float) -> list[str]:
-    if not isinstance(project, str) or not project.strip() or len(project) > 200:
-        raise ValueError(f"`project` must be a non-empty string of at most 200 characters, got {project!r}")
-    if run_name is not None and (not isinstance(run_name, str) or len(run_name) > 200):
-        raise ValueError(f"`run_name` must be a string of at most 200 characters, got {run_name!r}")
-    if run_id is not None:
-        try:
-            uuid.UUID(str(run_id))
-        except ValueError:
-            raise ValueError(f"`run_id` must be a UUID (e.g. {uuid.uuid4()}), got {run_id!r}") from None
-    if on_critical not in ON_CRITICAL:
-        raise ValueError(f"`on_critical` must be one of 'warn', 'pause', 'stop', got {on_critical!r}")
-    if isinstance(pause_timeout, bool) or not isinstance(pause_timeout, (int, float)) or not pause_timeout > 0:
-        raise ValueError(f"`pause_timeout` must be a number of seconds > 0, got {pause_timeout!r}")
-    if tags is None:
-        return []
-    if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
-        raise ValueError(f"`tags` must be a list of non-empty strings, got {tags!r}")
-    too_long = [t for t in tags if len(t) > 200]
-    if too_long:
-        raise ValueError(f"`tags` must be at most 200 characters each, got one of {len(too_long[0])} "
-                         f"({too_long[0][:40]!r}...)")
-    return list(tags)
 
 
 ALERT_LEVELS = ("info", "warning", "error")
@@ -161,12 +136,9 @@ def _versions() -> dict[str, str]:
 
 
 def _resolve_token(explicit: str | None) -> str | None:
-    """`token=` must be printable ASCII (a gRPC header holds nothing else): a bad argument raises; a bad ATLAS_TOKEN
-    inside a training process is logged once and not used."""
+    """The token: `token=` (checked by `RunOptions`), else ATLAS_TOKEN, which must be printable ASCII (a gRPC
+    header holds nothing else): a bad one inside a training process is logged once and not used."""
     if explicit is not None:
-        if not isinstance(explicit, str) or not (explicit.isascii() and explicit.isprintable()):
-            raise ValueError("`token` must be a string of printable ASCII characters (it travels in a gRPC header), "
-                             f"got one of type {type(explicit).__name__} with other characters")
         return explicit or None
     raw = os.environ.get("ATLAS_TOKEN") or None
     if raw is not None and not (raw.isascii() and raw.isprintable()):
@@ -217,36 +189,20 @@ class RunCore:
     """One run, one rank. Adapters call `start`, `attach_model`, `before_step`, `step`, `epoch_end`, `end`
     and apply `control` decisions at batch boundaries."""
 
-    def __init__(
-        self,
-        *,
-        framework: str,
-        project: str = "default",
-        run_name: str | None = None,
-        collector: str | None = None,
-        token: str | None = None,
-        tls_ca: str | None = None,
-        run_id: str | None = None,
-        tags: list[str] | tuple[str, ...] | None = None,
-        on_critical: str = "warn",
-        pause_timeout: float = 3600.0,
-        config: AtlasConfig | None = None,
-    ) -> None:
-        self.tags = _validate_identity(project, run_name, run_id, tags, on_critical, pause_timeout)
-        if config is not None and not isinstance(config, AtlasConfig):
-            raise ValueError(f"`config` must be an AtlasConfig, got {type(config).__name__}")
-        if token is not None and not isinstance(token, str):
-            raise ValueError(f"`token` must be a string, got {type(token).__name__}")
+    def __init__(self, framework: str, options: RunOptions) -> None:
+        """`options` are checked already (`RunOptions`); the collector, token and TLS CA are resolved here against
+        the environment (ATLAS_COLLECTOR, ATLAS_TOKEN, ATLAS_TLS_CA)."""
+        self.tags = list(options.tags or ())
         self.framework = framework
-        self.project = project
-        self.run_name = run_name
-        self.collector = resolve_collector(collector)
-        self.token = _resolve_token(token)
-        self.tls_ca = resolve_tls_ca(tls_ca)
-        self.run_id = str(run_id) if run_id is not None else None
-        self.on_critical = on_critical
-        self.pause_timeout = float(pause_timeout)
-        self.config = config or AtlasConfig()
+        self.project = options.project
+        self.run_name = options.run_name
+        self.collector = resolve_collector(options.collector)
+        self.token = _resolve_token(options.token)
+        self.tls_ca = resolve_tls_ca(options.tls_ca)
+        self.run_id = str(options.run_id) if options.run_id is not None else None
+        self.on_critical = options.on_critical
+        self.pause_timeout = float(options.pause_timeout)
+        self.config = options.config or AtlasConfig()
         # the gradient norm is read on steps where (global_step + 1) % grad_every == 0; 0: never
         self.grad_every = self.config.grad_norm_every if self.config.track_gradients else 0
         self.mode = env_mode()
@@ -263,17 +219,17 @@ class RunCore:
         self.global_step = 0
         self.epoch = 0
         self._acc: EpochAccumulator | None = None
-        self._channels: list[Any] = []  # objects with close()
-        self._logs: Any = None
+        self.device_kind = "cpu"  # the kind of device this rank trains on, known at `start`
+        # The run's channels by name (see `_channel.REGISTRY`): each contributes to every epoch summary and is closed
+        # at the end. Logs and carbon may be started before the run (`capture_logs_early`, `start_carbon_early`).
+        self._channels: dict[str, Channel] = {}
         self._early_logs: list[Any] = []  # records captured before the run started (bounded), sent at its start
-        self._gpu: Any = None
-        self._carbon: Any = None
         self._model: Any = None
         self._model_info: Any = None
-        self._tracer: Any = None
+        self._tracer: Any = None  # ShapeTracer until the first step (not a channel: see `Channel`)
+        # The channels that act around a step, reached directly on the hot path (see `Channel`); also in _channels.
         self._layers: Any = None
         self._profiler: Any = None
-        self._profile_summary: Any = None
         self.facts: Any = None  # FactsProbe (rank zero, `track_facts`): how the run is set up
         self._facts_output = False  # the output hooks are on for the coming step
         self._step_in_epoch = 0
@@ -351,55 +307,72 @@ class RunCore:
                  rank, self.collector if self.mode == "online" else f"the spool only (ATLAS_MODE={self.mode})")
 
     def _start_channels(self, device_kind: str) -> None:
-        cfg = self.config
-        if cfg.track_logs and self.rank == 0:
-            self.capture_logs_early()
-            early, self._early_logs = self._early_logs, []
+        self.device_kind = device_kind
+        self._build_channels("run")
+        early, self._early_logs = self._early_logs, []
+        if "logs" in self._channels:
             for rec in early:  # what was logged between the adapter's start and the run's
                 self.transport.send("log", rec)  # type: ignore[union-attr]
-        elif self._logs is not None:  # captured early, and this process is not rank zero after all
-            self._logs.detach()
-            self._logs, self._early_logs = None, []
         early_metrics, self._early_metrics = self._early_metrics, []
         if early_metrics and self.rank == 0:
             self.transport.send_many("metric", early_metrics)  # type: ignore[union-attr]
-        if cfg.track_gpu:
-            from ._gpu import GpuMonitor
 
-            self._gpu = GpuMonitor()
-            self._gpu.start()
-        if cfg.track_carbon and (self.rank == 0 or device_kind == "cuda"):
-            self.start_carbon_early()
-        elif self._carbon is not None:  # started early, and this process measures none after all
-            self._carbon.close(0.0)
-            self._carbon = None
+    def _build_channels(self, stage: str) -> None:
+        """Build this stage's channels of `_channel.REGISTRY` that the run has and lacks; close those started
+        early that it does not have after all (logs on a rank other than zero, carbon on a CPU rank other than
+        zero). A channel that fails to start is logged and left out: the others and the run go on."""
+        for spec in REGISTRY:
+            if spec.stage != stage:
+                continue
+            try:
+                wanted = spec.wanted(self)
+                if wanted and spec.name not in self._channels:
+                    self._channels[spec.name] = spec.build(self)
+                elif not wanted and spec.name in self._channels:
+                    self._discard_early(spec.name)
+            except Exception:  # noqa: BLE001 - the trainer comes first
+                _errors.warning(f"start {spec.name}", "atlas: could not start the %s channel (training continues)",
+                                spec.name, exc_info=True)
 
+    def _discard_early(self, name: str) -> None:
+        """Close a channel started before the run, for a run that does not have it (or never started)."""
+        channel = self._channels.pop(name)
+        try:
+            if name == "carbon":  # no wait for CodeCarbon's start, which is still under way on its thread
+                channel.close(0.0)  # type: ignore[call-arg]
+            else:
+                channel.close()
+        except Exception:  # noqa: BLE001
+            log.debug("atlas: closing %s failed", name, exc_info=True)
+        if name == "logs":
+            self._early_logs = []
+
+    def channel(self, name: str) -> Channel | None:
+        """The run's channel called `name` (see `_channel.REGISTRY`), if it has one now."""
+        return self._channels.get(name)
+
+    @never_raises
     def start_carbon_early(self) -> None:
         """Start the carbon meter now (CodeCarbon takes a second or more to start, on its own thread), before the
         run starts: an adapter whose run starts at its first step calls it when it is created."""
-        if self._carbon is not None or not self.config.track_carbon or not self.enabled:
+        if "carbon" in self._channels or not self.config.track_carbon or not self.enabled:
             return
-        from ._carbon import CarbonMeter
-
-        self._carbon = CarbonMeter(self.config.carbon_country)
-        self._carbon.start()
+        self._channels["carbon"] = SPECS["carbon"].build(self)
 
     @never_raises
     def capture_logs_early(self) -> None:
         """Capture log records from now on, before the run has started (an adapter whose run starts at its first
         step): they are kept (at most 1,000) and sent when it starts."""
-        if self._logs is not None or not self.config.track_logs:
+        if "logs" in self._channels or not self.config.track_logs:
             return
-        from ._logs import LogCapture
+        self._channels["logs"] = SPECS["logs"].build(self)
 
-        def keep(rec: Any) -> None:
-            if self.transport is not None:
-                self.transport.send("log", rec)
-            elif len(self._early_logs) < 1000:
-                self._early_logs.append(rec)
-
-        self._logs = LogCapture(keep)
-        self._logs.attach()
+    def send_log(self, record: tpb.LogRecord) -> None:
+        """A captured log record: sent, or kept (at most 1,000) until the run starts."""
+        if self.transport is not None:
+            self.transport.send("log", record)
+        elif len(self._early_logs) < 1000:
+            self._early_logs.append(record)
 
     @never_raises
     def attach_model(self, model: Any) -> None:
@@ -407,27 +380,16 @@ class RunCore:
         if not self.started or self._model is not None or self.rank != 0:
             return
         self._model = model
-        cfg = self.config
-        if cfg.track_architecture:
+        if self.config.track_architecture:
             from ._architecture import ShapeTracer, describe_model
 
             self._model_info = describe_model(model)
             self._tracer = ShapeTracer(model)
             self._tracer.attach()
-        if cfg.track_layer_health:
-            from ._layers import LayerHealthMonitor
-
-            self._layers = LayerHealthMonitor(model, every_n_steps=cfg.layer_health_every,
-                                              max_layers=cfg.layer_health_max_layers,
-                                              cost_budget=cfg.layer_health_budget)
-        if cfg.track_facts:
-            from ._facts import FactsProbe
-
-            self.facts = FactsProbe(model)
-        if cfg.track_profiler:
-            from ._profiler import StepProfiler
-
-            self._profiler = StepProfiler(model, every_n_epochs=cfg.profile_every_epochs)
+        self._build_channels("model")
+        self._layers = self._channels.get("layers")
+        self.facts = self._channels.get("facts")
+        self._profiler = self._channels.get("profiler")
 
     @never_raises
     def epoch_start(self, epoch: int) -> None:
@@ -572,8 +534,8 @@ class RunCore:
             self.facts.unwatch_output()
         if self._layers is not None and self._layers.armed:
             self._layers.disarm()
-        if self._profiler is not None and getattr(self._profiler, "active", False):
-            self._profile_summary = self._profiler.stop()
+        if self._profiler is not None and self._profiler.active:
+            self._profiler.finish_step()
         if self._tracer is not None:
             self._tracer.detach()
             self._tracer.fill(self._model_info)
@@ -605,37 +567,21 @@ class RunCore:
             train_metrics=train_metrics or {},
             lrs=lrs or [],
         )
-        if self.config.track_system:
-            system_snapshot(summary)
-        if self._gpu is not None:
-            summary.gpus.extend(self._gpu.epoch_stats())
-        if self._layers is not None:
-            summary.layer_health.CopyFrom(self._layers.epoch_end())
-        if self._profile_summary is not None:
-            summary.profiler.CopyFrom(self._profile_summary)
-            self._profile_summary = None
-        if self._logs is not None:
-            summary.log_counts.CopyFrom(self._logs.epoch_counts(summary.epoch + 1))
-        if self.facts is not None:
-            facts = self.facts.take()
-            if facts:
-                summary.facts.update(facts)
-        if self._carbon is not None:
-            carbon = self._carbon.epoch_carbon()
-            if carbon is not None:
-                summary.carbon.CopyFrom(carbon)
+        for name, channel in self._channels.items():
+            try:
+                channel.contribute(summary)
+            except Exception:  # noqa: BLE001 - one channel's failure leaves the others' parts and the trainer alone
+                _errors.warning(f"contribute {name}", "atlas: the %s channel failed at the epoch end (training "
+                                "continues)", name, exc_info=True)
         self.transport.send("epoch_summary", summary)
 
     @never_raises
     def end(self, status: str = "completed", exc: BaseException | None = None) -> None:
         """Send RunEnd, stop the channels and flush (bounded by `config.flush_timeout_s`). Safe to call twice."""
         if self.ended or not self.started or self.transport is None:
-            if not self.started and self._logs is not None:  # captured early for a run that never started
-                self._logs.detach()
-                self._logs, self._early_logs = None, []
-            if not self.started and self._carbon is not None:  # started early for a run that never started
-                self._carbon.close(0.0)
-                self._carbon = None
+            if not self.started:  # logs or carbon started early for a run that never started
+                for name in list(self._channels):
+                    self._discard_early(name)
             return
         self.ended = True
         if self.control.stopped and status == "completed":
@@ -668,20 +614,21 @@ class RunCore:
         _notice.forget(id(self))
 
     def _close_channels(self) -> None:
-        for name in ("_logs", "_gpu", "_carbon", "_layers", "_tracer", "facts"):
-            channel = getattr(self, name)
-            if channel is None:
-                continue
+        """Close every channel (and the shape tracer if no step ran); one failing never stops the others."""
+        closing = list(self._channels.items())
+        self._channels = {}
+        self._layers = self._profiler = self.facts = None
+        if self._tracer is not None:
+            closing.append(("tracer", self._tracer))
+            self._tracer = None
+        for name, channel in closing:
             try:
-                (channel.detach if name in ("_logs", "_tracer") else channel.close)()
+                if name == "tracer":
+                    channel.detach()  # type: ignore[attr-defined]
+                else:
+                    channel.close()
             except Exception:  # noqa: BLE001
                 log.debug("atlas: closing %s failed", name, exc_info=True)
-            setattr(self, name, None)
-        if self._profiler is not None and getattr(self._profiler, "active", False):
-            try:
-                self._profiler.stop()
-            except Exception:  # noqa: BLE001
-                pass
 
     # ---------------------------------------------------------------------------------- control
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from atlas_proto.v1 import telemetry_pb2 as tpb
 
 log = logging.getLogger(__name__)
 
@@ -485,6 +488,12 @@ class FactsProbe:
         self._sent.update({k: _copy(v) for k, v in out.items()})
         return out
 
+    def contribute(self, summary: tpb.EpochSummary) -> None:
+        """The `Channel` epoch contribution: the facts new or changed since the previous epoch."""
+        facts = self.take()
+        if facts:
+            summary.facts.update(facts)
+
     def close(self) -> None:
         for h in self._handles + self._output_hooks:
             try:
@@ -501,3 +510,4 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
+

@@ -97,6 +97,10 @@ class GpuMonitor:
             out.append(g)
         return out
 
+    def contribute(self, summary: tpb.EpochSummary) -> None:
+        """The `Channel` epoch contribution: one GpuStats per device."""
+        summary.gpus.extend(self.epoch_stats())
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:

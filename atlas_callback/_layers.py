@@ -575,6 +575,10 @@ class LayerHealthMonitor:
         return aggregate(self._pending, self._units, [layer.name for layer in self._layers or []],
                          self.saturated_share, sparse_vals, sparse_keys)
 
+    def contribute(self, summary: tpb.EpochSummary) -> None:
+        """The `Channel` epoch contribution: `epoch_end()`'s aggregate."""
+        summary.layer_health.CopyFrom(self.epoch_end())
+
     def close(self) -> None:
         """Remove every hook and free all state (safe to call twice)."""
         self._armed = False

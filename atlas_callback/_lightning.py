@@ -11,6 +11,7 @@ from typing_extensions import override
 
 from ._config import AtlasConfig
 from ._core import RunCore, never_raises
+from ._options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -208,11 +209,7 @@ class AtlasCallback(*_callback_bases()):  # type: ignore[misc]
         config: AtlasConfig | None = None,
     ) -> None:
         super().__init__()
-        self._core = RunCore(
-            framework="lightning", project=project, run_name=run_name, collector=collector, token=token,
-            tls_ca=tls_ca, run_id=run_id, tags=tags, on_critical=on_critical, pause_timeout=pause_timeout,
-            config=config,
-        )
+        self._core = RunCore("lightning", RunOptions.of(locals()))
         self._val_metrics: dict[str, float] = {}
         self._val_keys: set[str] = set()
         self._agreement: _Agreement | None = None

@@ -17,6 +17,7 @@ from typing_extensions import override
 
 from ._config import AtlasConfig
 from ._lightning import AtlasCallback
+from ._options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,7 @@ class AtlasLogger(*_logger_bases()):  # type: ignore[misc]
     ) -> None:
         super().__init__()
         # validates every argument now; added to the Trainer when the module is first seen (`_attach`)
-        self._callback = AtlasCallback(project=project, run_name=run_name, collector=collector, token=token,
-                                       tls_ca=tls_ca, run_id=run_id, tags=tags, on_critical=on_critical,
-                                       pause_timeout=pause_timeout, config=config)
+        self._callback = AtlasCallback(**vars(RunOptions.of(locals())))
         self._trainer: Any = None
         self._late_warned = False
 

@@ -43,6 +43,15 @@ class LogCapture(logging.Handler):
         if self._captured_warnings:
             logging.captureWarnings(False)
 
+    def contribute(self, summary: tpb.EpochSummary) -> None:
+        """The `Channel` epoch contribution: the epoch's counts of console lines, warnings and errors."""
+        summary.log_counts.CopyFrom(self.epoch_counts(summary.epoch + 1))
+
+    def close(self) -> None:
+        """The `Channel` close: stop capturing (as `logging.Handler.close`, which `logging.shutdown` calls too)."""
+        self.detach()
+        super().close()
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             if record.name.startswith(_SKIP):

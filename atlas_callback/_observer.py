@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from ._config import AtlasConfig
 from ._core import RunCore, never_raises
+from ._options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,7 @@ class Observer:
     ) -> None:
         if hyperparameters is not None and not isinstance(hyperparameters, Mapping):
             raise ValueError(f"`hyperparameters` must be a dict, got {type(hyperparameters).__name__}")
-        self._core = RunCore(
-            framework="pytorch", project=project, run_name=run_name, collector=collector, token=token,
-            tls_ca=tls_ca, run_id=run_id, tags=tags, on_critical=on_critical, pause_timeout=pause_timeout,
-            config=config,
-        )
+        self._core = RunCore("pytorch", RunOptions.of(locals()))
         self._hyperparameters = dict(hyperparameters or {})
         self._model: Any = None
         self._optimizer: Any = None  # the last optimizer `step` was given (its facts are read once)

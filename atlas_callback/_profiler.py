@@ -71,6 +71,7 @@ class StepProfiler:
         self.strict = strict
         self._prof: Any = None
         self._saved: Any = None
+        self._summary: tpb.ProfilerSummary | None = None  # the last profiled step's, until the epoch's contribute
         self._step = 0
         self._handles: list[RemovableHandle] = []
         self._open: dict[str, list[record_function]] = {}
@@ -183,8 +184,19 @@ class StepProfiler:
             self._fail("summarise", exc)
             return None
 
+    def finish_step(self) -> None:
+        """After a profiled step: stop and keep its summary for the epoch's `contribute`."""
+        self._summary = self.stop()
+
+    def contribute(self, summary: tpb.EpochSummary) -> None:
+        """The `Channel` epoch contribution: the summary of the step profiled in this epoch, if one was."""
+        if self._summary is not None:
+            summary.profiler.CopyFrom(self._summary)
+            self._summary = None
+
     def close(self) -> None:
         """Stop without summarising and free everything (safe to call twice)."""
+        self._summary = None
         prof, self._prof = self._prof, None
         self._remove_hooks()
         self._saved = None

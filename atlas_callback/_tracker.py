@@ -28,6 +28,7 @@ from accelerate.tracking import GeneralTracker
 
 from ._config import AtlasConfig
 from ._core import RunCore, never_raises
+from ._options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,7 @@ class AtlasTracker(GeneralTracker):
         config: AtlasConfig | None = None,
     ) -> None:
         super().__init__()
-        self._core = RunCore(
-            framework="accelerate", project=project, run_name=run_name, collector=collector, token=token,
-            tls_ca=tls_ca, run_id=run_id, tags=tags, on_critical=on_critical, pause_timeout=pause_timeout,
-            config=config,
-        )
+        self._core = RunCore("accelerate", RunOptions.of(locals()))
         self._accelerator: Any = None
         self._model: Any = None
         self._hparams: dict[str, Any] = {}

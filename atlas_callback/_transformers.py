@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from ._config import AtlasConfig
 from ._core import RunCore, _errors, never_raises
+from ._options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,7 @@ class AtlasTransformersCallback:
         pause_timeout: float = 3600.0,
         config: AtlasConfig | None = None,
     ) -> None:
-        self._core = RunCore(
-            framework="transformers", project=project, run_name=run_name, collector=collector, token=token,
-            tls_ca=tls_ca, run_id=run_id, tags=tags, on_critical=on_critical, pause_timeout=pause_timeout,
-            config=config,
-        )
+        self._core = RunCore("transformers", RunOptions.of(locals()))
         self._agreement: Any = None
         self._distributed = False
         self._hooks: list[Any] = []

@@ -97,7 +97,7 @@ class _CarbonReady(pl.Callback):
         self.atlas = atlas
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        carbon = self.atlas._core._carbon
+        carbon = self.atlas._core.channel("carbon")
         deadline = time.monotonic() + 20
         while trainer.current_epoch == 1 and carbon is not None and carbon.available and carbon._latest is None \
                 and time.monotonic() < deadline:

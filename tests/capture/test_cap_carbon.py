@@ -55,10 +55,9 @@ def collector(tmp_path):
 def _loading_data(meter_owner: object) -> None:
     """What a script does between creating the adapter and its first step (here: until CodeCarbon has measured,
     at most 30 s on a loaded machine)."""
-    core = meter_owner._core  # type: ignore[attr-defined]
+    carbon = meter_owner._core.channel("carbon")  # type: ignore[attr-defined]
     deadline = time.monotonic() + 30
-    while core._carbon is not None and core._carbon._latest is None and core._carbon.available \
-            and time.monotonic() < deadline:
+    while carbon is not None and carbon._latest is None and carbon.available and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

@@ -59,7 +59,7 @@ class WatchSpans(pl.Callback):
         if trainer.current_epoch == 1:
             # CodeCarbon starts on a background thread so that no step waits for it (about 1.5 s here); this
             # tiny run's epochs are shorter, so let its first measurement land before epochs 1-2 end.
-            carbon = self.atlas._core._carbon
+            carbon = self.atlas._core.channel("carbon")
             deadline = time.monotonic() + 20
             while carbon is not None and carbon.available and carbon._latest is None and time.monotonic() < deadline:
                 time.sleep(0.05)
