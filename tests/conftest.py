@@ -63,8 +63,8 @@ SLOW_MODULES: frozenset[str] = frozenset({
     "tests/reliability/test_rel_fuzz.py",
     "tests/reliability/test_rel_hostile.py",
     "tests/reliability/test_rel_network.py",
-    "tests/test_capture_control.py",
-    "tests/test_foundation_e2e.py",
+    "tests/capture/test_cap_control.py",
+    "tests/contract/test_contract_spine.py",
     "tests/ui/test_ui_api.py",
     "tests/ui/test_ui_browser.py",
 })

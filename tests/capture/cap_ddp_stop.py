@@ -1,6 +1,6 @@
 """Two-rank DDP (gloo, CPU) run with AtlasCallback; rank 0 asks the collector to STOP at step 5.
 
-    python ddp_stop.py COLLECTOR OUT_DIR [pause]
+    python cap_ddp_stop.py COLLECTOR OUT_DIR [pause]
 
 With `pause`, rank 0 first asks for PAUSE at step 2 and for RESUME a second later (from another thread), then STOP
 at step 5; each rank also records the longest gap between two of its batch ends (the pause).

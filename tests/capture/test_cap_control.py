@@ -140,7 +140,7 @@ def test_non_finite_loss_fast_path_follows_the_policy(collector, policy, steps_r
 
 
 def test_stop_reaches_both_ddp_ranks_at_the_same_step(collector, tmp_path) -> None:
-    done = subprocess.run([sys.executable, str(HERE / "scripts" / "ddp_stop.py"), collector.address, str(tmp_path)],
+    done = subprocess.run([sys.executable, str(HERE / "cap_ddp_stop.py"), collector.address, str(tmp_path)],
                           capture_output=True, text=True, timeout=240, cwd=tmp_path)
     # Both ranks write to this stderr; show rank 0's lines first (rank 1 only reports that its peer went away).
     rank0 = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("[rank1]"))
@@ -156,7 +156,7 @@ def test_stop_reaches_both_ddp_ranks_at_the_same_step(collector, tmp_path) -> No
 
 
 def test_pause_and_resume_hold_both_ddp_ranks_then_stop_them_at_the_same_step(collector, tmp_path) -> None:
-    done = subprocess.run([sys.executable, str(HERE / "scripts" / "ddp_stop.py"), collector.address, str(tmp_path),
+    done = subprocess.run([sys.executable, str(HERE / "cap_ddp_stop.py"), collector.address, str(tmp_path),
                            "pause"], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     rank0 = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("[rank1]"))
     assert done.returncode == 0, rank0[-4000:]
