@@ -178,6 +178,7 @@ class FactsProbe:
             "in_optimizer": len(in_opt),
             "in_optimizer_numel": int(sum(p.numel() for _, p in trainable if id(p) in held)),
             "foreign_in_optimizer": len(held - model_ids),
+            **_frozen_at_init(model),
         }
 
     def _attach_step_hooks(self, optimizers: list[Any]) -> None:
@@ -511,3 +512,31 @@ def _copy(value: Any) -> Any:
         return [_copy(v) for v in value]
     return value
 
+
+FROZEN_CHECK_VALUES = 20_000_000  # at most this many frozen weights are read (once, when the optimizer is known)
+
+
+def _frozen_at_init(model: Any) -> dict[str, int]:
+    """How many frozen weight values were checked, and how many of them lie in tensors still inside PyTorch's
+    default initialisation bound (Linear and Conv: uniform within 1/sqrt(fan_in)). Pretrained or trained weights
+    leave that bound; a backbone frozen before its weights were loaded does not (frozen_backbone). Matrices and
+    kernels only (a bias's bound depends on its layer), the first FROZEN_CHECK_VALUES values; one abs-max per
+    tensor, read once."""
+    import torch
+
+    checked = at_init = 0
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            try:
+                if p.requires_grad or p.dim() < 2 or p.numel() == 0:
+                    continue
+                n = p.numel()
+                if checked + n > FROZEN_CHECK_VALUES:
+                    break
+                bound = 1.0 / math.sqrt(p[0].numel())
+                if float(p.detach().abs().amax()) <= bound * (1 + 1e-4):
+                    at_init += n
+                checked += n
+            except (RuntimeError, ValueError):  # an uninitialised (lazy) parameter has no values yet
+                continue
+    return {"frozen_checked_numel": checked, "frozen_at_init_numel": at_init}

@@ -2,7 +2,7 @@
 scheduler, first batches, outputs, modes; ``atlas_callback/_facts.py`` captures them, ARCHITECTURE.md lists the
 keys): missing_zero_grad, double_softmax, optimizer_not_stepping_model, lr_schedule_collapse, unnormalized_inputs,
 unshuffled_data, eval_mode_training, batchnorm_tiny_batch, unused_parameters, missing_grad_clipping,
-broadcast_loss_shapes, relu_output.
+broadcast_loss_shapes, relu_output (and frozen_backbone, in ``_rules_loss``: it judges the loss against chance).
 
 Each names the likely line of code, in the run's framework. None of them fires without its facts: a run recorded
 by a trainer that does not send them (an older client, ``track_facts=False``) is judged by the other checks alone.

@@ -1,6 +1,6 @@
 """Loss and optimisation checks: nan_loss, loss_explosion, loss_divergence, loss_plateau, loss_at_chance,
-overfitting, high_loss_variance, gradient_instability, exploding_gradients, data_leakage (the learning-rate checks,
-lr_too_high and lr_too_low: `_rules_lr.py`).
+overfitting, high_loss_variance, gradient_instability, exploding_gradients, data_leakage, frozen_backbone (the
+learning-rate checks, lr_too_high and lr_too_low: `_rules_lr.py`).
 
 Look-alikes and what tells them apart (each tested in tests/diagnostics):
 
@@ -12,7 +12,11 @@ Look-alikes and what tells them apart (each tested in tests/diagnostics):
 - loss_at_chance vs loss_plateau / the learning-rate checks: a plateau at ln(classes) with chance accuracy means the
   model predicts the class prior whatever the input: labels, inputs or the loss are wrong, not the learning rate.
 - data_leakage vs an easy task: a validation loss below the training loss, or a perfect first epoch, is what easy
-  data, dropout and the epoch mean's lag produce too: a hint (info), never a warning."""
+  data, dropout and the epoch mean's lag produce too: a hint (info), never a warning.
+- frozen_backbone vs loss_at_chance: nearly every parameter has ``requires_grad=False`` (the facts' trainable count
+  against the architecture's total), the frozen weights are still inside their default initialisation bound, and
+  the loss stays near ln(classes): a "freeze the pretrained backbone" block with nothing pretrained loaded (random
+  features). A frozen backbone whose pretrained weights were loaded is quiet however slowly its head learns."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import math
 
 from ._issue import Finding
 from ._records import EpochRecord
-from ._rules_bugs import output_width
+from ._rules_bugs import _fact, _framework, _num, output_width
 from ._registry import rule
 from ._state import Context, finite, median
 
@@ -469,3 +473,48 @@ def data_leakage(ctx: Context) -> list[Finding]:
             thresholds=th.pick("data_leakage_accuracy"),
         ))
     return out
+
+
+@rule("frozen_backbone", severity="warning", category="loss")
+def frozen_backbone(ctx: Context) -> list[Finding]:
+    """Most of the model frozen (the facts' trainable parameters against the architecture's total), the frozen
+    weights still inside PyTorch's default initialisation bound (``frozen_at_init_numel``: every value within
+    1/sqrt(fan_in), which training or pretraining leaves), and the loss near ln(classes) for ``frozen_epochs``
+    epochs: only a small head learns, on random features. Needs a classifier (its last Linear's width) to know
+    where chance is; a regression is not judged. A head on loaded pretrained weights (LoRA, linear probing) is
+    told apart by those weights, not by how fast its loss falls."""
+    th, st, rec = ctx.th, ctx.state, ctx.epoch
+    assert rec is not None
+    arch, p = st.architecture, _fact(ctx, "parameters")
+    trainable, total = _num(p, "trainable_numel"), float(arch.total_parameters or 0) if arch is not None else 0.0
+    checked, at_init = _num(p, "frozen_checked_numel"), _num(p, "frozen_at_init_numel")
+    k = classes(ctx)
+    if trainable is None or total < th.frozen_min_parameters or k is None or st.epochs_seen < th.frozen_epochs \
+            or not checked or at_init is None or at_init / checked < th.frozen_share:
+        return []
+    frozen = 1.0 - trainable / total
+    chance = math.log(k)
+    losses = [r.val_loss if finite(r.val_loss) else r.train_mean for r in st.recent(th.frozen_epochs)]
+    if frozen < th.frozen_share or not all(finite(v) and v >= th.frozen_chance_share * chance  # type: ignore[operator]
+                                           for v in losses):
+        return []
+    loss = float(losses[-1])  # type: ignore[arg-type]
+    fw = _framework(ctx)
+    return [Finding(
+        title="Most of the model is frozen and the loss stays near chance",
+        description=f"{frozen * 100:.1f} % of the model's {int(total):,} parameters have `requires_grad=False` "
+                    f"(only {int(trainable):,} train), and after {st.epochs_seen} epochs the loss is {loss:.4g}, "
+                    f"{loss / chance * 100:.0f} % of the chance level ln({k}) = {chance:.4g}. The frozen weights "
+                    f"are still where PyTorch's default initialisation put them ({at_init / checked * 100:.0f} % "
+                    "of those checked lie within 1/sqrt(fan_in)): no pretrained weights were loaded, and the head "
+                    "learns on random features.",
+        suggestion="If the frozen part is meant to be pretrained, load its weights before freezing "
+                   "(`backbone.load_state_dict(torch.load(path))` or the library's `from_pretrained`), and check "
+                   "the keys matched (`load_state_dict` returns the missing ones); otherwise do not freeze it: "
+                   "remove the `requires_grad = False` loop" + (" (or unfreeze it in `configure_optimizers`)"
+                                                                 if fw == "lightning" else "") + ".",
+        metric_key="frozen_share", metric_value=frozen,
+        evidence={"frozen_share": frozen, "trainable_parameters": int(trainable), "total_parameters": int(total),
+                  "frozen_at_init_share": at_init / checked, "loss": loss, "chance_loss": chance, "classes": k},
+        thresholds=th.pick("frozen_share", "frozen_chance_share", "frozen_epochs", "frozen_min_parameters"),
+    )]

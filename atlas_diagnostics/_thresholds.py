@@ -197,6 +197,11 @@ class Thresholds:
     # TensorFlow 1's keep_prob=0.9 passed as PyTorch's p: nine units in ten silenced at every step)
 
     # --- programming bugs, from the run's facts (atlas_callback/_facts.py) ---------------------------------------
+    frozen_share: float = 0.9  # frozen_backbone: at least this share of the parameters has requires_grad=False
+    # (and this share of the frozen weights checked is still within the default init bound 1/sqrt(fan_in)) ...
+    frozen_chance_share: float = 0.8  # ... and the loss stays at or above this share of ln(classes) ...
+    frozen_epochs: int = 2  # ... for this many epochs ...
+    frozen_min_parameters: int = 1000  # ... in a model of at least this many parameters
     uncleared_grad_share: float = 0.5  # missing_zero_grad: the share of the watched optimizer steps (the first 16)
     # whose incoming gradient found the previous one still in .grad (0 in a loop that clears them; ~1 without)
     double_softmax_accuracy: float = 0.8  # double_softmax: outputs that are probabilities (rows sum to one) fed to

@@ -108,6 +108,19 @@ def with_facts(n: int, facts: dict[str, Any], **over: Any) -> list[Any]:
     return epochs(n, facts=lambda e: facts if e == 0 else {}, **over)
 
 
+def head_on_frozen(total: int = 9604) -> Architecture:
+    """A 4-class classifier whose parameters are nearly all in a backbone (the facts say which train)."""
+    nodes = (ArchNode("backbone", "Linear", in_features=64, out_features=128),
+             ArchNode("head", "Linear", in_features=32, out_features=4))
+    return Architecture(total_parameters=total, layers=(ArchLayer("backbone", "Linear", total - 132),
+                                                        ArchLayer("head", "Linear", 132)), nodes=nodes)
+
+
+FROZEN = {"parameters": {"trainable": 2, "trainable_numel": 132, "in_optimizer": 2, "in_optimizer_numel": 132,
+                         "foreign_in_optimizer": 0, "frozen_checked_numel": 9400, "frozen_at_init_numel": 9400}}
+PRETRAINED = {"parameters": {**FROZEN["parameters"], "frozen_at_init_numel": 0}}  # loaded weights left the bound
+
+
 def bn_arch() -> Architecture:
     nodes = (ArchNode("fc1", "Linear", in_features=16, out_features=32), ArchNode("bn", "BatchNorm1d"),
              ArchNode("fc2", "Linear", in_features=32, out_features=4))
@@ -305,6 +318,12 @@ CASES: dict[str, tuple[Case, Case]] = {
                      architecture=regression(last_relu=True)),
         lambda: dict(epochs=with_facts(2, {"output": {"width": 1, "min": -1.2, "max": 2.5}}),  # a ReLU listed last,
                      architecture=regression(last_relu=True))),                             # used in the middle
+    "frozen_backbone": (  # a head on frozen weights still at their init: the loss near ln(4) = 1.386 ...
+        lambda: dict(epochs=with_facts(2, FROZEN, val=lambda e: {"val_loss": 1.36 - 0.01 * e, "val_acc": 0.4}),
+                     architecture=head_on_frozen()),
+        # ... the same slow head on loaded (pretrained) weights is not this bug
+        lambda: dict(epochs=with_facts(2, PRETRAINED, val=lambda e: {"val_loss": 1.36 - 0.01 * e, "val_acc": 0.4}),
+                     architecture=head_on_frozen())),
     "broadcast_loss_shapes": (
         lambda: dict(epochs=epochs(2), logs=[LogRecord("WARNING", "train.py:41: UserWarning: Using a target size "
                                                        "(torch.Size([64])) that is different to the input size "

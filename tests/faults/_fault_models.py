@@ -570,6 +570,34 @@ class LongRNN(Classifier):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
 
 
+class FrozenBackbone(Classifier):
+    """A CNN (three 3x3 convolutions, 14,048 parameters) frozen under a small head (Linear(32, 3) on globally pooled
+    features, 99 parameters: 0.7 % of the model), fine-tuned with Adam(lr=1e-3) as a fine-tuning recipe does.
+    ``pretrained``: the backbone is first trained on the task (4 epochs, the whole network), as loaded pretrained
+    weights would be, and the head re-initialised; without it the "pretrained" backbone is its random
+    initialisation (the freeze block copied from a recipe, the weights never loaded)."""
+
+    def __init__(self, pretrained: bool, data: DataLoader | None = None) -> None:
+        backbone = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        super().__init__(nn.Sequential(backbone, nn.Linear(32, 3)), lr=1e-3, optimizer="adam")
+        if pretrained:
+            assert data is not None
+            opt = torch.optim.Adam(self.net.parameters(), lr=3e-3)
+            for _ in range(4):
+                for x, y in data:
+                    opt.zero_grad()
+                    nn.functional.cross_entropy(self.net(x), y).backward()
+                    opt.step()
+            self.net[1].reset_parameters()
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam((p for p in self.parameters() if p.requires_grad), lr=self.lr)
+
+
 class FirstKernelCNN(nn.Module):
     """conv(k)-ReLU-pool, conv3-ReLU, average pool to 4x4, Linear(256, 3) on 28x28 images. ``kernel=9``: the first
     layer's 9x9 kernel (no padding) turns 28x28 into 20x20."""

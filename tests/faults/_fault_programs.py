@@ -27,6 +27,7 @@ from _fault_models import (
     ErrorLogging,
     FcHeavyCNN,
     FirstKernelCNN,
+    FrozenBackbone,
     FrozenZeroLayer,
     GRUClassifier,
     KeptGraph,
@@ -511,6 +512,21 @@ def _first_conv_shrinks(t: Trace) -> str | None:
     return None
 
 
+def _near_chance_for_three_epochs(t: Trace) -> str | None:
+    val = t.series("val_loss")
+    if len(val) < 3 or min(val[:3]) < 0.8 * math.log(3):
+        return f"the validation loss {[round(v, 3) for v in val]} leaves 0.8 ln(3) = 0.88 within 3 epochs"
+    return None
+
+
+def _frozen_images(pretrained: bool) -> Callable[[], tuple[pl.LightningModule, DataLoader, DataLoader]]:
+    def build() -> tuple[pl.LightningModule, DataLoader, DataLoader]:
+        torch.manual_seed(62)
+        train, val = loaders(images(384), images(128, seed=1))
+        return FrozenBackbone(pretrained, train), train, val
+    return build
+
+
 ISSUE_19_MORE: tuple[Program, ...] = (
     Program("double_softmax", "MLP 32-64-64-10 whose forward ends in nn.Softmax(dim=1), trained with "
                               "F.cross_entropy (softmax twice), Adam(lr=3e-3), an easy 10-class task",
@@ -575,6 +591,13 @@ ISSUE_19_MORE: tuple[Program, ...] = (
             _seeded(60, lambda: Classifier(FirstKernelCNN(kernel=9), lr=0.02), _images28), 3,
             (Expect("large_kernel", onset=0, by_epoch=0),),
             symptom=Symptom("the first conv's output is 20x20 from a 28x28 input", _first_conv_shrinks)),
+    Program("frozen_random_backbone", "a fine-tuning recipe's freeze loop over a CNN backbone whose pretrained "
+                                      "weights were never loaded: 99.3 % of the parameters frozen at their random "
+                                      "initialisation, Adam(lr=1e-3) on the head",
+            _frozen_images(pretrained=False), 4,
+            (Expect("frozen_backbone", onset=0, by_epoch=1),),
+            symptom=Symptom("the validation loss stays at 0.8 ln(3) or above for 3 epochs",
+                            _near_chance_for_three_epochs)),
 )
 
 HEALTHY_19_MORE: tuple[Program, ...] = (
@@ -602,6 +625,9 @@ HEALTHY_19_MORE: tuple[Program, ...] = (
             _seeded(61, LongRNN, _long_sequences), 3, trainer=dict(gradient_clip_val=1.0)),
     Program("healthy_small_first_kernel", "large_first_kernel's twin: a 3x3 first kernel",
             _seeded(60, lambda: Classifier(FirstKernelCNN(kernel=3), lr=0.02), _images28), 3),
+    Program("healthy_pretrained_frozen", "frozen_random_backbone's twin: the same freeze over a backbone trained "
+                                         "on the task first (the pretrained weights loaded), a new head",
+            _frozen_images(pretrained=True), 4),
 )
 
 FAULTS = FAULTS + ISSUE_19_MORE
