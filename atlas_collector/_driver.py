@@ -335,10 +335,10 @@ def _fresh_steps(rd: _RunDiag, batches: Iterable[CommittedSteps]) -> list[StepRe
     for i in thin(samples, STEPS_PER_UPDATE):
         x, rank = samples[i], ranks[i]
         has = x.HasField
-        out.append(StepRecord(step=x.step, epoch=x.epoch, rank=rank, loss=x.loss if has("loss") else None,
-                              lr=x.lr if has("lr") else None, grad_norm=x.grad_norm if has("grad_norm") else None,
-                              time=x.time.seconds + x.time.nanos / 1e9 if has("time") else None,
-                              amp_skipped=x.amp_skipped))
+        out.append(StepRecord.from_wire(  # unsigned wire fields: the checks of StepRecord() cannot fail
+            x.step, x.epoch, rank, x.loss if has("loss") else None, x.lr if has("lr") else None,
+            x.grad_norm if has("grad_norm") else None, x.time.seconds + x.time.nanos / 1e9 if has("time") else None,
+            x.amp_skipped))
         if x.step > hw.get(rank, -1):
             hw[rank] = x.step
     return out

@@ -155,3 +155,17 @@ def test_package_is_pure_python_without_io_or_clock() -> None:
             assert set(names) <= allowed, f"{path.name} imports {names}"
         assert len(path.read_text().splitlines()) < 600, path.name
     assert (root / "py.typed").exists()
+
+
+def test_step_record_from_wire_is_the_same_record_and_still_frozen() -> None:
+    """The collector's fast constructor builds exactly what the checked one builds (equal, same hash, frozen)."""
+    import dataclasses
+
+    from atlas_diagnostics import StepRecord
+
+    for args in ((7, 2, 1, float("nan"), None, 3.5, 1.7e9, True), (0, 0, 0, None, 1e-3, None, None, False)):
+        fast, checked = StepRecord.from_wire(*args), StepRecord(*args)
+        assert repr(fast) == repr(checked) and hash(fast) == hash(checked)
+        assert fast == checked or fast.loss != fast.loss  # NaN != NaN, field by field
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.step = 8  # type: ignore[misc]
