@@ -89,20 +89,6 @@ def _check_alert(title: Any, text: Any, level: Any) -> str:
     return key
 
 
-def metric_point(record: tuple[Any, Any, int, Mapping[Any, float]]) -> tpb.MetricPoint:
-    """A MetricPoint from a `RunCore.log_metrics` record (step, epoch, time in ns, values), on the sender thread;
-    names are text of 1 to 200 characters."""
-    step, epoch, time_ns, values = record
-    point = tpb.MetricPoint(step=max(0, int(step)), epoch=max(0, int(epoch)))
-    point.time.FromNanoseconds(time_ns)
-    out = point.values
-    for key, value in values.items():
-        name = str(key)[:200]
-        if name:
-            out[name] = value
-    return point
-
-
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value

@@ -16,6 +16,8 @@ _SKIP = ("atlas_callback", "atlas_collector", "grpc", "codecarbon")
 
 
 class LogCapture(logging.Handler):
+    atlas_own = True  # one of Atlas's handlers: it does not count as the application showing a record
+
     def __init__(self, send: Callable[[tpb.LogRecord], None], *, level: int = logging.INFO,
                  max_per_epoch: int = 1000) -> None:
         super().__init__(level)
@@ -84,9 +86,7 @@ class LogCapture(logging.Handler):
         last = logging.lastResort
         if last is None or record.levelno < last.level:
             return
-        from ._notice import _shown_elsewhere
-
-        if not _shown_elsewhere(record):
+        if not shown_elsewhere(record):
             last.handle(record)
 
     def epoch_counts(self, epoch_after: int) -> tpb.LogCounts:
@@ -113,3 +113,20 @@ def _message(record: logging.LogRecord) -> str:
     if record.exc_info and record.exc_info[1] is not None:
         text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
     return text[:10_000]
+
+
+def shown_elsewhere(record: logging.LogRecord) -> bool:
+    """Whether a handler of the application's (not one of Atlas's: `atlas_own`) on the record's way up to the root
+    would handle it."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        for h in logger.handlers:
+            # (a NullHandler shows nothing: a library's `logging.getLogger("py.warnings").addHandler(NullHandler())`
+            # must not make the script's warnings vanish from its terminal)
+            if getattr(h, "atlas_own", False) or isinstance(h, logging.NullHandler) or record.levelno < h.level:
+                continue
+            return True
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return False

@@ -12,19 +12,23 @@ from __future__ import annotations
 import logging
 import sys
 
+from ._logs import shown_elsewhere
+
 _LOGGER = "atlas_callback"
 _quiet_runs: set[int] = set()
 _loud_runs: set[int] = set()
 
 
 class StderrNotice(logging.Handler):
+    atlas_own = True  # one of Atlas's handlers: it does not count as the application showing a record
+
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
         if not _loud_runs and _quiet_runs:
             return
-        if _shown_elsewhere(record):
+        if shown_elsewhere(record):
             return
         try:
             stream = sys.stderr
@@ -33,25 +37,6 @@ class StderrNotice(logging.Handler):
                 stream.flush()
         except Exception:  # noqa: BLE001 - a closed stderr must not break training
             pass
-
-
-def _shown_elsewhere(record: logging.LogRecord) -> bool:
-    """Whether a handler of the application's (not Atlas's capture, not this one) on the record's way up to the
-    root would handle it."""
-    from ._logs import LogCapture
-
-    logger: logging.Logger | None = logging.getLogger(record.name)
-    while logger is not None:
-        for h in logger.handlers:
-            # (a NullHandler shows nothing: a library's `logging.getLogger("py.warnings").addHandler(NullHandler())`
-            # must not make the script's warnings vanish from its terminal)
-            if isinstance(h, (StderrNotice, LogCapture, logging.NullHandler)) or record.levelno < h.level:
-                continue
-            return True
-        if not logger.propagate:
-            break
-        logger = logger.parent
-    return False
 
 
 def install(run_key: int, quiet: bool) -> None:

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import grpc
 
@@ -70,6 +70,20 @@ class _RateLimitedLog:
         self._last[key] = now
         extra = self._suppressed.pop(key, 0)
         log.log(level, msg + (f" ({extra} more like this suppressed)" if extra else ""), *args, exc_info=exc_info)
+
+
+def metric_point(record: tuple[Any, Any, int, Mapping[Any, float]]) -> tpb.MetricPoint:
+    """A MetricPoint from a `RunCore.log_metrics` record (step, epoch, time in ns, values), on the sender thread;
+    names are text of 1 to 200 characters."""
+    step, epoch, time_ns, values = record
+    point = tpb.MetricPoint(step=max(0, int(step)), epoch=max(0, int(epoch)))
+    point.time.FromNanoseconds(time_ns)
+    out = point.values
+    for key, value in values.items():
+        name = str(key)[:200]
+        if name:
+            out[name] = value
+    return point
 
 
 class Transport:
@@ -242,8 +256,6 @@ class Transport:
                 while self._queue and self._queue[0][0] == kind and len(items) < MAX_SAMPLES_PER_MESSAGE:
                     items.append(self._queue.popleft()[1])
                 if kind == "metric":  # plain tuples from RunCore.log_metrics: the messages are built here
-                    from ._core import metric_point
-
                     items = [metric_point(item) if isinstance(item, tuple) else item for item in items]
                 (msg.step_batch.samples if kind == "step" else msg.log_batch.records if kind == "log"
                  else msg.metric_batch.points).extend(items)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import mimetypes
 import pathlib
 import time
@@ -18,31 +17,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import _auth, _streams
-from ._api import Api, HttpError, blocking, dumps, status_of
+from ._api import Api, HttpError, blocking
+from ._http import error_response, json_response, read_json
 
 STATIC = pathlib.Path(__file__).parent / "static"
-MAX_BODY = 64 * 1024
 WRONG_TOKEN_DELAY_S = 0.5
-
-
-def json_response(value: Any, status: int = 200) -> Response:
-    return Response(dumps(value), status_code=status, media_type="application/json",
-                    headers={"cache-control": "no-store"})
-
-
-def error_response(exc: BaseException) -> Response:
-    status, message = status_of(exc)
-    return json_response({"error": message}, status)
-
-
-async def read_json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HttpError(413, f"the request body must be at most {MAX_BODY} bytes, got {len(body)}")
-    try:
-        return json.loads(body or b"{}")
-    except ValueError as exc:
-        raise HttpError(400, f"the request body is not JSON: {exc}") from None
 
 
 class Assets:

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from .. import _schema as s
 from . import _downsample
 from ._api import Api, HttpError, _clean, in_pool, int_param
+from ._http import error_response, json_response, read_json
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,6 @@ SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 
 def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(_clean(data), ensure_ascii=False, separators=(',', ':'))}\n\n"
-
-
-def _error(exc: BaseException) -> Response:
-    from ._app import error_response
-
-    return error_response(exc)
 
 
 class RunCursor:
@@ -168,7 +163,7 @@ def run_stream(api: Api, hub: Any) -> Callable[[Request], Any]:
                 hub.unsubscribe(sub)
                 raise
         except Exception as exc:  # noqa: BLE001
-            return _error(exc)
+            return error_response(exc)
 
         def read(pending: dict[str, set[str]]) -> list[tuple[str, Any]]:
             return cursor.read(set().union(*pending.values()) if pending else set())
@@ -214,8 +209,6 @@ NO_LLM = ("no LLM is configured for this collector: set OPENAI_BASE_URL (and OPE
 def ask_stream(api: Api) -> Callable[[Request], Any]:
     """`POST /api/runs/{id}/ask {"question"}`: `atlas ask`'s agent, streamed as `token`, `tool`, `done`, `error`."""
     async def endpoint(request: Request) -> Response:
-        from ._app import json_response, read_json
-
         loop = asyncio.get_running_loop()
         try:
             body = await read_json(request)
@@ -230,7 +223,7 @@ def ask_stream(api: Api) -> Callable[[Request], Any]:
                 raise HttpError(503, f"the agent cannot be loaded in the collector ({type(exc).__name__}: {exc})")
             providers = configured()
         except Exception as exc:  # noqa: BLE001
-            return _error(exc)
+            return error_response(exc)
         if not providers:
             fallback = await in_pool(diagnostics_answer, api.ctx, run)
             return json_response({"error": NO_LLM, "fallback": fallback["text"]}, 503)
