@@ -59,6 +59,9 @@ class ArchNode(_Record):
     batch_first: bool | None = None  # RNN/LSTM/GRU and MultiheadAttention
     # Dropout
     p: float | None = None  # the probability of dropping a unit
+    # as traced in the first forward pass: the layer's first input, batch dimension included (an RNN without
+    # batch_first reads it as (time, batch, features)); empty when not traced
+    input_shape: tuple[int, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArchNode:

@@ -39,6 +39,8 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "missing_zero_grad": _LOSS_SYMPTOMS + ("exploding_gradients", "lr_too_high", "dead_layers", "vanishing_gradients",
                                            "saturated_activation", "loss_plateau", "loss_at_chance"),
     "relu_output": ("loss_plateau", "loss_at_chance", "dead_layers", "lr_too_low") + _WASTE,
+    "rnn_batch_first": ("loss_plateau", "loss_at_chance", "lr_too_low", "vanishing_gradients", "high_loss_variance",
+                        "missing_grad_clipping") + _WASTE,
     "frozen_backbone": ("loss_plateau", "loss_at_chance", "lr_too_low", "unused_parameters",
                         "frozen_output_layers") + _WASTE,
     "broadcast_loss_shapes": ("loss_plateau", "loss_at_chance", "lr_too_low", "high_loss_variance",
@@ -88,7 +90,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
 _BUGS = ("missing_zero_grad", "optimizer_not_stepping_model", "double_softmax", "lr_schedule_collapse",
          "unnormalized_inputs", "unshuffled_data", "eval_mode_training", "batchnorm_tiny_batch",
          "missing_grad_clipping", "unused_parameters", "loss_at_chance", "data_leakage", "broadcast_loss_shapes",
-         "relu_output", "frozen_backbone")
+         "relu_output", "frozen_backbone", "rnn_batch_first")
 _SETTINGS = ("lr_too_high", "lr_too_low", "rnn_too_deep", "memory_growth", "low_gpu_utilization", "error_logs",
              "fc_dominates_params", "conv_bottleneck", "missing_pooling", "large_kernel", "grayscale_channel_explosion",
              "attention_head_dim", "embedding_oversized", "excessive_dropout")

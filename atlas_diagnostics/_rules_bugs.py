@@ -2,7 +2,8 @@
 scheduler, first batches, outputs, modes; ``atlas_callback/_facts.py`` captures them, ARCHITECTURE.md lists the
 keys): missing_zero_grad, double_softmax, optimizer_not_stepping_model, lr_schedule_collapse, unnormalized_inputs,
 unshuffled_data, eval_mode_training, batchnorm_tiny_batch, unused_parameters, missing_grad_clipping,
-broadcast_loss_shapes, relu_output (and frozen_backbone, in ``_rules_loss``: it judges the loss against chance).
+broadcast_loss_shapes, relu_output, rnn_batch_first (and frozen_backbone, in ``_rules_loss``: it judges the loss
+against chance).
 
 Each names the likely line of code, in the run's framework. None of them fires without its facts: a run recorded
 by a trainer that does not send them (an older client, ``track_facts=False``) is judged by the other checks alone.
@@ -495,3 +496,35 @@ def relu_output(ctx: Context) -> list[Finding]:
         evidence={"layer": last.id, "after": before.id, "output_min": low},
     )]
 
+
+_RNNS = ("RNN", "LSTM", "GRU")
+
+
+@rule("rnn_batch_first", severity="warning", category="loss")
+def rnn_batch_first(ctx: Context) -> list[Finding]:
+    """An `nn.RNN`/`nn.LSTM`/`nn.GRU` without ``batch_first=True`` fed a (batch, time, features) tensor: it reads
+    the batch as time and the time steps as the batch, so each "sequence" it learns from is one time step of every
+    sample and the samples' order in the batch is what it remembers. Seen in the first forward pass: the layer's
+    traced input has the batch size (the first batches' targets) in its first dimension and not in its second."""
+    arch, t = ctx.state.architecture, _fact(ctx, "targets")
+    sizes = [int(v) for v in (t or {}).get("batch_sizes") or () if isinstance(v, (int, float))]
+    if arch is None or not sizes:
+        return []
+    batch = sizes[0]
+    out: list[Finding] = []
+    for node in arch.nodes:
+        shape = node.input_shape
+        if node.type not in _RNNS or node.batch_first or len(shape) != 3 or shape[0] != batch or shape[1] == batch:
+            continue
+        out.append(Finding(
+            title="A recurrent layer reads the batch as time",
+            description=f"{node.id} ({node.type}) was built without `batch_first=True` and its first input was "
+                        f"{tuple(shape)}, the batch size {batch} first: it takes dimension 0 as time, so it runs "
+                        f"{shape[0]} \"time steps\" across the batch's samples and treats the {shape[1]} real time "
+                        "steps as separate sequences. The model cannot learn the sequences' order.",
+            suggestion=f"Build it with `nn.{node.type}(..., batch_first=True)` (or pass `x.transpose(0, 1)`, shape "
+                       "(time, batch, features), and read its output the same way).",
+            metric_key="input_shape", metric_value=float(shape[0]), layer=node.id, key=node.id,
+            evidence={"layer": node.id, "input_shape": list(shape), "batch_size": batch, "batch_first": False},
+        ))
+    return out

@@ -335,11 +335,14 @@ def architecture(m: tpb.ModelInfo) -> Architecture | None:
     if not m.layers and not m.total_parameters:
         return None
     layers, nodes = [], []
+    traced = {stage.layer: tuple(int(v) for v in stage.input_shape) for stage in m.dimension_flow
+              if all(v >= 0 for v in stage.input_shape)}
     for x in m.layers:
         layers.append(ArchLayer(name=x.name, type=x.type, parameters=int(x.parameters),
                                 pct_of_total=x.pct_of_total or None))
         raw = struct_dict(x.attributes) if x.HasField("attributes") else {}
-        nodes.append(ArchNode(id=x.name, type=x.type, parameters=int(x.parameters), **_node_attributes(raw)))
+        nodes.append(ArchNode(id=x.name, type=x.type, parameters=int(x.parameters), input_shape=traced.get(x.name, ()),
+                              **_node_attributes(raw)))
     input_shape: tuple[int, ...] = ()
     if m.dimension_flow and len(m.dimension_flow[0].input_shape) > 1:  # (batch, *one sample)
         input_shape = tuple(int(v) for v in m.dimension_flow[0].input_shape[1:])

@@ -116,6 +116,15 @@ def head_on_frozen(total: int = 9604) -> Architecture:
                                                         ArchLayer("head", "Linear", 132)), nodes=nodes)
 
 
+def lstm_fed(shape: tuple[int, ...], batch_first: bool | None = None) -> Architecture:
+    """A 3-class LSTM classifier whose LSTM saw `shape` in the first forward pass."""
+    nodes = (ArchNode("rnn", "LSTM", input_size=4, hidden_size=16, num_layers=1, batch_first=batch_first,
+                      input_shape=shape), ArchNode("head", "Linear", in_features=16, out_features=3))
+    return Architecture(total_parameters=1472, layers=(ArchLayer("rnn", "LSTM", 1421), ArchLayer("head", "Linear", 51)),
+                        nodes=nodes)
+
+
+BATCHES_OF_32 = {"targets": {"classes_seen": 3, "max_label": 2, "batch_classes": [3] * 8, "batch_sizes": [32] * 8}}
 FROZEN = {"parameters": {"trainable": 2, "trainable_numel": 132, "in_optimizer": 2, "in_optimizer_numel": 132,
                          "foreign_in_optimizer": 0, "frozen_checked_numel": 9400, "frozen_at_init_numel": 9400}}
 PRETRAINED = {"parameters": {**FROZEN["parameters"], "frozen_at_init_numel": 0}}  # loaded weights left the bound
@@ -318,6 +327,10 @@ CASES: dict[str, tuple[Case, Case]] = {
                      architecture=regression(last_relu=True)),
         lambda: dict(epochs=with_facts(2, {"output": {"width": 1, "min": -1.2, "max": 2.5}}),  # a ReLU listed last,
                      architecture=regression(last_relu=True))),                             # used in the middle
+    "rnn_batch_first": (  # (batch 32, time 20, features 4) into an LSTM that reads (time, batch, features) ...
+        lambda: dict(epochs=with_facts(1, BATCHES_OF_32), architecture=lstm_fed((32, 20, 4))),
+        # ... the same tensor, transposed to (time, batch, features) as the LSTM expects
+        lambda: dict(epochs=with_facts(1, BATCHES_OF_32), architecture=lstm_fed((20, 32, 4)))),
     "frozen_backbone": (  # a head on frozen weights still at their init: the loss near ln(4) = 1.386 ...
         lambda: dict(epochs=with_facts(2, FROZEN, val=lambda e: {"val_loss": 1.36 - 0.01 * e, "val_acc": 0.4}),
                      architecture=head_on_frozen()),

@@ -389,6 +389,21 @@ class GRUClassifier(Classifier):
         return self.head(out[:, -1])
 
 
+class SequenceLSTM(Classifier):
+    """A one-layer LSTM over (batch, time, features) sequences, its last output into a Linear head (the sum's sign
+    is the class), Adam(lr=3e-3). ``batch_first=False``: the LSTM is built as `nn.LSTM(1, 16)` and fed the same
+    tensors: it takes the batch as time (the bug)."""
+
+    def __init__(self, batch_first: bool) -> None:
+        super().__init__(nn.Identity(), lr=3e-3, optimizer="adam")
+        self.rnn = nn.LSTM(1, 16, batch_first=batch_first)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
 class AutoEncoder(pl.LightningModule):
     """An MLP autoencoder 32-16-4-16-32 trained with MSE (a regression loss: no classes, no accuracy)."""
 

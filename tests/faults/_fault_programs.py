@@ -41,6 +41,7 @@ from _fault_models import (
     RawPixels,
     Repeat,
     ScaledInputs,
+    SequenceLSTM,
     SlowDataset,
     SlowLoader,
     SmallCNN,
@@ -519,6 +520,20 @@ def _near_chance_for_three_epochs(t: Trace) -> str | None:
     return None
 
 
+def _sequences_unlearned(t: Trace) -> str | None:
+    acc = t.series("val_acc")
+    if max(acc) > 0.7:
+        return f"validation accuracy reaches {max(acc):.3f}, not 0.7 or less (the twin with batch_first: 0.9+)"
+    return None
+
+
+def _lstm(batch_first: bool) -> Callable[[], tuple[pl.LightningModule, DataLoader, DataLoader]]:
+    def build() -> tuple[pl.LightningModule, DataLoader, DataLoader]:
+        torch.manual_seed(63)
+        return SequenceLSTM(batch_first), *loaders(sequences(512, length=20), sequences(256, length=20, seed=1))
+    return build
+
+
 def _frozen_images(pretrained: bool) -> Callable[[], tuple[pl.LightningModule, DataLoader, DataLoader]]:
     def build() -> tuple[pl.LightningModule, DataLoader, DataLoader]:
         torch.manual_seed(62)
@@ -598,6 +613,11 @@ ISSUE_19_MORE: tuple[Program, ...] = (
             (Expect("frozen_backbone", onset=0, by_epoch=1),),
             symptom=Symptom("the validation loss stays at 0.8 ln(3) or above for 3 epochs",
                             _near_chance_for_three_epochs)),
+    Program("lstm_without_batch_first", "nn.LSTM(1, 16) (batch_first left False) fed (batch, time, features) "
+                                        "sequences, its last output into the head, Adam(lr=3e-3)",
+            _lstm(batch_first=False), 4,
+            (Expect("rnn_batch_first", onset=0, by_epoch=0, layer="rnn"),),
+            symptom=Symptom("validation accuracy stays at or below 0.7", _sequences_unlearned)),
 )
 
 HEALTHY_19_MORE: tuple[Program, ...] = (
@@ -628,6 +648,8 @@ HEALTHY_19_MORE: tuple[Program, ...] = (
     Program("healthy_pretrained_frozen", "frozen_random_backbone's twin: the same freeze over a backbone trained "
                                          "on the task first (the pretrained weights loaded), a new head",
             _frozen_images(pretrained=True), 4),
+    Program("healthy_lstm_batch_first", "lstm_without_batch_first's twin: nn.LSTM(1, 16, batch_first=True)",
+            _lstm(batch_first=True), 4),
 )
 
 FAULTS = FAULTS + ISSUE_19_MORE
