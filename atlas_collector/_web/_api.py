@@ -282,11 +282,19 @@ class Api:
         from atlas_cli._inspect import get_epochs
 
         run_id, rows = get_epochs(self.ctx, ref, rank=int_param(params, "rank", None, 0, 65535))
-        return {"run": run_id, "epochs": rows, "gpus": self._gpus(run_id)}
+        gpus, profiles = self._from_payloads(run_id)
+        for row in rows:  # the Profiler tab: each profiled epoch's torch.profiler summary (rank 0)
+            if row.get("rank", 0) == 0 and row["epoch"] in profiles:
+                row["profiler"] = profiles[row["epoch"]]
+        return {"run": run_id, "epochs": rows, "gpus": gpus}
 
-    def _gpus(self, run_id: str) -> list[dict[str, Any]]:
-        """Every device of every epoch (the epoch rows carry the first GPU only)."""
-        out = []
+    def _from_payloads(self, run_id: str) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+        """From the stored epoch summaries of rank 0: every device of every epoch (the epoch rows carry the first
+        GPU only), and each profiled epoch's profiler summary (field names as in the .proto)."""
+        from atlas_proto.convert import dict_to_message, message_to_dict
+        from atlas_proto.v1 import telemetry_pb2 as tpb
+
+        out, profiles = [], {}
         with self.sv.store.connect() as conn:
             for row in self.sv.store.epochs(conn, run_id, rank=0):
                 payload = row["payload"] if isinstance(row["payload"], dict) else {}
@@ -294,7 +302,13 @@ class Api:
                     out.append({"epoch": row["epoch"], "index": g.get("index", 0),
                                 **{k: _num(g.get(k)) for k in ("utilizationPercent", "memoryUsedMb", "memoryTotalMb",
                                                                  "powerWatts", "temperatureC")}})
-        return [{_snake(k): v for k, v in g.items()} for g in out]
+                if isinstance(payload.get("profiler"), dict):
+                    try:
+                        profiles[row["epoch"]] = _clean(message_to_dict(
+                            dict_to_message(payload["profiler"], tpb.ProfilerSummary())))
+                    except Exception:  # noqa: BLE001 - a damaged stored summary leaves the tab empty, not the page
+                        log.debug("run=%s epoch %s: unreadable profiler summary", run_id, row["epoch"], exc_info=True)
+        return [{_snake(k): v for k, v in g.items()} for g in out], profiles
 
     def layers(self, ref: str, params: Any) -> dict[str, Any]:
         from atlas_proto.v1 import query_pb2 as qpb

@@ -303,6 +303,19 @@ def test_events_deliver_steps_and_epochs_within_a_second_while_a_run_trains(ui_c
 
 
 @pytest.mark.slow
+def test_the_profiler_tab_gets_each_profiled_epochs_summary(ui_collector, ui_client, lightning_run) -> None:
+    from atlas_callback import AtlasConfig
+
+    profiled = lightning_run("profiled", max_epochs=2, config=AtlasConfig(track_profiler=True, profile_every_epochs=1))
+    plain = lightning_run("plain", max_epochs=1)
+    epochs = ok(ui_client.get(f"/api/runs/{profiled}/epochs"))["epochs"]
+    assert [e["epoch"] for e in epochs if e.get("profiler")] == [0, 1]
+    summary = epochs[-1]["profiler"]
+    assert summary["top_ops"] and all(op["name"] and op["cpu_time_ms"] >= 0 for op in summary["top_ops"])
+    assert summary["total_cpu_time_ms"] > 0
+    assert not any("profiler" in e for e in ok(ui_client.get(f"/api/runs/{plain}/epochs"))["epochs"])
+
+
 def test_post_stop_stops_the_trainer_at_the_next_batch(ui_collector, ui_client, lightning_run) -> None:
     run_id = "5707c0de-0000-4000-8000-000000000002"
     answer: dict[str, Any] = {}
